@@ -1,0 +1,36 @@
+# Thin wrapper around CMake: `make` builds, `make demo` runs the main job on an example,
+# `make check` runs every test normally, again under ASan/UBSan, then fuzzes the parser.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all demo check test test-asan fuzz bench clean
+
+all:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: all
+	./scripts/demo.sh $(BUILD)/cli/kiln
+
+test: all
+	cd $(BUILD) && KILN_TEST_MUST_RUN=1 ctest --output-on-failure -j$(JOBS)
+
+test-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Sanitize
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && KILN_TEST_MUST_RUN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+fuzz:
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DKILN_FUZZ=ON
+	cmake --build build-fuzz -j$(JOBS) --target kiln-fuzz-targets
+	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+check: test test-asan fuzz
+
+bench: all
+	./bench/run.sh $(BUILD)/cli/kiln
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,162 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/xalloc.h"
+
+int kn_read_fd(int fd, size_t max, struct kn_buf *out, kn_error **err)
+{
+	size_t start = out->len;
+
+	for (;;) {
+		ssize_t n;
+
+		kn_buf_grow(out, 65536);
+		n = read(fd, out->buf + out->len, out->alloc - out->len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return kn_error_errno(err, "read");
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+		out->buf[out->len] = 0;
+		if (max && out->len - start > max)
+			return kn_error_set(err, EFBIG, "input larger than %zu bytes", max);
+	}
+	return 0;
+}
+
+int kn_read_file(const char *path, size_t max, struct kn_buf *out, kn_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return kn_error_errno(err, "open '%s'", path);
+	if (kn_read_fd(fd, max, out, err) < 0)
+		return kn_error_wrap(err, "'%s'", path);
+	return 0;
+}
+
+int kn_write_all(int fd, const void *data, size_t len, kn_error **err)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return kn_error_errno(err, "write");
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int kn_fsync_dir(const char *dir, kn_error **err)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return kn_error_errno(err, "open '%s'", dir);
+	if (fsync(fd) < 0)
+		return kn_error_errno(err, "fsync '%s'", dir);
+	return 0;
+}
+
+int kn_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, kn_error **err)
+{
+	_cleanup_free_ char *tmp = xasprintf("%s.tmp-XXXXXX", path);
+	_cleanup_free_ char *dcopy = xstrdup(path);
+	int fd;
+
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return kn_error_errno(err, "create temporary file for '%s'", path);
+	if (fchmod(fd, mode) < 0 || kn_write_all(fd, data, len, NULL) < 0 || fsync(fd) < 0) {
+		kn_error_errno(err, "write '%s'", tmp);
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		kn_error_errno(err, "close '%s'", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		kn_error_errno(err, "rename '%s' to '%s'", tmp, path);
+		unlink(tmp);
+		return -1;
+	}
+	return kn_fsync_dir(dirname(dcopy), err);
+}
+
+int kn_mkdir_p(const char *path, mode_t mode, kn_error **err)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return kn_error_errno(err, "mkdir '%s'", p);
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return kn_error_errno(err, "mkdir '%s'", p);
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int kn_rm_rf(const char *path, kn_error **err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : kn_error_errno(err, "stat '%s'", path);
+	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return kn_error_errno(err, "remove '%s'", path);
+	return 0;
+}
+
+char *kn_path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a);
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (*b == '/')
+		b++;
+	if (la == 1 && a[0] == '/')
+		return xasprintf("/%s", b);
+	return xasprintf("%.*s/%s", (int)la, a, b);
+}
+
+bool kn_path_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}

@@ -1,0 +1,55 @@
+/* kiln CLI: shared helpers for the subcommands (argument parsing and printing only). */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <getopt.h>
+
+#include "base/base.h"
+
+/** Exit codes: 0 success, 1 failure, 2 usage error (unknown command, flag or bad arguments). */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+struct cli_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+/* Prints "kiln: <error>" once to stderr, frees err and returns CLI_EXIT_FAIL. */
+int cli_fail(kn_error *err);
+/* Prints "kiln <cmd>: <msg>" and a pointer to --help on stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a warning line "kiln: warning: ..." on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * The store root: the last --root given (globally or to the command), else $KILN_ROOT, else
+ * /var/lib/kiln for root and $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) for other users.
+ */
+void cli_set_root(const char *dir);
+const char *cli_root(void);
+
+/*
+ * Every store-touching command adds CLI_OPT_ROOT_ENTRY to its long options and handles
+ * `case CLI_OPT_ROOT: cli_set_root(optarg); break;`. Each command handles "help" (-h/--help)
+ * by printing its usage on stdout and returning 0.
+ */
+#define CLI_OPT_ROOT 0x1000
+#define CLI_OPT_ROOT_ENTRY { "root", required_argument, NULL, CLI_OPT_ROOT }
+
+/*
+ * Runs getopt_long over argv for command `cmd`, resetting getopt state first. Unknown options
+ * and missing arguments are reported by cli_getopt itself: it returns '?' and the command
+ * returns CLI_EXIT_USAGE.
+ */
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts);
+void cli_getopt_reset(void);
+
+/* The command table, defined in main.c. */
+extern const struct cli_cmd cli_commands[];
+
+/* Commands: each lives in cli/cmd-<name>.c. */
+/* KILN-COMMAND-DECLARATIONS (keep sorted; one line per command) */
+
+#endif

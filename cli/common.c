@@ -1,0 +1,98 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static char *root_override;
+static char *root_default;
+
+int cli_fail(kn_error *err)
+{
+	_cleanup_free_ char *msg = kn_error_format(err);
+
+	fprintf(stderr, "kiln: %s\n", msg);
+	kn_error_free(err);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "kiln%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nSee 'kiln%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
+	return CLI_EXIT_USAGE;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kiln: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_set_root(const char *dir)
+{
+	free(root_override);
+	root_override = xstrdup(dir);
+}
+
+const char *cli_root(void)
+{
+	const char *env;
+
+	if (root_override)
+		return root_override;
+	env = getenv("KILN_ROOT");
+	if (env && *env)
+		return env;
+	if (!root_default) {
+		const char *xdg = getenv("XDG_DATA_HOME");
+		const char *home = getenv("HOME");
+
+		if (geteuid() == 0)
+			root_default = xstrdup("/var/lib/kiln");
+		else if (xdg && *xdg)
+			root_default = xasprintf("%s/kiln", xdg);
+		else
+			root_default = xasprintf("%s/.local/share/kiln", home && *home ? home : ".");
+	}
+	return root_default;
+}
+
+void cli_getopt_reset(void)
+{
+	optind = 0;
+	opterr = 0;
+}
+
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	int c;
+
+	/* A leading '+' stops at the first operand; ':' makes a missing argument return ':'. */
+	c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (c == ':') {
+		cli_usage_error(cmd, "option '%s' requires an argument", argv[optind - 1]);
+		return '?';
+	}
+	if (c == '?') {
+		if (optopt)
+			cli_usage_error(cmd, "unknown option '-%c'", optopt);
+		else
+			cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		return '?';
+	}
+	return c;
+}

@@ -1,0 +1,65 @@
+/* kiln: git-style dispatch to the subcommands in cli/cmd-<name>.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+const struct cli_cmd cli_commands[] = {
+	/* KILN-COMMAND-TABLE (keep sorted; one line per command) */
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: kiln [--root DIR] COMMAND [OPTIONS] [ARGS...]\n"
+	      "\n"
+	      "kiln builds OCI and Docker container images from Dockerfiles without a daemon.\n"
+	      "\n"
+	      "Global options:\n"
+	      "  --root DIR     local image store (default /var/lib/kiln for root; also $KILN_ROOT)\n"
+	      "  -h, --help     show this help\n"
+	      "  --version      show the version\n"
+	      "\n"
+	      "Commands:\n",
+	      out);
+	for (const struct cli_cmd *c = cli_commands; c->name; c++)
+		fprintf(out, "  %-10s %s\n", c->name, c->summary);
+	fputs("\nRun 'kiln COMMAND --help' for a command's options; see kiln(1).\n", out);
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return CLI_EXIT_OK;
+		} else if (!strcmp(a, "--version")) {
+			printf("kiln version %s\n", KILN_VERSION);
+			return CLI_EXIT_OK;
+		} else if (!strcmp(a, "--root")) {
+			if (i + 1 >= argc)
+				return cli_usage_error(NULL, "option '--root' requires an argument");
+			cli_set_root(argv[++i]);
+		} else if (!strncmp(a, "--root=", 7)) {
+			cli_set_root(a + 7);
+		} else {
+			return cli_usage_error(NULL, "unknown option '%s'", a);
+		}
+		i++;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	for (const struct cli_cmd *c = cli_commands; c->name; c++) {
+		if (!strcmp(c->name, argv[i])) {
+			cli_getopt_reset();
+			return c->fn(argc - i, argv + i);
+		}
+	}
+	return cli_usage_error(NULL, "unknown command '%s'", argv[i]);
+}

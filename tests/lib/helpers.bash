@@ -1,0 +1,58 @@
+# Shared bats helpers for kiln's end-to-end tests (after buildah's tests/helpers.bash).
+# Every test gets a fresh store in $BATS_TEST_TMPDIR/root, passed to kiln with --root.
+
+: "${KILN:?KILN must point at the kiln binary (ctest sets it)}"
+: "${KILN_SRC:?KILN_SRC must point at the source tree (ctest sets it)}"
+export KILN_TESTDATA="$KILN_SRC/testdata"
+
+kiln_setup_root() {
+	export KILN_TEST_ROOT="$BATS_TEST_TMPDIR/root"
+	mkdir -p "$KILN_TEST_ROOT"
+}
+
+# run_kiln [expected_rc] args...: runs kiln with the test root and a timeout, logs the command,
+# leaves $status and $output (stdout+stderr) as bats' run does, and fails on an unexpected status.
+run_kiln() {
+	local expected=0
+	case "$1" in
+	[0-9] | [0-9][0-9] | [0-9][0-9][0-9]) expected=$1; shift ;;
+	esac
+	echo "# kiln $*" >&3
+	run timeout --foreground 300 "$KILN" --root "${KILN_TEST_ROOT:-$BATS_TEST_TMPDIR/root}" "$@"
+	if [ -n "$output" ]; then
+		printf '%s\n' "$output" | sed 's/^/#   /' >&3
+	fi
+	if [ "$status" -ne "$expected" ]; then
+		echo "# expected exit $expected, got $status" >&3
+		return 1
+	fi
+}
+
+# skip_unless CMD: skips the test when CMD is missing, unless KILN_TEST_MUST_RUN=1 (CI).
+skip_unless() {
+	if ! command -v "$1" >/dev/null 2>&1; then
+		if [ "${KILN_TEST_MUST_RUN:-0}" = 1 ]; then
+			echo "# $1 is required (KILN_TEST_MUST_RUN=1)" >&3
+			return 1
+		fi
+		skip "$1 is not installed"
+	fi
+}
+
+# assert_contains HAYSTACK NEEDLE
+assert_contains() {
+	if [[ "$1" != *"$2"* ]]; then
+		echo "# expected to find: $2" >&3
+		echo "# in: $1" >&3
+		return 1
+	fi
+}
+
+# assert_equal ACTUAL EXPECTED
+assert_equal() {
+	if [ "$1" != "$2" ]; then
+		echo "# expected: $2" >&3
+		echo "# actual:   $1" >&3
+		return 1
+	fi
+}
