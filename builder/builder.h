@@ -11,4 +11,94 @@
 
 /* KILN-BUILDER-API */
 
+/* ==== kiln build (build engine helper) ======================================================= */
+
+/** How the CLI shows progress; the engine only emits events (library code never prints). */
+enum bld_progress_mode {
+	BLD_PROGRESS_AUTO = 0, /* tty when stderr is a terminal, else plain */
+	BLD_PROGRESS_PLAIN,
+	BLD_PROGRESS_TTY,
+	BLD_PROGRESS_QUIET,
+};
+
+enum bld_pull_policy { BLD_PULL_MISSING = 0, BLD_PULL_ALWAYS, BLD_PULL_NEVER };
+enum bld_network { BLD_NETWORK_DEFAULT = 0, BLD_NETWORK_NONE, BLD_NETWORK_HOST };
+enum bld_format { BLD_FORMAT_OCI = 0, BLD_FORMAT_DOCKER };
+enum bld_compression { BLD_COMPRESS_GZIP = 0, BLD_COMPRESS_ZSTD, BLD_COMPRESS_NONE };
+
+/** What a progress event reports. */
+enum bld_event_kind {
+	BLD_EV_STEP_START,  /* a step begins: stage/step numbers and text set */
+	BLD_EV_STEP_OUTPUT, /* bytes the step's process wrote (data/len; may hold partial lines) */
+	BLD_EV_STEP_CACHED, /* the step was a cache hit: nothing ran */
+	BLD_EV_STEP_DONE,   /* the step finished (duration_ns set) */
+	BLD_EV_WARNING,     /* a non-fatal warning (text) */
+	BLD_EV_INFO,        /* an informational line (text), e.g. "writing image sha256:..." */
+};
+
+/**
+ * One progress event. Every pointer is borrowed for the duration of the callback only.
+ * stage_index/step_index are 1-based; stage_name may be NULL for an unnamed stage.
+ * text is the step as shown to users ("RUN make", "COPY . /src"), or the warning/info line.
+ */
+struct bld_event {
+	enum bld_event_kind kind;
+	int stage_index, stage_count;
+	const char *stage_name;
+	int step_index, step_count;
+	const char *text;
+	const char *data;
+	size_t len;
+	unsigned long long duration_ns;
+};
+
+/** Receives progress events; called from the building thread(s), serialised by the engine. */
+typedef void (*bld_progress_fn)(const struct bld_event *ev, void *userdata);
+
+/**
+ * Everything one build needs. All strings are borrowed for the duration of bld_build().
+ *
+ * Context: exactly one of context_dir (a directory) or context_tar_fd >= 0 (a tar stream of the
+ * context, e.g. stdin; it is unpacked into a temp dir under ROOT/tmp) is used; with neither, the
+ * build has an empty context (a bare Dockerfile on stdin).
+ * Dockerfile: dockerfile_data (with dockerfile_len) when set, else dockerfile_path, else
+ * CONTEXT/Dockerfile. dockerfile_name is the name used in error locations ("Dockerfile").
+ * build_args: "K=V" or "K" (taken from the environment, ignored when unset there).
+ * labels: "K=V", added to the final image's config. tags: image names to point at the result.
+ * secrets: "id=ID,src=PATH" (or "id=ID,env=VAR") for RUN --mount=type=secret.
+ */
+struct bld_options {
+	const char *root;
+	const char *context_dir;
+	int context_tar_fd;
+	const char *dockerfile_path;
+	const char *dockerfile_data;
+	size_t dockerfile_len;
+	const char *dockerfile_name;
+	const char *target;
+	char *const *build_args;
+	char *const *labels;
+	char *const *tags;
+	char *const *secrets;
+	bool no_cache;
+	enum bld_pull_policy pull;
+	enum bld_network network;
+	enum bld_format format;
+	enum bld_compression compression;
+	bld_progress_fn progress;
+	void *progress_data;
+};
+
+/** Sets defaults: context_tar_fd = -1, everything else zero (gzip, oci, pull missing). */
+void bld_options_init(struct bld_options *o);
+
+/**
+ * Builds the target stage of the Dockerfile into the store at o->root, tags the result with
+ * every o->tags name and returns the image ID ("sha256:<hex>", the config digest) in
+ * *ret_image_id (owned by the caller, free()). Errors name the Dockerfile location
+ * ("Dockerfile:12: ...") or the failing step (its command and exit code). On failure nothing is
+ * tagged; layers and cache entries already made stay in the store for the next attempt.
+ */
+int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err);
+
 #endif
