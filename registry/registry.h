@@ -11,6 +11,126 @@
 /* ==== references, transport, auth, credentials (transport helper) ============================ */
 /* KILN-REGISTRY-TRANSPORT-API */
 
+#include <stdint.h>
+
+/**
+ * A parsed image reference, normalized the way Docker does it (distribution/reference):
+ *   "alpine"                    -> domain "docker.io", path "library/alpine", tag "latest"
+ *   "user/app"                  -> "docker.io", "user/app", "latest"
+ *   "localhost:5000/x"          -> "localhost:5000", "x", "latest"
+ *   "host.example/a/b:tag"      -> "host.example", "a/b", "tag"
+ *   "name@sha256:<64 hex>"      -> tag NULL, digest set (no implicit "latest")
+ *   "name:tag@sha256:<64 hex>"  -> both set
+ * The first component is a domain when it contains '.' or ':', is "localhost", or has an
+ * uppercase letter; "index.docker.io" becomes "docker.io". Path components are lowercase
+ * [a-z0-9] separated by '.', '_', '__' or '-'+; tags match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127};
+ * the whole name is at most 255 characters; digests are "algo:hex" (sha256 needs 64 lowercase
+ * hex, sha512 128). All strings owned by the struct:
+ *   name   = domain "/" path                ("docker.io/library/alpine")
+ *   string = name [":" tag] ["@" digest]    ("docker.io/library/alpine:latest"), the form used
+ *            for org.opencontainers.image.ref.name in the store
+ */
+struct reg_ref {
+	char *domain;
+	char *path;
+	char *tag;
+	char *digest;
+	char *name;
+	char *string;
+};
+
+/**
+ * Parses and normalizes s. On success *ret is a new reg_ref (free with reg_ref_free). Errors
+ * (EINVAL) quote the input and say what is wrong: "invalid reference 'Foo': repository name
+ * must be lowercase", "... invalid tag", "... invalid digest", "... name too long".
+ */
+int reg_ref_parse(const char *s, struct reg_ref **ret, kn_error **err);
+struct reg_ref *reg_ref_dup(const struct reg_ref *ref);
+/** Replaces the tag / digest (NULL removes it) and recomputes string. Values are copied. */
+void reg_ref_set_tag(struct reg_ref *ref, const char *tag);
+void reg_ref_set_digest(struct reg_ref *ref, const char *digest);
+/** Docker's short form for messages: "alpine:latest", "user/app:1", "localhost:5000/x:latest". */
+char *reg_ref_familiar(const struct reg_ref *ref);
+void reg_ref_free(struct reg_ref *ref);
+DEFINE_FREEP(struct reg_ref, reg_ref_free)
+
+/**
+ * The host[:port] to talk to for a reference domain: "registry-1.docker.io" for "docker.io",
+ * the domain itself otherwise. Returns a borrowed static or the argument.
+ */
+const char *reg_domain_api_host(const char *domain);
+/**
+ * Normalizes what a user types to `kiln login`/`logout` or finds as a key in config.json
+ * ("https://index.docker.io/v1/", "docker.io", "http://localhost:5000/", "ghcr.io/x") to a
+ * reference domain ("docker.io", "localhost:5000", "ghcr.io"). Returns an owned string.
+ */
+char *reg_registry_normalize(const char *registry);
+
+/**
+ * Transport options, shared by every registry operation. Initialise with reg_opts_init(), which
+ * also reads the environment:
+ *   KILN_INSECURE_REGISTRIES   comma list of host[:port] that may use plain HTTP or unverified TLS
+ *   KILN_REGISTRY_RETRIES      retries of transient failures (default 4)
+ *   KILN_REGISTRY_RETRY_DELAY_MS  first backoff delay, doubled each retry (default 500)
+ *   KILN_REGISTRY_TIMEOUT      connect timeout and low-speed window in seconds (default 30)
+ * tls_verify: -1 default policy (verify; loopback hosts and insecure registries fall back to
+ * plain HTTP when the server does not speak TLS), 0 = --tls-verify=false (no verification, plain
+ * HTTP fallback allowed), 1 = always verify, never plain HTTP.
+ * username/password: explicit credentials that win over config.json (borrowed).
+ * docker_config: directory holding config.json (NULL: $DOCKER_CONFIG, else ~/.docker).
+ * user_agent: NULL = "kiln/<version>".
+ */
+struct reg_opts {
+	int tls_verify;
+	const char *username;
+	const char *password;
+	const char *docker_config;
+	const char *user_agent;
+	long connect_timeout_s;
+	long low_speed_time_s;
+	long low_speed_limit; /* bytes/s below which low_speed_time_s aborts a transfer */
+	int retries;
+	long retry_delay_ms;
+};
+void reg_opts_init(struct reg_opts *o);
+
+/** Credentials for one registry. All owned; password or identity_token may be NULL. */
+struct reg_credentials {
+	char *username;
+	char *password;
+	char *identity_token; /* an OAuth2 refresh token ("identitytoken" in config.json) */
+};
+void reg_credentials_free(struct reg_credentials *c);
+DEFINE_FREEP(struct reg_credentials, reg_credentials_free)
+
+/**
+ * Looks up stored credentials for a reference domain ("docker.io", "localhost:5000"), the way
+ * docker does: credHelpers[domain], else credsStore (docker-credential-<name> get), else
+ * auths[domain] (also "https://domain", "http://domain", and for docker.io the key
+ * "https://index.docker.io/v1/"). *ret is NULL (and 0 returned) when none are stored. opts may
+ * be NULL. Errors name the file or helper, never a secret.
+ */
+int reg_credentials_lookup(const char *domain, const struct reg_opts *opts,
+			   struct reg_credentials **ret, kn_error **err);
+
+/**
+ * `kiln login`: checks username/password against `registry` (GET /v2/ through the challenge
+ * flow: Basic or Bearer token with the credentials) and only then stores them: with the
+ * configured credential helper (credHelpers/credsStore, "store"), else as
+ * auths[<key>].auth = base64(user:pass) in config.json, written atomically with mode 0600,
+ * keeping every other field. Docker Hub's key is "https://index.docker.io/v1/".
+ * Wrong credentials fail with EACCES ("login to 'host' failed: unauthorized: ...") and leave
+ * config.json untouched. ret_path (may be NULL) receives where they were stored: the
+ * config.json path or "docker-credential-<name>".
+ */
+int reg_login(const char *registry, const char *username, const char *password,
+	      const struct reg_opts *opts, char **ret_path, kn_error **err);
+/**
+ * `kiln logout`: removes stored credentials for `registry` (helper "erase" and/or the auths
+ * entry). Fails with ENOENT ("not logged in to 'host'") when nothing was stored.
+ */
+int reg_logout(const char *registry, const struct reg_opts *opts, kn_error **err);
+
 /* ==== pull and push (transfer helper) ========================================================== */
 /* KILN-REGISTRY-TRANSFER-API */
 
