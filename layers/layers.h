@@ -382,5 +382,166 @@ int store_archive_load(struct store *s, int fd, store_loaded_fn fn, void *userda
 
 /* ==== layer tars: diff, compression, apply, snapshots (layer helper) ========================= */
 /* KILN-LAYERS-LAYER-API */
+/*
+ * Layer tars. A layer is written in one streaming pass:
+ *   tar (libarchive, pax_restricted) -> sha256 (diff_id) -> gzip | zstd | none -> sha256 (digest)
+ *   -> store blob writer.
+ * Memory is bounded (a few MiB of buffers whatever the layer size). gzip output is a series of
+ * independently compressed gzip members (one per 1 MiB of tar, RFC 1952 §2.2 allows concatenated
+ * members; gzip -d, Go's compress/gzip, zlib, libarchive and every registry read it), compressed
+ * by libdeflate on `threads` worker threads; zstd uses libzstd with nbWorkers = threads.
+ *
+ * Determinism: entries are written in name order, sorted bytewise within each directory like
+ * `tar --sort=name` (a directory before its children; an opaque marker right after its
+ * directory), no uname/gname, no atime/ctime, mtimes truncated to seconds (and clamped to
+ * source_date_epoch when clamp_mtime is set), xattrs sorted by name as SCHILY.xattr PAX records.
+ * PAX headers appear only when an entry needs one (long names, xattrs, large ids/sizes).
+ * Whiteouts and opaque markers are empty regular files, mode 0, uid/gid 0, mtime 0.
+ */
+enum layer_compression {
+	LAYER_COMPRESSION_GZIP = 0, /* default */
+	LAYER_COMPRESSION_ZSTD,
+	LAYER_COMPRESSION_NONE,
+};
+/** "gzip", "zstd", "none" (also "uncompressed") -> *ret; EINVAL naming the value otherwise. */
+int layer_compression_parse(const char *name, enum layer_compression *ret, kn_error **err);
+/** "gzip", "zstd", "none". Static string. */
+const char *layer_compression_name(enum layer_compression c);
+/** The OCI layer media type for c (STORE_MT_OCI_LAYER_GZIP, ...). Static string. */
+const char *layer_media_type(enum layer_compression c);
+
+enum layer_write_flags {
+	/*
+	 * For directories of the source tree that also exist as directories in a lowerdir (the first
+	 * one, top-first, wins): write the lower's mode/owner/mtime/xattrs instead of the source's.
+	 * For COPY staging trees whose parent directories were made with mkdir -p.
+	 */
+	LAYER_PARENTS_FROM_LOWER = 1 << 0,
+};
+
+/** Options for writing a layer. Zero-initialised (or LAYER_WRITE_OPTS_INIT) = gzip, defaults. */
+struct layer_write_opts {
+	enum layer_compression compression;
+	int level;                 /* 0 = default: gzip 6 (1..12, libdeflate), zstd 3 (1..19) */
+	int threads;               /* compression threads; 0 = online CPUs (at most 8) */
+	bool clamp_mtime;          /* set by callers when SOURCE_DATE_EPOCH is set */
+	int64_t source_date_epoch; /* every mtime newer than this becomes this (when clamp_mtime) */
+	unsigned flags;            /* enum layer_write_flags */
+};
+#define LAYER_WRITE_OPTS_INIT { LAYER_COMPRESSION_GZIP, 0, 0, false, 0, 0 }
+/**
+ * Reads SOURCE_DATE_EPOCH from the environment into opts (clamp_mtime + source_date_epoch).
+ * Unset or empty: opts unchanged, returns 0. Not a non-negative integer: EINVAL.
+ * (For cli/ and builder/: the library itself never reads the environment.)
+ */
+int layer_write_opts_from_env(struct layer_write_opts *opts, kn_error **err);
+
+/** What a written layer is. All owned; release with layer_result_release(). */
+struct layer_result {
+	struct store_desc desc; /* media_type (OCI layer type), digest ("sha256:..") and size of the blob */
+	char *diff_id;          /* "sha256:<hex>" of the uncompressed tar */
+	int64_t diff_size;      /* uncompressed tar bytes */
+	int64_t n_entries;      /* tar entries written (0: an empty layer, still a valid tar) */
+};
+void layer_result_release(struct layer_result *r);
+
+/**
+ * Writes the layer of an overlayfs upper dir into the store: added and changed files, overlay
+ * whiteouts (char 0/0, or a file with a trusted./user.overlay.whiteout xattr) as `.wh.<name>`,
+ * opaque directories (trusted./user.overlay.opaque = "y") as `<dir>/.wh..wh..opq`, hardlinks
+ * within the layer as tar hardlinks, symlinks, devices, fifos, xattrs (security.capability
+ * included; never trusted.overlay.* / user.overlay.*, nor the host's security.selinux).
+ * lowerdirs (NULL-terminated, top-first like overlay's lowerdir=, may be NULL) supply the data
+ * of metacopy-only upper files and, with LAYER_PARENTS_FROM_LOWER, parent metadata. Mount the
+ * overlay with redirect_dir=off (a redirected directory is an error: ENOTSUP). The upper dir
+ * must not change during the call. Needs a STORE_WRITE store. On failure nothing is stored.
+ */
+int layer_diff_overlay(struct store *s, const char *upperdir, char *const *lowerdirs,
+		       const struct layer_write_opts *opts, struct layer_result *ret, kn_error **err);
+/** A plain directory (FROM scratch, COPY results, import) as a layer: every entry under dir. */
+int layer_from_dir(struct store *s, const char *dir, const struct layer_write_opts *opts,
+		   struct layer_result *ret, kn_error **err);
+/**
+ * A tar stream on fd (gzip, zstd, xz, bzip2 or none; detected) re-written as a normalised
+ * layer (entry order kept, uname/gname dropped, mtimes truncated/clamped, paths made relative;
+ * `..` components are an error). For `kiln import`.
+ */
+int layer_from_tar(struct store *s, int fd, const struct layer_write_opts *opts,
+		   struct layer_result *ret, kn_error **err);
+
+/* ---- apply -------------------------------------------------------------------------------- */
+
+enum layer_apply_flags {
+	/*
+	 * Snapshot form (target is an empty dir, to be stacked as an overlay lowerdir): `.wh.x`
+	 * becomes a char 0/0 device x, `.wh..wh..opq` sets trusted.overlay.opaque=y on its dir.
+	 * Without it (flattened form), whiteouts delete from target and an opaque marker deletes
+	 * every child of its dir that this layer did not write.
+	 */
+	LAYER_APPLY_OVERLAY = 1 << 0,
+};
+#define LAYER_APPLY_MAX_SIZE_DEFAULT ((int64_t)64 << 30) /* 64 GiB of file data per layer */
+#define LAYER_APPLY_MAX_ENTRIES_DEFAULT ((int64_t)4 << 20)
+struct layer_apply_opts {
+	unsigned flags;               /* enum layer_apply_flags */
+	int64_t max_size;             /* total file sizes (as the tar says); 0 = default; EFBIG past it */
+	int64_t max_entries;          /* 0 = default; EFBIG past it */
+	const char *expected_digest;  /* digest of the bytes read from fd; NULL = not checked */
+	const char *expected_diff_id; /* digest of the uncompressed tar; NULL = not checked */
+};
+/**
+ * Unpacks a layer stream (gzip, zstd or plain tar, detected by magic) from fd into the existing
+ * directory target. Every path is resolved inside target (openat2 RESOLVE_IN_ROOT |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, or an O_NOFOLLOW walk without openat2): entries
+ * with `..` components, writes through a symlink, hardlinks whose target is outside the layer's
+ * tree, whiteouts of `.`/`..`, and device nodes when not root are errors (EPERM / EINVAL), as
+ * are corrupt/truncated streams and digest mismatches (EBADMSG). Leading `/` and `./` are
+ * stripped. Owners, modes (incl. setuid), mtimes and xattrs are set; runs of zeros become holes.
+ * On failure target is left partially written: callers unpack into a scratch dir (snapshots
+ * do). ret_diff_id (may be NULL): owned "sha256:<hex>" of the tar.
+ */
+int layer_apply_fd(int fd, const char *target, const struct layer_apply_opts *opts,
+		   char **ret_diff_id, kn_error **err);
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+/**
+ * Unpacked layers live in ROOT/snapshots/<chain-id hex>/, each holding ONLY its own layer's files
+ * in overlay form (LAYER_APPLY_OVERLAY), so they stack as overlay lowerdirs. Chain IDs follow the
+ * OCI spec (store_chain_id). A snapshot is unpacked into store_tmpdir(), checked against the
+ * layer's digest and diff_id, and renamed into place; a concurrent build unpacking the same layer
+ * loses the rename race harmlessly (its copy is removed), so readers only ever see complete
+ * snapshots.
+ *
+ * snapshot_prepare: layers[i] (blobs in the store, bottom-first as in a manifest) with their
+ * diff_ids[i] (from the config). Unpacks missing snapshots, reuses existing ones, and returns in
+ * *ret_lowerdirs an owned NULL-terminated vector (kn_strv_free) of the n snapshot paths ordered
+ * TOP-FIRST, ready for overlay's lowerdir= (n == 0: an empty vector). ret_chain_id (may be NULL)
+ * receives the top chain ID (owned; NULL when n == 0). Needs a STORE_WRITE store.
+ *
+ * Overlay limits: at most 500 lower layers (kernel OVL_MAX_STACK); with mount(2) the whole option
+ * string must fit in one page (4096 bytes: ~45 absolute snapshot paths), so stack many layers
+ * with layer_overlay_mount() (fsconfig "lowerdir+", one layer per call, kernel >= 6.8).
+ */
+int snapshot_prepare(struct store *s, const struct store_desc *layers, char *const *diff_ids,
+		     size_t n, char ***ret_lowerdirs, char **ret_chain_id, kn_error **err);
+/**
+ * Makes dir (an overlay upper dir already in overlay form, on the store's file system, e.g. under
+ * store_tmpdir()) the snapshot of chain_id by renaming it into place; when that snapshot already
+ * exists dir is removed instead. On success dir no longer exists.
+ */
+int snapshot_commit(struct store *s, const char *chain_id, const char *dir, kn_error **err);
+/** Owned path of chain_id's snapshot if it exists, else NULL with ENOENT. */
+char *snapshot_lookup(struct store *s, const char *chain_id, kn_error **err);
+
+/**
+ * Mounts overlayfs at target: lowerdirs top-first (NULL-terminated, at least one), upperdir and
+ * workdir may both be NULL (read-only mount). Uses fsopen/fsconfig with one "lowerdir+" per layer
+ * (no page-size limit) and falls back to mount(2) when the kernel lacks it. Adds
+ * redirect_dir=off and metacopy=off so layer_diff_overlay() can read the upper dir, and
+ * userxattr when not root.
+ */
+int layer_overlay_mount(const char *target, char *const *lowerdirs, const char *upperdir,
+			const char *workdir, kn_error **err);
 
 #endif
