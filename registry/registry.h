@@ -188,10 +188,12 @@ enum reg_pull_policy {
  * platform: "os/arch[/variant]" to pick from an index (NULL: the host's). tls_verify: -1 uses
  * the transport's default (verify, except plain-HTTP loopback/insecure registries), 0 disables
  * verification and allows plain HTTP, 1 forces it. jobs: parallel blob transfers (0: 3).
- * Initialise with reg_pull_opts_init().
+ * store: an open STORE_WRITE handle to use instead of opening root (e.g. the builder's; it is
+ * borrowed; then root may be NULL). Initialise with reg_pull_opts_init().
  */
 struct reg_pull_opts {
 	const char *root;
+	struct store *store;
 	const char *platform;
 	int tls_verify;
 	unsigned jobs;
@@ -241,6 +243,7 @@ enum reg_push_format {
 /** Options of reg_push(); same conventions as reg_pull_opts. Initialise with reg_push_opts_init(). */
 struct reg_push_opts {
 	const char *root;
+	struct store *store;
 	int tls_verify;
 	unsigned jobs;
 	enum reg_push_format format;

@@ -95,4 +95,24 @@ int reg_sources_record(const char *root, const char *registry_repo, char *const 
 /** Returns the recorded sources of digest (owned NULL-terminated vector, maybe empty). */
 char **reg_sources_lookup(const char *root, const char *digest);
 
+/* ---- parallel transfers ---- */
+
+/**
+ * Runs fn(ctx, i, err) for i in [0, n) on up to jobs threads (jobs 0: REG_DEFAULT_JOBS). The
+ * first failure stops handing out new items (running ones finish) and is returned in *err.
+ * *stop (may be NULL) is set to true once an item failed so long transfers can give up early.
+ */
+#define REG_DEFAULT_JOBS 3
+#define REG_MAX_JOBS 16
+int reg_xfer_run(size_t n, unsigned jobs, int (*fn)(void *ctx, size_t i, kn_error **err),
+		 void *ctx, bool *stop, kn_error **err);
+
+/** Serialises progress callbacks coming from several threads. */
+struct reg_xfer_progress {
+	reg_transfer_progress_fn fn;
+	void *data;
+};
+void reg_xfer_emit(const struct reg_xfer_progress *p, enum reg_transfer_event_kind kind,
+		   const char *digest, bool is_config, uint64_t size, const char *text);
+
 #endif
