@@ -39,4 +39,467 @@ struct df_node {
 	size_t n_prev_comment;
 };
 
+/* ---- expansion ---------------------------------------------------------------------------- */
+
+/**
+ * An ordered environment (ENV, ARG values, build args): keys are unique and case-sensitive
+ * (Linux); df_env_set() on an existing key replaces its value in place, so "later wins" and the
+ * first position is kept (docker's config Env order). Owns copies of every key and value.
+ * Lookups are hashed: O(1) on average.
+ */
+struct df_env {
+	char **keys;
+	char **values;
+	size_t n;
+	size_t alloc;
+	size_t *slots;	  /* private: open-addressing index into keys, 0 = empty, else i + 1 */
+	size_t n_slots;	  /* private */
+};
+#define DF_ENV_INIT { NULL, NULL, 0, 0, NULL, 0 }
+
+void df_env_init(struct df_env *env);
+/* Frees the contents (NULL-safe on a zeroed or DF_ENV_INIT env); leaves env empty and reusable. */
+void df_env_release(struct df_env *env);
+/* Sets key to a copy of value (value NULL means ""). */
+void df_env_set(struct df_env *env, const char *key, const char *value);
+/* Sets from "KEY=VALUE"; a string without '=' sets KEY to "" (BuildKit's BuildEnvs). */
+void df_env_set_kv(struct df_env *env, const char *kv);
+/* The value (borrowed, valid until the next change to env) or NULL when key is not set. */
+const char *df_env_get(const struct df_env *env, const char *key);
+bool df_env_unset(struct df_env *env, const char *key);
+/* Appends (with df_env_set semantics) every entry of src to dst. */
+void df_env_merge(struct df_env *dst, const struct df_env *src);
+/* A newly allocated NULL-terminated "KEY=VALUE" list in order; free with kn_strv_free(). */
+char **df_env_to_strv(const struct df_env *env);
+
+/** Lexer options, after BuildKit's shell.Lex fields. */
+enum df_lex_flags {
+	DF_LEX_RAW_QUOTES = 1 << 0,	/* keep the quote characters in the result */
+	DF_LEX_RAW_ESCAPES = 1 << 1,	/* keep the escape characters in the result */
+	DF_LEX_SKIP_QUOTES = 1 << 2,	/* quotes are ordinary characters */
+	DF_LEX_SKIP_UNSET = 1 << 3,	/* leave references to unset variables as written */
+};
+
+/**
+ * The result of expanding one word. result is the expanded string (ProcessWord); words is the
+ * NULL-terminated list of words after splitting on unquoted white space produced outside quotes
+ * (ProcessWords). matched/unmatched are the variable names looked up that were set / not set,
+ * each name once, in first-use order: the builder uses matched to know which build ARGs a step
+ * used (cache keys). All owned; release with df_expansion_release().
+ */
+struct df_expansion {
+	char *result;
+	char **words;
+	struct kn_strv matched;
+	struct kn_strv unmatched;
+};
+
+/** Nesting limit of ${...} inside ${...}: deeper input is an error, never a stack overflow. */
+#define DF_EXPAND_MAX_DEPTH 128
+
+/**
+ * Expands word with env, exactly as BuildKit's shell lexer: $a ${a} ${a:-w} ${a-w} ${a:+w}
+ * ${a+w} ${a:?msg} ${a?msg} ${a#p} ${a##p} ${a%p} ${a%%p} ${a/p/r} ${a//p/r}, single and double
+ * quotes, and escapes with `escape` ('\\' or '`'). flags: enum df_lex_flags. env may be NULL.
+ * On failure sets *err to BuildKit's text, e.g. `failed to process "${a": syntax error: missing
+ * '}'`, and leaves *ret zeroed. On success fills *ret (caller releases it).
+ */
+int df_expand(const char *word, const struct df_env *env, int escape, unsigned flags,
+	      struct df_expansion *ret, kn_error **err);
+void df_expansion_release(struct df_expansion *x);
+/* Convenience: the expanded string (owned) or NULL with *err set. */
+char *df_expand_word(const char *word, const struct df_env *env, int escape, kn_error **err);
+/* Convenience: the split words (owned, NULL-terminated; free with kn_strv_free) or NULL. */
+char **df_expand_words(const char *word, const struct df_env *env, int escape, kn_error **err);
+
+/* ---- dockerignore ------------------------------------------------------------------------- */
+
+/**
+ * A compiled list of .dockerignore patterns (moby/patternmatcher semantics): each pattern is
+ * cleaned like Go's filepath.Clean, a leading '!' makes it an exception, `*` and `?` never
+ * match '/', `**` matches any number of directories, `[...]` is a class with ranges and '^'
+ * negation, '\\' escapes. A path is excluded when the last pattern that matches it (or one of
+ * its parent directories) is not an exception. Immutable after creation: safe to share
+ * between threads. Free with df_ignore_free().
+ */
+struct df_ignore;
+
+/**
+ * Reads .dockerignore text (docker's ignorefile.ReadAll): UTF-8 BOM dropped, lines starting with
+ * '#' are comments, lines trimmed, blank lines skipped, each pattern (after a '!') cleaned,
+ * a leading '/' removed. Appends the patterns, in order, to ret_patterns.
+ */
+void df_ignore_read(const char *text, size_t len, struct kn_strv *ret_patterns);
+/**
+ * Compiles patterns (n of them; NULL-terminated is not required). Errors: "illegal exclusion
+ * pattern: \"!\"" and bad patterns ("syntax error in pattern 'x'"), EINVAL.
+ */
+int df_ignore_new(char *const *patterns, size_t n, struct df_ignore **ret, kn_error **err);
+/* df_ignore_read() + df_ignore_new() on the text of a .dockerignore file. */
+int df_ignore_parse(const char *text, size_t len, struct df_ignore **ret, kn_error **err);
+void df_ignore_free(struct df_ignore *m);
+/* Number of compiled patterns, and whether any is an exception. */
+size_t df_ignore_count(const struct df_ignore *m);
+bool df_ignore_has_exceptions(const struct df_ignore *m);
+/**
+ * Whether path (relative to the context root, '/'-separated; it is cleaned first, a leading '/'
+ * or "./" is ignored) is excluded (MatchesOrParentMatches). The context root itself ("." or "")
+ * is never excluded. m may be NULL (nothing excluded).
+ */
+bool df_ignore_matches(const struct df_ignore *m, const char *path);
+/**
+ * For a walk of the context: whether the directory dir can be skipped entirely, i.e. it is
+ * excluded and no exception pattern could re-include dir or anything below it. When this is
+ * false for an excluded directory, walk into it and test each entry with df_ignore_matches().
+ */
+bool df_ignore_dir_skippable(const struct df_ignore *m, const char *dir);
+/**
+ * The ignore files to try, in order, for a build (BuildKit's rule): "<dockerfile>.dockerignore"
+ * beside the Dockerfile, then "<context>/.dockerignore". The first that exists is used (only
+ * one). Returns an owned NULL-terminated list (kn_strv_free); dockerfile_path may be NULL (only
+ * the context file is returned).
+ */
+char **df_ignore_candidates(const char *context_dir, const char *dockerfile_path);
+
+/* ---- instructions and plan ---------------------------------------------------------------- */
+
+enum df_instr_kind {
+	DF_INSTR_FROM,
+	DF_INSTR_RUN,
+	DF_INSTR_CMD,
+	DF_INSTR_ENTRYPOINT,
+	DF_INSTR_SHELL,
+	DF_INSTR_ENV,
+	DF_INSTR_ARG,
+	DF_INSTR_LABEL,
+	DF_INSTR_EXPOSE,
+	DF_INSTR_WORKDIR,
+	DF_INSTR_USER,
+	DF_INSTR_VOLUME,
+	DF_INSTR_COPY,
+	DF_INSTR_ADD,
+	DF_INSTR_STOPSIGNAL,
+	DF_INSTR_HEALTHCHECK,
+	DF_INSTR_ONBUILD,
+	DF_INSTR_MAINTAINER,
+};
+
+/* "RUN", "COPY", ... for a kind. */
+const char *df_instr_kind_name(enum df_instr_kind kind);
+
+/** A key and value (ENV, LABEL, ARG). value NULL: no value given (a bare `ARG name`). */
+struct df_kv {
+	char *key;
+	char *value;
+};
+
+/**
+ * A command line (RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD). Exec form (json): argv is the array.
+ * Shell form: argv[0] is the whole command text and the builder prepends the stage's SHELL.
+ * heredocs (RUN only): the heredoc bodies of the line; BuildKit runs a lone heredoc as the
+ * script when the command is just "<<EOF".
+ */
+struct df_cmdline {
+	char **argv;	/* NULL-terminated */
+	bool json;
+	struct df_heredoc *heredocs;
+	size_t n_heredocs;
+};
+
+enum df_mount_type { DF_MOUNT_BIND, DF_MOUNT_CACHE, DF_MOUNT_TMPFS, DF_MOUNT_SECRET, DF_MOUNT_SSH };
+enum df_mount_sharing { DF_SHARING_SHARED, DF_SHARING_PRIVATE, DF_SHARING_LOCKED };
+
+/**
+ * One RUN --mount, with BuildKit's defaults applied: target "/run/secrets/<id>" for a secret
+ * without target, "/run/buildkit/ssh_agent.<n>" for ssh, id = target for cache and "default"
+ * for ssh, readonly for bind (rw for cache/tmpfs), mode 0400 for secret/ssh, 0755 for cache.
+ * Option values are expanded by df_instr_expand().
+ */
+struct df_mount {
+	enum df_mount_type type;
+	char *target;
+	char *source;	/* source=/src=, NULL when not given */
+	char *from;	/* from= (stage name, index or image), NULL when not given */
+	bool readonly;
+	char *id;
+	enum df_mount_sharing sharing;
+	long mode;	/* -1 when not given and no default */
+	long uid;	/* -1 when not given */
+	long gid;	/* -1 when not given */
+	bool required;
+	unsigned long long size;	/* tmpfs size in bytes, 0 when not given */
+	char *env;	/* secret env= name, NULL when not given */
+};
+
+enum df_network { DF_NETWORK_DEFAULT, DF_NETWORK_NONE, DF_NETWORK_HOST };
+enum df_security { DF_SECURITY_SANDBOX, DF_SECURITY_INSECURE };
+
+/** Durations are nanoseconds; 0 means "not given" (docker's default applies). */
+struct df_healthcheck {
+	bool none;		/* HEALTHCHECK NONE */
+	struct df_cmdline test;	/* CMD: json=true is ["CMD", ...], false is CMD-SHELL */
+	long long interval;
+	long long timeout;
+	long long start_period;
+	long long start_interval;
+	int retries;		/* 0 = not given */
+};
+
+/**
+ * One typed instruction. file (owned copy), line/end_line (1-based, the instruction's lines) and
+ * col (1) locate it; original is its text. escape is the file's escape character, needed to
+ * expand its words later. The union member matching kind is valid. Words are kept as written
+ * (unexpanded) in a plan's instructions; df_instr_expand() returns an expanded copy whose
+ * matched/unmatched list the variables the expansion used (empty in unexpanded instructions).
+ * All strings and arrays are owned; free with df_instr_free().
+ */
+struct df_instr {
+	enum df_instr_kind kind;
+	char *file;
+	int line;
+	int end_line;
+	int col;
+	char *original;
+	int escape;
+	struct kn_strv matched;
+	struct kn_strv unmatched;
+	union {
+		struct {
+			char *base;	/* image or stage reference as written */
+			char *name;	/* AS name, lower-cased, NULL when none */
+			char *platform;	/* --platform, NULL when none */
+		} from;
+		struct {
+			struct df_cmdline cmd;
+			struct df_mount *mounts;
+			size_t n_mounts;
+			enum df_network network;
+			enum df_security security;
+		} run;
+		struct df_cmdline cmd;	/* CMD and ENTRYPOINT */
+		struct {
+			char **argv;	/* NULL-terminated */
+		} shell;
+		struct {
+			struct df_kv *kvs;
+			size_t n;
+		} kv;	/* ENV, ARG and LABEL */
+		struct {
+			char **ports;	/* NULL-terminated words: "80", "80/tcp", "8000-8010/udp" */
+		} expose;
+		struct {
+			char *path;
+		} workdir;
+		struct {
+			char *user;
+		} user;
+		struct {
+			char **paths;	/* NULL-terminated */
+		} volume;
+		struct {
+			char **sources;	/* NULL-terminated, as written (may be globs or URLs) */
+			char *dest;
+			struct df_heredoc *heredocs;	/* inline sources: name = file name */
+			size_t n_heredocs;
+			char *from;	/* --from, NULL when none */
+			char *chown;	/* --chown, NULL when none */
+			char *chmod;	/* --chmod, NULL when none (see df_chmod_parse) */
+			bool link;
+			bool parents;
+			char **excludes;	/* NULL-terminated --exclude patterns (never NULL) */
+			char *checksum;	/* ADD --checksum, NULL when none */
+			bool keep_git_dir;	/* ADD --keep-git-dir */
+		} copy;	/* COPY and ADD */
+		struct {
+			char *signal;
+		} stopsignal;
+		struct df_healthcheck healthcheck;
+		struct {
+			char *expression;	/* the trigger instruction's text, e.g. "RUN make" */
+		} onbuild;
+		struct {
+			char *name;
+		} maintainer;
+	};
+};
+
+void df_instr_free(struct df_instr *in);
+DEFINE_FREEP(struct df_instr, df_instr_free)
+
+/**
+ * Converts one instruction node of the AST (a child of the root) into a typed instruction,
+ * checking every flag and value the way BuildKit's instructions.Parse does. file names the
+ * source in errors ("Dockerfile:4:1: ..."); escape is the file's escape character. On failure
+ * *err names file:line:col.
+ */
+int df_instr_parse(const struct df_node *node, const char *file, int escape,
+		   struct df_instr **ret, kn_error **err);
+
+/**
+ * Returns (in *ret, owned) a copy of in with every word Docker expands expanded against env:
+ * FROM base/platform, ENV/LABEL keys and values, ARG defaults, EXPOSE, WORKDIR, USER, VOLUME,
+ * STOPSIGNAL, COPY/ADD sources, dest, --from, --chown, --chmod, --exclude, --checksum, and the
+ * RUN --mount option values. RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, ONBUILD, MAINTAINER are
+ * copied as written (the shell expands them). (*ret)->matched lists the variables used.
+ * Errors name the instruction's file:line.
+ */
+int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct df_instr **ret,
+		    kn_error **err);
+
+/** A parsed COPY/ADD --chmod: octal ("755") or symbolic ("u+x,g-w", "a=rX"). */
+struct df_chmod {
+	bool symbolic;
+	unsigned int mode;	/* octal form */
+	char *spec;		/* symbolic form, validated */
+};
+int df_chmod_parse(const char *s, struct df_chmod *ret, kn_error **err);
+void df_chmod_release(struct df_chmod *c);
+/* The new mode of a file with mode cur (is_dir: X applies) under c. */
+unsigned int df_chmod_apply(const struct df_chmod *c, unsigned int cur, bool is_dir);
+
+/** One EXPOSE port after expansion: "8000-8010/udp" gives 8000, 8010, "udp". */
+struct df_port {
+	unsigned int start;
+	unsigned int end;
+	char proto[8];	/* "tcp", "udp" or "sctp" */
+};
+int df_port_parse(const char *s, struct df_port *ret, kn_error **err);
+
+/** A parsed duration ("30s", "1m30s", "1.5h", "100ms"), as Go's time.ParseDuration. */
+int df_duration_parse(const char *s, long long *ret_ns, kn_error **err);
+
+enum df_base_kind { DF_BASE_SCRATCH, DF_BASE_STAGE, DF_BASE_IMAGE };
+enum df_dep_kind { DF_DEP_STAGE, DF_DEP_IMAGE };
+
+/**
+ * A dependency of a stage. via: "from" (its FROM), "copy" (COPY/ADD --from) or "mount"
+ * (RUN --mount from=). instr is the index in stage->instrs of the instruction that needs it
+ * (SIZE_MAX for the FROM). stage (DF_DEP_STAGE) or image (DF_DEP_IMAGE, an expanded reference).
+ */
+struct df_dep {
+	enum df_dep_kind kind;
+	size_t stage;
+	char *image;
+	const char *via;
+	size_t instr;
+};
+
+/**
+ * One build stage. name: lower-cased AS name or NULL. base_kind and base_stage / base_image: the
+ * FROM after ARG expansion with the global (meta) ARGs. platform: the expanded FROM --platform or
+ * NULL. skipped: the target does not need this stage. instrs: the stage's instructions after
+ * its FROM, unexpanded (expand them at build time with df_stage_env). deps: every stage and
+ * image this stage needs, in instruction order, without duplicates.
+ */
+struct df_stage {
+	size_t index;
+	char *name;
+	struct df_instr *from;
+	enum df_base_kind base_kind;
+	size_t base_stage;
+	char *base_image;
+	char *platform;
+	bool skipped;
+	struct df_instr **instrs;
+	size_t n_instrs;
+	struct df_dep *deps;
+	size_t n_deps;
+};
+
+/** A platform "os/arch[/variant]". */
+struct df_platform {
+	char *os;
+	char *arch;
+	char *variant;	/* "" when none */
+};
+
+struct df_plan_opts {
+	const char *file;	/* name used in errors, e.g. "Dockerfile" (NULL: "Dockerfile") */
+	const char *target;	/* --target (stage name or index); NULL: the last stage */
+	char *const *build_args;	/* NULL-terminated "K=V" (a bare "K" is ignored) or NULL */
+	const char *platform;	/* target platform "os/arch[/variant]"; NULL: native */
+};
+
+/**
+ * The stage graph of a Dockerfile. meta_args: the global ARGs (declared before the first FROM,
+ * with --build-arg overrides) plus the automatic TARGETPLATFORM, BUILDPLATFORM (and OS, ARCH, VARIANT) ARGs; build_args: the
+ * --build-arg values given; unused_build_args: build args no built stage declares and that are
+ * not predefined (docker warns "[Warning] One or more build-args [a b] were not consumed").
+ * The plan owns copies of everything; the AST can be freed. Free with df_plan_free().
+ */
+struct df_plan {
+	char *file;
+	int escape;
+	struct df_stage *stages;
+	size_t n_stages;
+	size_t target;
+	struct df_env meta_args;
+	struct df_env build_args;
+	struct kn_strv unused_build_args;
+	struct df_platform build_platform;
+	struct df_platform target_platform;
+	struct df_instr **global_args;	/* the ARG instructions before the first FROM */
+	size_t n_global_args;
+};
+
+/** Stage count and other limits checked by df_plan_build(). */
+#define DF_PLAN_MAX_STAGES 100000
+
+/**
+ * Builds the plan from the AST root (df_parse's result) with escape the file's escape character.
+ * Errors (with file:line:col): bad instructions, FROM missing, duplicate stage names, invalid
+ * stage names, unknown --target, invalid stage indexes, dependency cycles.
+ */
+int df_plan_build(const struct df_node *root, int escape, const struct df_plan_opts *opts,
+		  struct df_plan **ret, kn_error **err);
+void df_plan_free(struct df_plan *plan);
+DEFINE_FREEP(struct df_plan, df_plan_free)
+
+/* The native platform from uname(2): linux/amd64, linux/arm64, linux/arm/v7, ... */
+int df_platform_native(struct df_platform *ret, kn_error **err);
+/* Parses "os/arch[/variant]" (normalized: aarch64 -> arm64, x86_64 -> amd64). */
+int df_platform_parse(const char *s, struct df_platform *ret, kn_error **err);
+void df_platform_release(struct df_platform *p);
+/* "os/arch" or "os/arch/variant" (owned). */
+char *df_platform_format(const struct df_platform *p);
+
+/**
+ * Running variable state of one stage while it is built, for the builder:
+ *   df_stage_env_init(&se, plan, stage, base_image_env)   (base image config Env, "K=V" list)
+ *   for each instr: df_stage_env_expand(&se, instr, &x)   (expanded copy, x->matched = vars used)
+ *                   ... execute x ...
+ *                   df_stage_env_apply(&se, x)            (ENV and ARG update the state)
+ * env is the image config Env (base env, then ENV instructions). args are the ARGs in scope
+ * with a value (build-arg override, else default, else the global value for a bare re-declared
+ * global ARG or automatic platform ARG): RUN gets args + env in its environment (env wins), and
+ * the builder folds the used args' values into cache keys. Predefined proxy ARGs given as build
+ * args (HTTP_PROXY ...) are in args without a declaration (docker excludes them from history).
+ */
+struct df_stage_env {
+	const struct df_plan *plan;	/* borrowed */
+	struct df_env env;
+	struct df_env args;
+};
+int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
+		      const struct df_stage *stage, char *const *base_env, kn_error **err);
+void df_stage_env_release(struct df_stage_env *se);
+/* The expansion environment: args overlaid by env (ENV wins over ARG). Owned by the caller. */
+void df_stage_env_lookup_env(const struct df_stage_env *se, struct df_env *ret);
+int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in,
+			struct df_instr **ret, kn_error **err);
+int df_stage_env_apply(struct df_stage_env *se, const struct df_instr *expanded, kn_error **err);
+
+/**
+ * Writes the plan as text (the `kiln parse --plan` format): one block per stage,
+ *   stage <index> [name]
+ *     base: scratch | stage <i> [name] | image <ref>
+ *     platform: <p>                      (only when FROM --platform)
+ *     deps: stage 0 (copy), image alpine (mount) | none
+ *     skipped: yes|no
+ *     <line>: <INSTRUCTION expanded, one line, JSON arrays and flags shown as docker prints them>
+ * blocks separated by a blank line, then "target: <index> [name]" and, when build args went
+ * unused, "unused build args: a b". Every variable expanded with an empty base image env.
+ */
+int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **err);
+
 #endif
