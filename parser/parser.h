@@ -7,13 +7,36 @@
 
 #include "base/base.h"
 
-/* ---- AST (after BuildKit's parser.Node) ----------------------------------------------------- */
+/* ---- AST (after BuildKit's parser.Node; parser/ast.c) ------------------------------------- */
 
+/*
+ * Limits on hostile input. df_parse() fails with E2BIG (and a message naming the limit) past
+ * them; they are far above anything a real Dockerfile needs.
+ */
+#define DF_MAX_INPUT (10u * 1024 * 1024) /* bytes of Dockerfile text */
+#define DF_MAX_NODES (1u << 20)		 /* argument nodes in the whole AST */
+#define DF_MAX_ONBUILD_DEPTH 16		 /* ONBUILD ONBUILD ... nesting */
+
+/**
+ * A heredoc attached to a RUN, COPY or ADD instruction (or to an ONBUILD wrapping one), in the
+ * order the delimiters appear on the instruction line.
+ *
+ * name: the delimiter word with quotes removed (`<<"EOF"` gives "EOF").
+ * content: the body exactly as BuildKit's parser keeps it: every line up to (not including) the
+ *   terminator line, each with its line ending as written ("\n" or "\r\n"); "" for an empty
+ *   body. Leading tabs are NOT removed here even when chomp is true: use df_heredoc_chomp().
+ * expand: false when any part of the delimiter was quoted (`<<'EOF'`, `<<"EOF"`, `<<E"O"F`):
+ *   the body must then not be variable-expanded.
+ * chomp: the `<<-` form: leading tabs are to be removed from every body line (and were ignored
+ *   when looking for the terminator).
+ * fd: the file-descriptor prefix (`3<<EOF` gives 3), 0 when none was written.
+ */
 struct df_heredoc {
 	char *name;	/* delimiter word */
 	char *content;	/* body, including the final newline */
 	bool expand;	/* false when the delimiter was quoted */
-	bool chomp;	/* <<- : leading tabs removed */
+	bool chomp;	/* <<- : leading tabs to be removed (see df_heredoc_chomp) */
+	unsigned fd;	/* N in N<<EOF, 0 when absent */
 };
 
 /**
@@ -21,6 +44,33 @@ struct df_heredoc {
  * lower-case instruction name, flags = its --flags (verbatim), and next = the chain of argument
  * nodes. json is true for the exec (JSON array) form. original is the instruction's text as
  * written (continuations joined). start_line/end_line are 1-based lines of the source.
+ *
+ * Shapes of the next chain, per instruction (exactly BuildKit's):
+ * - FROM, EXPOSE: one node per whitespace-separated word ("AS" and the stage name included).
+ * - RUN, CMD, ENTRYPOINT, SHELL: JSON form: one node per array element (json = true; an empty
+ *   array gives next == NULL); otherwise a single node holding the whole rest of the line.
+ * - ADD, COPY, VOLUME: JSON form as above, else one node per whitespace-separated word.
+ * - ENV, LABEL: triples key, value, separator: separator "=" for `k=v` (value keeps its quotes
+ *   and escapes as written, e.g. "\"a b\""), "" for the legacy `ENV k v` form (value = the
+ *   rest of the line).
+ * - ARG: one node per word, as written (`a=1`, `b`).
+ * - MAINTAINER, USER, WORKDIR, STOPSIGNAL: a single node with the rest of the line.
+ * - HEALTHCHECK: first node = the type word as written ("NONE", "CMD", ...), then the CMD part
+ *   as for CMD (json set on the instruction node when it is a JSON array); no next for a bare
+ *   HEALTHCHECK.
+ * - ONBUILD: next is one node with value "" and exactly one child: the wrapped instruction
+ *   (a full instruction node, with its own value, flags, next, json, original = the text after
+ *   ONBUILD, and the same start/end lines as the ONBUILD). Heredocs of an ONBUILD RUN/COPY/ADD
+ *   are attached to the ONBUILD node itself, as BuildKit does.
+ * An instruction with no arguments has next == NULL.
+ *
+ * value is NUL-terminated; value_len is its length, which only differs from strlen(value) when
+ * a JSON element contained "\u0000". The input itself may not contain NUL bytes.
+ * prev_comment: the comment lines (without '#' and surrounding blanks) directly above the
+ * instruction, parser directives excluded.
+ * start_col: 1-based byte column of the instruction word on start_line (after leading blanks).
+ *
+ * The whole tree is owned by its struct df_ast and read-only for consumers.
  */
 struct df_node {
 	char *value;
@@ -37,7 +87,85 @@ struct df_node {
 	int end_line;
 	char **prev_comment;
 	size_t n_prev_comment;
+	size_t value_len;
+	int start_col;
 };
+
+/** A non-fatal finding (e.g. an empty continuation line), for cli/ to print as a warning. */
+struct df_warning {
+	int line;	/* 1-based */
+	char *msg;	/* BuildKit's short text, e.g. "Empty continuation line found in: ..." */
+	char *url;	/* documentation link, may be NULL */
+};
+
+/** A parser directive found at the top of the file (`# name=value`). */
+struct df_directive {
+	char *name;	/* lower-case: "syntax", "escape" or "check" */
+	char *value;	/* trimmed value as written */
+	int line;	/* 1-based */
+};
+
+/** The parsed `# check=` directive (BuildKit's linter options). */
+struct df_check {
+	bool skip_all;		/* skip=all */
+	char **skip;		/* NULL-terminated rule names from skip=a,b (never NULL) */
+	bool error;		/* error=true: warnings fail the build */
+	bool experimental_all;	/* experimental=all */
+	char **experimental;	/* NULL-terminated rule names (never NULL) */
+};
+
+/**
+ * A parsed Dockerfile. root->value is "", root->children are the instructions in order.
+ * file is the name given to df_parse() (used in error locations); escape is '\\' or '`'.
+ */
+struct df_ast {
+	struct df_node *root;
+	char *file;
+	char escape;
+	struct df_directive *directives;
+	size_t n_directives;
+	struct df_check check;
+	struct df_warning *warnings;
+	size_t n_warnings;
+};
+
+/**
+ * Parses Dockerfile text (len bytes, need not be NUL-terminated) the way BuildKit's
+ * frontend/dockerfile/parser does: directives, comments, continuations, heredocs and the
+ * per-instruction line parsers. file names the source in errors ("Dockerfile" when NULL).
+ *
+ * Returns a new AST (free with df_ast_free()) or NULL with *err set, located as
+ * "file:line:col: msg" (kn_error file/line/col). Errors: "file with no instructions",
+ * unknown instruction 'X' with a did-you-mean suggestion, ENV/LABEL syntax, JSON arrays of
+ * non-strings, "unterminated heredoc", bad or repeated directives, NUL bytes, and the DF_MAX_*
+ * limits. Linear in the input size.
+ */
+struct df_ast *df_parse(const char *text, size_t len, const char *file, kn_error **err);
+
+/** Frees the AST and everything in it. NULL-safe. */
+void df_ast_free(struct df_ast *ast);
+DEFINE_FREEP(struct df_ast, df_ast_free)
+
+/**
+ * BuildKit's AST.Dump() followed by "\n": one S-expression per instruction, e.g.
+ * `(copy ["--from=a"] "x" "/y")`, exactly as in BuildKit's testfiles/<case>/result.
+ * Returns an owned string.
+ */
+char *df_ast_dump(const struct df_ast *ast);
+/** Dump of one node (BuildKit's Node.Dump(), no trailing newline). Returns an owned string. */
+char *df_node_dump(const struct df_node *node);
+
+/** The value of directive `name` ("syntax", "escape", "check"), or NULL when absent. */
+const char *df_ast_directive(const struct df_ast *ast, const char *name);
+
+/**
+ * Returns the heredoc body with leading tabs removed from every line when h->chomp is set,
+ * else a copy of the body. Owned string.
+ */
+char *df_heredoc_chomp(const struct df_heredoc *h);
+
+/** True when lower-case `name` is a Dockerfile instruction known to BuildKit. */
+bool df_is_instruction(const char *name);
 
 /* ---- expansion ---------------------------------------------------------------------------- */
 
