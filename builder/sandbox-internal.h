@@ -1,0 +1,197 @@
+/* kiln builder: the sandbox that runs one RUN step (after bubblewrap: plan in the parent, execute
+ * in the child). Internal to builder/ and its tests. */
+#ifndef KILN_BUILDER_SANDBOX_INTERNAL_H
+#define KILN_BUILDER_SANDBOX_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/base.h"
+
+/** Network of a RUN step: share the host's namespace, or a new one with only `lo` up. */
+enum sandbox_network {
+	SANDBOX_NET_HOST = 0,
+	SANDBOX_NET_NONE,
+};
+
+enum sandbox_mount_type {
+	/** Bind of a host file or directory (RUN --mount=type=bind|cache): source -> target. */
+	SANDBOX_MOUNT_BIND = 0,
+	/** A fresh tmpfs at target (RUN --mount=type=tmpfs); size in bytes, 0 = kernel default. */
+	SANDBOX_MOUNT_TMPFS,
+	/**
+	 * A secret (RUN --mount=type=secret): the bytes of the host file `source` (read by the
+	 * parent, at most 512 KiB as BuildKit) appear read-only at target (default
+	 * /run/secrets/<id>) with mode (default 0400), uid and gid. The bytes live in a tmpfs of
+	 * the sandbox's own mount namespace only, never on disk and never in the upper dir.
+	 */
+	SANDBOX_MOUNT_SECRET,
+};
+
+/** One extra mount. Every string is borrowed for the duration of sandbox_run(). */
+struct sandbox_mount {
+	enum sandbox_mount_type type;
+	/** BIND: host path; SECRET: host file with the secret; TMPFS: unused. */
+	const char *source;
+	/** Absolute path inside the container; SECRET: NULL means /run/secrets/<id>. */
+	const char *target;
+	/** SECRET: the id (for the default target and error messages). */
+	const char *id;
+	/** BIND: mount read-only (secrets are always read-only). */
+	bool readonly;
+	/** TMPFS: size in bytes (0 = default). */
+	uint64_t size;
+	/** TMPFS: mode of the root (0 = 01777); SECRET: file mode (0 = 0400). */
+	mode_t mode;
+	/** SECRET: owner of the file (default 0:0). */
+	uid_t uid;
+	gid_t gid;
+};
+
+/**
+ * What one RUN step needs, built by the caller (the build engine). All pointers are borrowed:
+ * sandbox_run() copies what it keeps and never frees them.
+ *
+ * Root file system, one of:
+ *  - lowerdirs[0..n_lowerdirs) (ordered TOP FIRST, i.e. the newest layer first) plus upperdir
+ *    and workdir (both created by the caller, empty, on the same file system): the root is an
+ *    overlayfs of them and after the run upperdir holds exactly the step's changes (overlay
+ *    format: whiteouts are 0:0 char devices, opaque dirs carry trusted.overlay.opaque=y).
+ *    n_lowerdirs may be 0 with an upperdir (FROM scratch): the upper dir alone is the root.
+ *  - rootfs: a plain directory used read-write in place (upperdir/workdir NULL).
+ *
+ * argv: the command (argv[0] searched in PATH inside the new root when it has no '/').
+ * env: NULL-terminated "K=V" list, exactly the process environment, except that PATH is added
+ *   (docker's default) when missing and HOME is added from passwd (or "/") when missing.
+ * cwd: absolute working directory, created (mkdir -p, root-owned, 0755) when missing, as docker
+ *   does; it stays in the layer like docker's. NULL = "/".
+ * user: docker's USER string: "name", "uid", "name:group", "uid:gid"; NULL or "" = root.
+ *   Resolved inside the sandbox through the merged root's /etc/passwd and /etc/group, with the
+ *   supplementary groups the user is a member of (as docker/runc do).
+ * hostname: NULL = "kiln".
+ * network: SANDBOX_NET_HOST or SANDBOX_NET_NONE.
+ * hosts, resolv_conf: the content of /etc/hosts and /etc/resolv.conf during the run; NULL = a
+ *   default hosts ("127.0.0.1 localhost <hostname>" and the ::1 line) / the host's
+ *   /etc/resolv.conf. /etc/hostname gets the hostname. These files are bind-mounted from a
+ *   tmpfs private to the sandbox and never reach the upper dir (a stub created as mount point
+ *   is removed after the run, see below).
+ * mounts: extra mounts, mounted in order after the base ones.
+ * output_fd: where the command's stdout and stderr go (stdin is /dev/null). When < 0 and
+ *   output_cb is set, sandbox_run() makes a pipe and calls output_cb(data, len, output_data)
+ *   from the calling thread as output arrives. When both are unset, output goes to /dev/null.
+ *
+ * Mount-point stubs: a file or directory that had to be created in the root only to serve as a
+ * mount point (e.g. /etc/resolv.conf missing in the image, /run/secrets/x, /proc in a scratch
+ * image) is removed from the upper dir (or rootfs) after the run when it is still an empty file
+ * or an empty directory, and so is a copied-up parent directory left empty and unchanged; files
+ * the command itself wrote are never removed.
+ */
+struct sandbox_spec {
+	const char *const *lowerdirs;
+	size_t n_lowerdirs;
+	const char *upperdir;
+	const char *workdir;
+	const char *rootfs;
+
+	const char *const *argv;
+	const char *const *env;
+	const char *cwd;
+	const char *user;
+	const char *hostname;
+	enum sandbox_network network;
+	const char *hosts;
+	const char *resolv_conf;
+
+	const struct sandbox_mount *mounts;
+	size_t n_mounts;
+
+	int output_fd;
+	void (*output_cb)(const char *data, size_t len, void *output_data);
+	void *output_data;
+
+	/** Directory for the sandbox's short-lived state dir (NULL = $TMPDIR or /tmp). */
+	const char *tmpdir;
+};
+
+/** Fills spec with defaults: everything NULL/0, output_fd = -1, network = SANDBOX_NET_HOST. */
+void sandbox_spec_init(struct sandbox_spec *spec);
+
+/**
+ * Runs spec->argv in a fresh sandbox: new mount, pid, uts and ipc namespaces (and net for
+ * SANDBOX_NET_NONE), the overlay root with pivot_root, a fresh /proc, a minimal /dev (null zero
+ * full random urandom tty, pts, ptmx, shm, mqueue, fd/stdin/stdout/stderr links), /sys
+ * read-only, the resolved user, docker's default capability set, no_new_privs, umask 022. PID 1
+ * is kiln's reaper: it forwards signals, reaps zombies and, when the command exits, ends the
+ * namespace (every process left, e.g. a daemon, is killed). Nothing is mounted in the caller's
+ * mount namespace and no process survives the call.
+ *
+ * Returns 0 and sets *ret_exit_status to the command's exit code (128+N when killed by signal
+ * N). Returns -1 with *err set when the sandbox could not be set up or the command could not be
+ * started, e.g. "run: exec '/bin/foo': No such file or directory" or "unable to find user foo:
+ * no matching entries in passwd file". Needs root (CAP_SYS_ADMIN in the initial namespace).
+ * Thread-safe: the child never allocates and never takes locks, so the builder may run several
+ * at once.
+ */
+int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err);
+
+/* --- USER resolution (builder/user.c) --- */
+
+/** A resolved USER. gids: the supplementary groups (owned, sandbox_user_release frees). */
+struct sandbox_user {
+	uid_t uid;
+	gid_t gid;
+	gid_t *gids;
+	size_t n_gids;
+	/** Home from passwd, or "/" when the user has no passwd entry. Owned. */
+	char *home;
+};
+
+void sandbox_user_release(struct sandbox_user *u);
+
+/**
+ * Resolves a docker USER string (see struct sandbox_spec.user) through passwd and group file
+ * contents (not NUL-terminated needed; lengths given). This is the allocation-free core also
+ * used inside the sandbox: gids[] receives at most max_gids supplementary groups (*ret_n_gids),
+ * *ret_home points into passwd (length *ret_home_len) or at "/" when the user is numeric and
+ * not in passwd.
+ *
+ * Rules (runc's GetExecUser, which docker and BuildKit use): a name must exist in passwd
+ * ("unable to find user NAME: no matching entries in passwd file"); a number is used as is, with
+ * the primary gid and home of its passwd entry when there is one, else gid 0 and home "/". A
+ * group name must exist in group ("unable to find group NAME: no matching entries in group
+ * file"); a numeric group is used as is. Without an explicit group the supplementary groups are
+ * the groups listing the user's name as a member; with one there are none.
+ * On failure returns a negative errno-style value and writes a static message describing the
+ * failure (one of the two above, or "too many supplementary groups") in ret->msg with the
+ * offending name in ret->name/ret->name_len.
+ */
+struct sandbox_user_raw {
+	uid_t uid;
+	gid_t gid;
+	size_t n_gids;
+	const char *home;
+	size_t home_len;
+	const char *msg;
+	const char *name;
+	size_t name_len;
+};
+int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len, const char *group,
+			     size_t group_len, gid_t *gids, size_t max_gids, struct sandbox_user_raw *ret);
+
+/**
+ * Resolves user through the image files without running anything (for COPY --chown and
+ * friends): /etc/passwd and /etc/group are looked up through lowerdirs top first (overlay
+ * whiteouts and opaque directories respected; each file is opened with RESOLVE_IN_ROOT inside
+ * the layer that holds it), or inside rootfs when lowerdirs is NULL. A missing file counts as
+ * empty. On success fills *ret (release with sandbox_user_release()).
+ */
+int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs, const char *user,
+			struct sandbox_user *ret, kn_error **err);
+
+/** Limits: passwd/group files larger than this are refused; supplementary groups cap. */
+#define SANDBOX_USER_FILE_MAX (4u << 20)
+#define SANDBOX_MAX_GROUPS 1024
+
+#endif
