@@ -103,6 +103,9 @@ enum reg_request_flags {
 	REG_REQ_RESUME = 1 << 2,
 	/* Do not follow redirects: return the 3xx with its Location header. */
 	REG_REQ_NO_REDIRECT = 1 << 3,
+	/* Attach no registry credentials and skip the ping (token requests; any Authorization in
+	 * req->headers is still dropped on a redirect to another host). url must be absolute. */
+	REG_REQ_NO_AUTH = 1 << 4,
 };
 
 /**
@@ -168,6 +171,36 @@ int reg_get_buf(struct reg_client *c, const char *url, const char *const *header
 		struct kn_buf *buf, struct reg_response **ret, kn_error **err);
 
 /* ---- internal to the transport (auth.c, credentials.c, http.c) ---- */
+
+/**
+ * For `kiln login`: pings the registry and checks the client's credentials (opts->username /
+ * password) the way the registry wants them: a token request with them (Bearer), a GET /v2/ with
+ * them (Basic), nothing when the registry needs no auth. Fails with EACCES when refused.
+ * *ret_identity_token (may be NULL) receives a refresh token when the token server issued one.
+ */
+int reg_client_verify_login(struct reg_client *c, char **ret_identity_token, kn_error **err);
+
+/** A parsed WWW-Authenticate challenge (first one offered); fields owned, NULL when absent. */
+struct reg_challenge {
+	char *scheme; /* "bearer" or "basic", lowercased */
+	char *realm;
+	char *service;
+	char *scope;
+	char *error;
+};
+/* Parses a WWW-Authenticate value; returns -1 when it is not a Basic or Bearer challenge. */
+int reg_challenge_parse(const char *header, struct reg_challenge *ret);
+void reg_challenge_release(struct reg_challenge *ch);
+
+/**
+ * Fetches a Bearer token from ch->realm for service/scopes, with creds (may be NULL:
+ * anonymous): identity token -> OAuth2 POST grant_type=refresh_token; user/password -> GET with
+ * Basic auth. *ret_token owned; *ret_expires_in in seconds (60 when the server says nothing).
+ * A refused login fails with EACCES; the message never contains the secret.
+ */
+int reg_auth_fetch_token(struct reg_client *c, const struct reg_challenge *ch, char *const *scopes,
+			 const struct reg_credentials *creds, char **ret_token, long *ret_expires_in,
+			 kn_error **err);
 
 /** Base64 (standard alphabet, padded) helpers. Returned strings owned. */
 char *reg_base64_encode(const void *data, size_t len);
