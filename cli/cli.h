@@ -51,5 +51,7 @@ extern const struct cli_cmd cli_commands[];
 
 /* Commands: each lives in cli/cmd-<name>.c. */
 /* KILN-COMMAND-DECLARATIONS (keep sorted; one line per command) */
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
 
 #endif

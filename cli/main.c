@@ -6,6 +6,8 @@
 
 const struct cli_cmd cli_commands[] = {
 	/* KILN-COMMAND-TABLE (keep sorted; one line per command) */
+	{ "login", cmd_login, "log in to a container registry" },
+	{ "logout", cmd_logout, "remove stored registry credentials" },
 	{ NULL, NULL, NULL },
 };
 
