@@ -163,9 +163,8 @@ void sandbox_user_release(struct sandbox_user *u);
  * group name must exist in group ("unable to find group NAME: no matching entries in group
  * file"); a numeric group is used as is. Without an explicit group the supplementary groups are
  * the groups listing the user's name as a member; with one there are none.
- * On failure returns a negative errno-style value and writes a static message describing the
- * failure (one of the two above, or "too many supplementary groups") in ret->msg with the
- * offending name in ret->name/ret->name_len.
+ * On failure returns a negative errno-style value; the message is ret->msg (static), then the
+ * offending name ret->name/ret->name_len, then ret->msg_suffix (static).
  */
 struct sandbox_user_raw {
 	uid_t uid;
@@ -174,6 +173,7 @@ struct sandbox_user_raw {
 	const char *home;
 	size_t home_len;
 	const char *msg;
+	const char *msg_suffix;
 	const char *name;
 	size_t name_len;
 };

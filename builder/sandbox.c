@@ -1,0 +1,1458 @@
+/* kiln builder: the sandbox that runs one RUN step.
+ *
+ * After bubblewrap: the parent turns the declarative struct sandbox_spec into a plan (every
+ * string, buffer and array the child will need is allocated here), then clones a child into new
+ * mount, pid, uts, ipc (and net) namespaces. That child is PID 1 of the new pid namespace, the
+ * "reaper": it builds the root (private propagation, a tmpfs for run-time files over the state
+ * dir, the overlay, pivot_root, /proc, /dev, /sys, run-time files and extra mounts), resolves
+ * USER inside the new root and clones the command, which drops to the user and docker's
+ * capability set and execs. The reaper forwards signals, reaps zombies and exits with the
+ * command's status, which ends the namespace and kills whatever the command left behind.
+ *
+ * Rules for code that runs after clone (the parent may be multi-threaded, another thread may
+ * hold malloc's or stdio's locks): no allocation, no stdio, no glibc set*id wrappers (they
+ * signal the parent's other threads, which do not exist here): raw syscalls only. Errors and
+ * the mount-point stubs the child creates are reported to the parent over a CLOEXEC pipe as
+ * records; the pipe reaches EOF when the command has exec'd (or everything died).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "builder/sandbox-internal.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_HOSTNAME "kiln"
+#define SECRET_MAX (512u << 10)
+#define RESOLV_MAX (64u << 10)
+#define EXIT_SETUP 125
+
+/* docker's default capabilities: 0x00000000a80425fb. */
+#define CAP_BIT(c) (1ull << (c))
+static const uint64_t docker_caps =
+	CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FSETID) | CAP_BIT(CAP_FOWNER) |
+	CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_NET_RAW) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) |
+	CAP_BIT(CAP_SETFCAP) | CAP_BIT(CAP_SETPCAP) | CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_SYS_CHROOT) |
+	CAP_BIT(CAP_KILL) | CAP_BIT(CAP_AUDIT_WRITE);
+
+/* docker's masked and read-only /proc and /sys paths. */
+static const char *const masked_paths[] = {
+	"/proc/asound",	      "/proc/acpi",	    "/proc/kcore",     "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list",   "/proc/timer_stats", "/proc/sched_debug",
+	"/proc/scsi",	      "/sys/firmware",	    "/sys/devices/virtual/powercap",
+};
+static const char *const readonly_paths[] = {
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+struct dev_node {
+	const char *path;
+	unsigned int major, minor;
+};
+static const struct dev_node dev_nodes[] = {
+	{ "/dev/null", 1, 3 },	  { "/dev/zero", 1, 5 },    { "/dev/full", 1, 7 },
+	{ "/dev/random", 1, 8 }, { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
+};
+static const char *const dev_links[][2] = {
+	{ "/dev/ptmx", "pts/ptmx" },	     { "/dev/fd", "/proc/self/fd" },
+	{ "/dev/stdin", "/proc/self/fd/0" }, { "/dev/stdout", "/proc/self/fd/1" },
+	{ "/dev/stderr", "/proc/self/fd/2" }, { "/dev/core", "/proc/kcore" },
+};
+
+/* Child -> parent records: a header, then len bytes of path or message. */
+enum rec_kind {
+	REC_STUB_FILE = 1,
+	REC_STUB_DIR = 2,
+	REC_ERROR = 3,
+};
+struct rec_hdr {
+	uint32_t kind;
+	int32_t err;
+	uint32_t len;
+};
+
+/* A file served from the sandbox's private tmpfs: hosts, resolv.conf, hostname, secrets. */
+struct sbx_file {
+	char *stage; /* its path in the state dir (before pivot_root) */
+	char *target; /* writable copy of the container path */
+	char *data;
+	size_t len;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	bool readonly;
+	int fd;
+};
+
+/* A bind or tmpfs mount from the spec. */
+struct sbx_mnt {
+	enum sandbox_mount_type type;
+	const char *source;
+	char *target;
+	char *tmpfs_opts;
+	bool readonly;
+	bool src_is_dir;
+	int fd;
+};
+
+struct sbx_plan {
+	const struct sandbox_spec *spec;
+	char *state;
+	char *root;
+	char *run;
+	bool overlay;
+	const char *root_src; /* bind source of the root when not an overlay */
+	char *lower_joined; /* "lowerdir=" fallback for kernels without lowerdir+ */
+
+	struct sbx_file *files;
+	size_t n_files;
+	struct sbx_mnt *mnts;
+	size_t n_mnts;
+
+	char **exec_paths; /* NULL-terminated candidates for argv[0] */
+	bool path_search;
+	char **envp;
+	ssize_t home_slot;
+	char *home_env;
+	size_t file_cap;
+	char *passwd;
+	char *group;
+	gid_t *gids;
+	char *linkbuf;
+	size_t linkbuf_cap;
+	char *msgbuf;
+	size_t msgbuf_cap;
+	char *cwd;
+	const char *hostname;
+
+	int err_w;
+	int out_w;
+};
+
+/* ---------- code run in the children: no allocation, raw syscalls ---------- */
+
+static size_t c_strlen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+static void rec_write(const struct sbx_plan *p, uint32_t kind, int e, const char *a, const char *b, const char *c)
+{
+	struct rec_hdr h = { kind, e, (uint32_t)(c_strlen(a) + c_strlen(b) + c_strlen(c)) };
+	struct iovec iov[4] = {
+		{ &h, sizeof(h) },
+		{ (void *)a, c_strlen(a) },
+		{ (void *)b, c_strlen(b) },
+		{ (void *)c, c_strlen(c) },
+	};
+	ssize_t total = (ssize_t)(sizeof(h) + h.len), done = 0;
+	int i = 0;
+
+	/* Write every byte (a record may exceed PIPE_BUF); retry on EINTR and short writes. */
+	while (done < total) {
+		ssize_t n = writev(p->err_w, iov + i, 4 - i);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		done += n;
+		while (i < 4 && (size_t)n >= iov[i].iov_len) {
+			n -= (ssize_t)iov[i].iov_len;
+			i++;
+		}
+		if (i < 4) {
+			iov[i].iov_base = (char *)iov[i].iov_base + n;
+			iov[i].iov_len -= (size_t)n;
+		}
+	}
+}
+
+/* Reports a failure: "a b c" with errno e; returns -1. */
+static int child_fail(const struct sbx_plan *p, int e, const char *a, const char *b, const char *c)
+{
+	rec_write(p, REC_ERROR, e, a, b, c);
+	return -1;
+}
+
+static void fmt_uint(char *buf, size_t size, unsigned long v)
+{
+	char tmp[24];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < sizeof(tmp));
+	for (i = 0; i < n && i + 1 < size; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[i] = '\0';
+}
+
+/* Reports a stub created at path: resolved through /proc/self/fd so symlinks do not matter. */
+static void report_stub(const struct sbx_plan *p, uint32_t kind, int fd, const char *path)
+{
+	char proc[40] = "/proc/self/fd/";
+	ssize_t n;
+
+	fmt_uint(proc + 14, sizeof(proc) - 14, (unsigned long)fd);
+	n = readlink(proc, p->linkbuf, p->linkbuf_cap - 1);
+	if (n <= 0 || (size_t)n >= p->linkbuf_cap - 1) {
+		rec_write(p, kind, 0, path, NULL, NULL);
+		return;
+	}
+	p->linkbuf[n] = '\0';
+	rec_write(p, kind, 0, p->linkbuf, NULL, NULL);
+}
+
+/* mkdir -p of a writable absolute path; reports every directory it created when report. */
+static int ensure_dir(const struct sbx_plan *p, char *path, bool report)
+{
+	for (char *s = path + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		if (s[-1] == '/') {
+			if (!c)
+				break;
+			continue;
+		}
+		*s = '\0';
+		if (mkdir(path, 0755) == 0) {
+			if (report) {
+				int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+				report_stub(p, REC_STUB_DIR, fd, path);
+				if (fd >= 0)
+					close(fd);
+			}
+		} else if (errno != EEXIST) {
+			int e = errno;
+
+			*s = c;
+			return child_fail(p, e, "run: create directory '", path, "'");
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	return 0;
+}
+
+/* Makes sure a file exists at path for a file mount, reporting what it created. */
+static int ensure_file(const struct sbx_plan *p, char *path)
+{
+	char *slash;
+	int fd;
+
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return child_fail(p, errno, "run: open '", path, "'");
+	slash = strrchr(path, '/');
+	if (slash && slash != path) {
+		*slash = '\0';
+		if (ensure_dir(p, path, true) < 0) {
+			*slash = '/';
+			return -1;
+		}
+		*slash = '/';
+	}
+	/* Follows a dangling symlink on purpose: the stub lands where the image points. */
+	fd = open(path, O_CREAT | O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return child_fail(p, errno, "run: create mount point '", path, "'");
+	report_stub(p, REC_STUB_FILE, fd, path);
+	close(fd);
+	return 0;
+}
+
+static int mount_fd_at(const struct sbx_plan *p, int fd, const char *target)
+{
+	if (move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) < 0)
+		return child_fail(p, errno, "run: mount '", target, "'");
+	return 0;
+}
+
+static int set_mount_attr(int dfd, const char *path, unsigned int flags, uint64_t attrs)
+{
+	struct mount_attr attr = { .attr_set = attrs };
+
+	return mount_setattr(dfd, path, flags, &attr, sizeof(attr));
+}
+
+static int write_file_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The state tmpfs (private to this namespace) with the run-time files. */
+static int setup_state(const struct sbx_plan *p)
+{
+	if (mount("tmpfs", p->state, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		return child_fail(p, errno, "run: mount tmpfs on '", p->state, "'");
+	if (mkdir(p->root, 0755) < 0 || mkdir(p->run, 0755) < 0)
+		return child_fail(p, errno, "run: create '", p->root, "'");
+	for (size_t i = 0; i < p->n_files; i++) {
+		const struct sbx_file *f = &p->files[i];
+		int fd = open(f->stage, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return child_fail(p, errno, "run: create '", f->stage, "'");
+		if (write_file_all(fd, f->data, f->len) < 0 || fchown(fd, f->uid, f->gid) < 0 ||
+		    fchmod(fd, f->mode) < 0) {
+			int e = errno;
+
+			close(fd);
+			return child_fail(p, e, "run: write '", f->stage, "'");
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static int fs_error(const struct sbx_plan *p, int fsfd, int e, const char *what)
+{
+	ssize_t n = -1;
+
+	/* The kernel queues a message on the fs context; it says which option was wrong. */
+	if (fsfd >= 0)
+		n = read(fsfd, p->msgbuf, p->msgbuf_cap - 1);
+	if (n > 0) {
+		p->msgbuf[n] = '\0';
+		while (n > 0 && p->msgbuf[n - 1] == '\n')
+			p->msgbuf[--n] = '\0';
+		return child_fail(p, e, what, ": ", p->msgbuf);
+	}
+	return child_fail(p, e, what, NULL, NULL);
+}
+
+static int mount_overlay(const struct sbx_plan *p)
+{
+	const struct sandbox_spec *s = p->spec;
+	int fsfd, mfd, r = -1;
+
+	fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		return child_fail(p, errno, "run: overlayfs is not available", NULL, NULL);
+	for (size_t i = 0; i < s->n_lowerdirs; i++) {
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", s->lowerdirs[i], 0) < 0) {
+			if (errno == EINVAL && i == 0 && p->lower_joined) {
+				/* Kernels before 6.8: one colon-separated option. */
+				if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p->lower_joined, 0) < 0)
+					goto fail;
+				break;
+			}
+			fs_error(p, fsfd, errno, "run: overlay lowerdir");
+			goto out;
+		}
+	}
+	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", s->upperdir, 0) < 0 ||
+	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", s->workdir, 0) < 0)
+		goto fail;
+	/* Keep the upper dir a plain tree the layer differ can read: no redirects or metacopy. */
+	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "redirect_dir", "off", 0);
+	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "metacopy", "off", 0);
+	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "index", "off", 0);
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto fail;
+	mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	if (mfd < 0)
+		goto fail;
+	r = mount_fd_at(p, mfd, p->root);
+	close(mfd);
+	goto out;
+fail:
+	fs_error(p, fsfd, errno, "run: mount overlay");
+out:
+	close(fsfd);
+	return r;
+}
+
+static int setup_root(const struct sbx_plan *p)
+{
+	if (p->overlay)
+		return mount_overlay(p);
+	if (mount(p->root_src, p->root, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return child_fail(p, errno, "run: bind root '", p->root_src, "'");
+	return 0;
+}
+
+/* Clones every host-side mount source while the host's tree is still reachable. */
+static int open_sources(struct sbx_plan *p)
+{
+	for (size_t i = 0; i < p->n_files; i++) {
+		struct sbx_file *f = &p->files[i];
+
+		f->fd = open_tree(AT_FDCWD, f->stage, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (f->fd < 0)
+			return child_fail(p, errno, "run: clone '", f->stage, "'");
+		if (f->readonly && set_mount_attr(f->fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+									    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
+			return child_fail(p, errno, "run: make '", f->target, "' read-only");
+	}
+	for (size_t i = 0; i < p->n_mnts; i++) {
+		struct sbx_mnt *m = &p->mnts[i];
+
+		if (m->type != SANDBOX_MOUNT_BIND)
+			continue;
+		m->fd = open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (m->fd < 0)
+			return child_fail(p, errno, "run: bind source '", m->source, "'");
+		if (m->readonly &&
+		    set_mount_attr(m->fd, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY) < 0)
+			return child_fail(p, errno, "run: make '", m->target, "' read-only");
+	}
+	return 0;
+}
+
+static int enter_root(const struct sbx_plan *p)
+{
+	if (chdir(p->root) < 0)
+		return child_fail(p, errno, "run: chdir '", p->root, "'");
+	/* Stack the old root on the new one, then detach it: nothing of the host stays reachable. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return child_fail(p, errno, "run: pivot_root", NULL, NULL);
+	if (umount2(".", MNT_DETACH) < 0)
+		return child_fail(p, errno, "run: detach the old root", NULL, NULL);
+	if (chdir("/") < 0)
+		return child_fail(p, errno, "run: chdir '/'", NULL, NULL);
+	return 0;
+}
+
+static int setup_proc(const struct sbx_plan *p)
+{
+	if (mkdir("/proc", 0555) == 0)
+		rec_write(p, REC_STUB_DIR, 0, "/proc", NULL, NULL);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return child_fail(p, errno, "run: mount '/proc'", NULL, NULL);
+	return 0;
+}
+
+static int setup_dev(const struct sbx_plan *p)
+{
+	char dev[] = "/dev";
+
+	if (ensure_dir(p, dev, true) < 0)
+		return -1;
+	if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0)
+		return child_fail(p, errno, "run: mount '/dev'", NULL, NULL);
+	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
+		const struct dev_node *d = &dev_nodes[i];
+
+		if (mknod(d->path, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0)
+			return child_fail(p, errno, "run: mknod '", d->path, "'");
+	}
+	if (mkdir("/dev/pts", 0755) < 0 || mkdir("/dev/shm", 01777) < 0 || mkdir("/dev/mqueue", 0755) < 0)
+		return child_fail(p, errno, "run: populate '/dev'", NULL, NULL);
+	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+		return child_fail(p, errno, "run: mount '/dev/pts'", NULL, NULL);
+	if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+		return child_fail(p, errno, "run: mount '/dev/shm'", NULL, NULL);
+	if (mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return child_fail(p, errno, "run: mount '/dev/mqueue'", NULL, NULL);
+	for (size_t i = 0; i < sizeof(dev_links) / sizeof(dev_links[0]); i++) {
+		if (symlink(dev_links[i][1], dev_links[i][0]) < 0)
+			return child_fail(p, errno, "run: symlink '", dev_links[i][0], "'");
+	}
+	return 0;
+}
+
+static int setup_sys(const struct sbx_plan *p)
+{
+	char sys[] = "/sys";
+
+	if (ensure_dir(p, sys, true) < 0)
+		return -1;
+	if (mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return child_fail(p, errno, "run: mount '/sys'", NULL, NULL);
+	return 0;
+}
+
+/* docker's masked paths (hidden behind /dev/null or an empty read-only tmpfs) and read-only ones. */
+static int setup_proc_masks(const struct sbx_plan *p)
+{
+	for (size_t i = 0; i < sizeof(readonly_paths) / sizeof(readonly_paths[0]); i++) {
+		const char *path = readonly_paths[i];
+
+		if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return child_fail(p, errno, "run: bind '", path, "'");
+		}
+		if (set_mount_attr(AT_FDCWD, path, AT_RECURSIVE,
+				   MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
+			return child_fail(p, errno, "run: make '", path, "' read-only");
+	}
+	for (size_t i = 0; i < sizeof(masked_paths) / sizeof(masked_paths[0]); i++) {
+		const char *path = masked_paths[i];
+		struct stat st;
+		int r;
+
+		if (stat(path, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			r = mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k,mode=0555");
+		else
+			r = mount("/dev/null", path, NULL, MS_BIND, NULL);
+		if (r < 0)
+			return child_fail(p, errno, "run: mask '", path, "'");
+	}
+	return 0;
+}
+
+static int setup_net_none(const struct sbx_plan *p)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return child_fail(p, errno, "run: socket", NULL, NULL);
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		goto fail;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	close(fd);
+	return child_fail(p, errno, "run: bring up 'lo'", NULL, NULL);
+}
+
+static int setup_files_and_mounts(struct sbx_plan *p)
+{
+	for (size_t i = 0; i < p->n_files; i++) {
+		struct sbx_file *f = &p->files[i];
+
+		if (ensure_file(p, f->target) < 0 || mount_fd_at(p, f->fd, f->target) < 0)
+			return -1;
+		close(f->fd);
+		f->fd = -1;
+	}
+	for (size_t i = 0; i < p->n_mnts; i++) {
+		struct sbx_mnt *m = &p->mnts[i];
+
+		if (m->type == SANDBOX_MOUNT_TMPFS) {
+			if (ensure_dir(p, m->target, true) < 0)
+				return -1;
+			if (mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV, m->tmpfs_opts) < 0)
+				return child_fail(p, errno, "run: mount tmpfs on '", m->target, "'");
+			continue;
+		}
+		if (m->src_is_dir ? ensure_dir(p, m->target, true) < 0 : ensure_file(p, m->target) < 0)
+			return -1;
+		if (mount_fd_at(p, m->fd, m->target) < 0)
+			return -1;
+		close(m->fd);
+		m->fd = -1;
+	}
+	return 0;
+}
+
+/* Reads a small regular file of the new root into buf (at most cap bytes); missing = empty. */
+static int read_root_file(const struct sbx_plan *p, const char *path, char *buf, size_t cap, size_t *ret_len)
+{
+	struct stat st;
+	size_t len = 0;
+	int fd;
+
+	*ret_len = 0;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : child_fail(p, errno, "run: open '", path, "'");
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			close(fd);
+			return child_fail(p, EFBIG, "run: read '", path, "'");
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			return child_fail(p, e, "run: read '", path, "'");
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*ret_len = len;
+	return 0;
+}
+
+struct cmd_ids {
+	uid_t uid;
+	gid_t gid;
+	size_t n_gids;
+};
+
+static int resolve_user(struct sbx_plan *p, struct cmd_ids *ids)
+{
+	struct sandbox_user_raw raw;
+	size_t plen, glen;
+	int r;
+
+	if (read_root_file(p, "/etc/passwd", p->passwd, p->file_cap, &plen) < 0 ||
+	    read_root_file(p, "/etc/group", p->group, p->file_cap, &glen) < 0)
+		return -1;
+	r = sandbox_user_resolve_raw(p->spec->user, p->passwd, plen, p->group, glen, p->gids, SANDBOX_MAX_GROUPS,
+				     &raw);
+	if (r < 0) {
+		/* The name is a slice of the USER string or of passwd: copy it NUL-terminated. */
+		size_t n = raw.name_len < p->msgbuf_cap - 1 ? raw.name_len : p->msgbuf_cap - 1;
+
+		memcpy(p->msgbuf, raw.name, n);
+		p->msgbuf[n] = '\0';
+		return child_fail(p, 0, raw.msg, p->msgbuf, raw.msg_suffix);
+	}
+	ids->uid = raw.uid;
+	ids->gid = raw.gid;
+	ids->n_gids = raw.n_gids;
+	if (p->home_slot >= 0) {
+		memcpy(p->home_env, "HOME=", 5);
+		memcpy(p->home_env + 5, raw.home, raw.home_len);
+		p->home_env[5 + raw.home_len] = '\0';
+		p->envp[p->home_slot] = p->home_env;
+	}
+	return 0;
+}
+
+static pid_t raw_clone(unsigned long flags)
+{
+	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
+static int drop_privileges(const struct sbx_plan *p, const struct cmd_ids *ids)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	for (int c = 0; c < 64; c++) {
+		if (docker_caps & CAP_BIT(c))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+			if (errno == EINVAL)
+				break; /* past the kernel's last capability */
+			return child_fail(p, errno, "run: drop capabilities", NULL, NULL);
+		}
+	}
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = (uint32_t)docker_caps;
+	data[1].effective = data[1].permitted = (uint32_t)(docker_caps >> 32);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return child_fail(p, errno, "run: set capabilities", NULL, NULL);
+	if (syscall(SYS_setgroups, ids->n_gids, p->gids) < 0)
+		return child_fail(p, errno, "run: setgroups", NULL, NULL);
+	if (syscall(SYS_setresgid, ids->gid, ids->gid, ids->gid) < 0)
+		return child_fail(p, errno, "run: setgid", NULL, NULL);
+	/* For a non-root uid the kernel clears the permitted and effective sets here. */
+	if (syscall(SYS_setresuid, ids->uid, ids->uid, ids->uid) < 0)
+		return child_fail(p, errno, "run: setuid", NULL, NULL);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return child_fail(p, errno, "run: set no_new_privs", NULL, NULL);
+	return 0;
+}
+
+static void reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const struct cmd_ids *ids)
+{
+	const struct sandbox_spec *s = p->spec;
+	const char *argv0 = s->argv[0];
+	int nullfd, e = ENOENT;
+	bool eacces = false;
+
+	reset_signals();
+	(void)setsid();
+	nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(p->out_w >= 0 ? p->out_w : nullfd, 1) < 0 ||
+	    dup2(p->out_w >= 0 ? p->out_w : nullfd, 2) < 0) {
+		child_fail(p, errno, "run: set up stdio", NULL, NULL);
+		_exit(EXIT_SETUP);
+	}
+	/* Everything else closes at exec, the error pipe included (so the parent sees EOF). */
+	(void)close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+	if (chdir(p->cwd) < 0) {
+		child_fail(p, errno, "run: chdir '", p->cwd, "'");
+		_exit(EXIT_SETUP);
+	}
+	umask(022);
+	if (drop_privileges(p, ids) < 0)
+		_exit(EXIT_SETUP);
+	for (char **c = p->exec_paths; *c; c++) {
+		execve(*c, (char *const *)s->argv, p->envp);
+		if (errno == EACCES)
+			eacces = true;
+		else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV &&
+			 errno != ETIMEDOUT) {
+			e = errno;
+			child_fail(p, e, "run: exec '", p->path_search ? *c : argv0, "'");
+			_exit(EXIT_SETUP);
+		}
+	}
+	if (eacces)
+		child_fail(p, EACCES, "run: exec '", argv0, "'");
+	else if (p->path_search)
+		child_fail(p, 0, "run: exec '", argv0, "': executable file not found in $PATH");
+	else
+		child_fail(p, e, "run: exec '", argv0, "'");
+	_exit(EXIT_SETUP);
+}
+
+/* Closes every fd above 2 except keep[0..1] (each may be -1). */
+static void close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned int from = 3;
+
+	if (lo >= 3) {
+		if ((unsigned int)lo > from)
+			(void)close_range(from, (unsigned int)lo - 1, 0);
+		from = (unsigned int)lo + 1;
+	}
+	if (hi >= 3 && hi != lo) {
+		if ((unsigned int)hi > from)
+			(void)close_range(from, (unsigned int)hi - 1, 0);
+		from = (unsigned int)hi + 1;
+	}
+	(void)close_range(from, ~0u, 0);
+}
+
+static int move_above_stdio(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+static const char init_name[] = "kiln-init";
+
+/*
+ * Overwrites the reaper's copy of the builder's argv (found through /proc/self/stat fields 48
+ * and 49) with "kiln-init": /proc/1/cmdline is readable by the command and the builder's
+ * command line may carry build args. PR_SET_MM would need CAP_SYS_RESOURCE.
+ */
+static void hide_cmdline(const struct sbx_plan *p)
+{
+	unsigned long v[2] = { 0, 0 };
+	ssize_t n = -1;
+	char *s, *end;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field = 2;
+
+	if (fd >= 0) {
+		n = read(fd, p->msgbuf, p->msgbuf_cap - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return;
+	p->msgbuf[n] = '\0';
+	s = strrchr(p->msgbuf, ')');
+	if (!s)
+		return;
+	for (; *s && field < 49; s++) {
+		if (*s != ' ')
+			continue;
+		field++;
+		if (field == 48 || field == 49)
+			v[field - 48] = strtoul(s + 1, &end, 10);
+	}
+	if (field < 49 || v[0] == 0 || v[1] <= v[0] + sizeof(init_name))
+		return;
+	memset((void *)v[0], 0, v[1] - v[0]);
+	memcpy((void *)v[0], init_name, sizeof(init_name));
+	/* A non-NUL last byte makes the kernel stop at the first NUL (its setproctitle case). */
+	((char *)v[1])[-1] = ' ';
+}
+
+static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
+{
+	struct cmd_ids ids = { 0 };
+	sigset_t all;
+	pid_t cmd;
+	int status = 0, nullfd;
+
+	sigfillset(&all);
+	(void)sigprocmask(SIG_SETMASK, &all, NULL);
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* The reaper holds a copy of the builder's memory: keep it out of reach of the command. */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	umask(0);
+	p->err_w = move_above_stdio(p->err_w);
+	p->out_w = move_above_stdio(p->out_w);
+	close_all_but(p->err_w, p->out_w);
+	nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nullfd >= 0) {
+		(void)dup2(nullfd, 0);
+		(void)dup2(nullfd, 1);
+		(void)dup2(nullfd, 2);
+		if (nullfd > 2)
+			close(nullfd);
+	}
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		child_fail(p, errno, "run: make mounts private", NULL, NULL);
+		_exit(EXIT_SETUP);
+	}
+	if (setup_state(p) < 0 || setup_root(p) < 0 || open_sources(p) < 0 || enter_root(p) < 0 ||
+	    setup_proc(p) < 0 || setup_dev(p) < 0 || setup_sys(p) < 0 || setup_proc_masks(p) < 0)
+		_exit(EXIT_SETUP);
+	if (sethostname(p->hostname, strlen(p->hostname)) < 0) {
+		child_fail(p, errno, "run: sethostname", NULL, NULL);
+		_exit(EXIT_SETUP);
+	}
+	if (p->spec->network == SANDBOX_NET_NONE && setup_net_none(p) < 0)
+		_exit(EXIT_SETUP);
+	if (setup_files_and_mounts(p) < 0 || ensure_dir(p, p->cwd, false) < 0 || resolve_user(p, &ids) < 0)
+		_exit(EXIT_SETUP);
+
+	cmd = raw_clone(0);
+	if (cmd < 0) {
+		child_fail(p, errno, "run: fork", NULL, NULL);
+		_exit(EXIT_SETUP);
+	}
+	if (cmd == 0)
+		command_main(p, &ids);
+	close(p->err_w);
+	if (p->out_w >= 0)
+		close(p->out_w);
+
+	/* Show a plain name as PID 1, not the builder's command line (it may hold build args). */
+	(void)prctl(PR_SET_NAME, init_name, 0, 0, 0);
+	hide_cmdline(p);
+
+	for (;;) {
+		siginfo_t info;
+		int sig = sigwaitinfo(&all, &info);
+
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			(void)kill(cmd, sig);
+			continue;
+		}
+		for (;;) {
+			int st;
+			pid_t pid = waitpid(-1, &st, WNOHANG);
+
+			if (pid <= 0)
+				break;
+			if (pid == cmd) {
+				status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1;
+				/* The step is over: end whatever it left behind, as the namespace would. */
+				(void)kill(-1, SIGKILL);
+				while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+					;
+				_exit(status);
+			}
+		}
+	}
+}
+
+/* ---------- parent side ---------- */
+
+static void plan_release(struct sbx_plan *p)
+{
+	for (size_t i = 0; i < p->n_files; i++) {
+		free(p->files[i].stage);
+		free(p->files[i].target);
+		free(p->files[i].data);
+	}
+	free(p->files);
+	for (size_t i = 0; i < p->n_mnts; i++) {
+		free(p->mnts[i].target);
+		free(p->mnts[i].tmpfs_opts);
+	}
+	free(p->mnts);
+	kn_strv_free(p->exec_paths);
+	free(p->envp);
+	free(p->home_env);
+	free(p->passwd);
+	free(p->group);
+	free(p->gids);
+	free(p->linkbuf);
+	free(p->msgbuf);
+	free(p->cwd);
+	free(p->lower_joined);
+	free(p->root);
+	free(p->run);
+	free(p->state);
+}
+
+void sandbox_spec_init(struct sandbox_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->output_fd = -1;
+	spec->network = SANDBOX_NET_HOST;
+}
+
+/* Normalizes an absolute container path (collapses '//', drops '.', trailing '/'); NULL if bad. */
+static char *normalize_target(const char *path)
+{
+	struct kn_buf b = KN_BUF_INIT;
+	const char *s = path;
+
+	if (!path || path[0] != '/')
+		return NULL;
+	while (*s) {
+		const char *e;
+		size_t n;
+
+		while (*s == '/')
+			s++;
+		e = s;
+		while (*e && *e != '/')
+			e++;
+		n = (size_t)(e - s);
+		if (n == 0)
+			break;
+		if (!(n == 1 && s[0] == '.')) {
+			kn_buf_addch(&b, '/');
+			kn_buf_add(&b, s, n);
+		}
+		s = e;
+	}
+	if (b.len == 0) {
+		kn_buf_release(&b);
+		return NULL;
+	}
+	return kn_buf_detach(&b);
+}
+
+static const char *env_get(const char *const *env, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (; env && *env; env++) {
+		if (strncmp(*env, key, n) == 0 && (*env)[n] == '=')
+			return *env + n + 1;
+	}
+	return NULL;
+}
+
+static int add_file(struct sbx_plan *p, const char *target, char *data, size_t len, mode_t mode, uid_t uid,
+		    gid_t gid, bool readonly, kn_error **err)
+{
+	struct sbx_file *f;
+	char *t = normalize_target(target);
+
+	if (!t) {
+		free(data);
+		return kn_error_set(err, EINVAL, "run: invalid mount target '%s'", target ? target : "");
+	}
+	p->files = xreallocarray(p->files, p->n_files + 1, sizeof(*p->files));
+	f = &p->files[p->n_files];
+	memset(f, 0, sizeof(*f));
+	f->stage = xasprintf("%s/f%zu", p->run, p->n_files);
+	f->target = t;
+	f->data = data;
+	f->len = len;
+	f->mode = mode;
+	f->uid = uid;
+	f->gid = gid;
+	f->readonly = readonly;
+	f->fd = -1;
+	p->n_files++;
+	return 0;
+}
+
+static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error **err)
+{
+	struct kn_buf b = KN_BUF_INIT;
+	const char *tmp = s->tmpdir;
+	const char *path;
+	size_t n_env = 0;
+
+	p->spec = s;
+	p->home_slot = -1;
+	p->err_w = p->out_w = -1;
+	if (!s->argv || !s->argv[0] || !s->argv[0][0])
+		return kn_error_set(err, EINVAL, "run: empty command");
+	if (s->rootfs && (s->upperdir || s->n_lowerdirs))
+		return kn_error_set(err, EINVAL, "run: both a rootfs and overlay layers given");
+	if (!s->rootfs && !s->upperdir)
+		return kn_error_set(err, EINVAL, "run: no root file system (rootfs or upperdir)");
+	if (s->n_lowerdirs && !s->workdir)
+		return kn_error_set(err, EINVAL, "run: overlay needs a workdir");
+	if (s->n_lowerdirs) {
+		p->overlay = true;
+		for (size_t i = 0; i < s->n_lowerdirs; i++) {
+			if (i)
+				kn_buf_addch(&b, ':');
+			kn_buf_adds(&b, s->lowerdirs[i]);
+		}
+		p->lower_joined = kn_buf_detach(&b);
+	} else {
+		p->root_src = s->rootfs ? s->rootfs : s->upperdir;
+	}
+
+	if (!tmp)
+		tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	p->state = xasprintf("%s/kiln-sandbox-XXXXXX", tmp);
+	if (!mkdtemp(p->state)) {
+		int e = errno;
+
+		free(p->state);
+		p->state = NULL;
+		return kn_error_set(err, e, "run: create state dir in '%s'", tmp);
+	}
+	p->root = xasprintf("%s/root", p->state);
+	p->run = xasprintf("%s/run", p->state);
+
+	p->hostname = s->hostname && *s->hostname ? s->hostname : DEFAULT_HOSTNAME;
+	{
+		char *hosts;
+		struct kn_buf rb = KN_BUF_INIT;
+
+		if (s->hosts)
+			hosts = xstrdup(s->hosts);
+		else
+			hosts = xasprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+					  p->hostname);
+		if (add_file(p, "/etc/hosts", hosts, strlen(hosts), 0644, 0, 0, false, err) < 0)
+			return -1;
+		if (s->resolv_conf) {
+			kn_buf_adds(&rb, s->resolv_conf);
+		} else {
+			kn_error *ignored = NULL;
+
+			/* No resolv.conf on the host: an empty one, as docker without DNS config. */
+			if (kn_read_file("/etc/resolv.conf", RESOLV_MAX, &rb, &ignored) < 0)
+				kn_error_free(ignored);
+		}
+		{
+			size_t len = rb.len;
+			char *data = kn_buf_detach(&rb);
+
+			if (add_file(p, "/etc/resolv.conf", data, len, 0644, 0, 0, false, err) < 0)
+				return -1;
+		}
+		{
+			char *hn = xasprintf("%s\n", p->hostname);
+
+			if (add_file(p, "/etc/hostname", hn, strlen(hn), 0644, 0, 0, false, err) < 0)
+				return -1;
+		}
+	}
+
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const struct sandbox_mount *m = &s->mounts[i];
+
+		if (m->type == SANDBOX_MOUNT_SECRET) {
+			struct kn_buf sb = KN_BUF_INIT;
+			_cleanup_free_ char *def = NULL;
+			size_t len;
+
+			if (!m->id || !*m->id || strchr(m->id, '/'))
+				return kn_error_set(err, EINVAL, "run: invalid secret id '%s'", m->id ? m->id : "");
+			if (!m->source)
+				return kn_error_set(err, EINVAL, "run: secret '%s' has no source", m->id);
+			if (kn_read_file(m->source, SECRET_MAX, &sb, err) < 0) {
+				kn_buf_release(&sb);
+				return kn_error_wrap(err, "run: secret '%s'", m->id);
+			}
+			def = xasprintf("/run/secrets/%s", m->id);
+			len = sb.len;
+			if (add_file(p, m->target ? m->target : def, kn_buf_detach(&sb), len, m->mode ? m->mode : 0400,
+				     m->uid, m->gid, true, err) < 0)
+				return -1;
+			continue;
+		}
+		{
+			struct sbx_mnt *x;
+			char *t = normalize_target(m->target);
+			struct stat st;
+
+			if (!t)
+				return kn_error_set(err, EINVAL, "run: invalid mount target '%s'",
+						    m->target ? m->target : "");
+			p->mnts = xreallocarray(p->mnts, p->n_mnts + 1, sizeof(*p->mnts));
+			x = &p->mnts[p->n_mnts++];
+			memset(x, 0, sizeof(*x));
+			x->type = m->type;
+			x->target = t;
+			x->fd = -1;
+			x->readonly = m->readonly;
+			if (m->type == SANDBOX_MOUNT_TMPFS) {
+				x->tmpfs_opts = m->size ? xasprintf("mode=%o,size=%llu", m->mode ? (unsigned int)m->mode : 01777u,
+								    (unsigned long long)m->size)
+							: xasprintf("mode=%o", m->mode ? (unsigned int)m->mode : 01777u);
+				continue;
+			}
+			if (!m->source || stat(m->source, &st) < 0)
+				return kn_error_set(err, m->source ? errno : EINVAL, "run: mount source '%s'",
+						    m->source ? m->source : "");
+			x->source = m->source;
+			x->src_is_dir = S_ISDIR(st.st_mode);
+		}
+	}
+
+	/* argv[0]: a path is used as is, a name is searched in the command's PATH (execvp rules). */
+	{
+		struct kn_strv cands = KN_STRV_INIT;
+		const char *argv0 = s->argv[0];
+
+		path = env_get(s->env, "PATH");
+		if (strchr(argv0, '/')) {
+			kn_strv_push(&cands, argv0);
+		} else {
+			const char *d = path ? path : DEFAULT_PATH;
+
+			p->path_search = true;
+			for (;;) {
+				const char *e = strchr(d, ':');
+				size_t n = e ? (size_t)(e - d) : strlen(d);
+
+				if (n == 0)
+					kn_strv_pushf(&cands, "./%s", argv0);
+				else
+					kn_strv_pushf(&cands, "%.*s/%s", (int)n, d, argv0);
+				if (!e)
+					break;
+				d = e + 1;
+			}
+		}
+		p->exec_paths = kn_strv_detach(&cands);
+	}
+
+	/* The environment, plus PATH and a HOME slot filled inside the sandbox. */
+	n_env = kn_strv_len((char *const *)s->env);
+	p->envp = xreallocarray(NULL, n_env + 3, sizeof(*p->envp));
+	for (size_t i = 0; i < n_env; i++)
+		p->envp[i] = (char *)s->env[i];
+	if (!path)
+		p->envp[n_env++] = (char *)"PATH=" DEFAULT_PATH;
+	if (!env_get(s->env, "HOME"))
+		p->home_slot = (ssize_t)n_env++;
+	p->envp[n_env] = NULL;
+	if (p->home_slot >= 0)
+		p->envp[p->home_slot] = (char *)"HOME=/";
+
+	p->file_cap = SANDBOX_USER_FILE_MAX;
+	p->passwd = xmalloc(p->file_cap);
+	p->group = xmalloc(p->file_cap);
+	p->home_env = xmalloc(p->file_cap + 6);
+	p->gids = xreallocarray(NULL, SANDBOX_MAX_GROUPS, sizeof(*p->gids));
+	p->linkbuf_cap = PATH_MAX + 1;
+	p->linkbuf = xmalloc(p->linkbuf_cap);
+	p->msgbuf_cap = 4096;
+	p->msgbuf = xmalloc(p->msgbuf_cap);
+	p->cwd = normalize_target(s->cwd && *s->cwd ? s->cwd : "/");
+	if (!p->cwd) {
+		if (s->cwd && strcmp(s->cwd, "/") != 0 && s->cwd[0] != '/')
+			return kn_error_set(err, EINVAL, "run: working directory '%s' is not absolute", s->cwd);
+		p->cwd = xstrdup("/");
+	}
+	return 0;
+}
+
+/* Opens the directory holding rel (relative to rootfd) without following any symlink. */
+static int open_parent_nofollow(int rootfd, const char *rel, const char **ret_base, char **ret_dir)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	const char *slash = strrchr(rel, '/');
+
+	*ret_dir = slash ? xstrndup(rel, (size_t)(slash - rel)) : xstrdup(".");
+	*ret_base = slash ? slash + 1 : rel;
+	return (int)syscall(SYS_openat2, rootfd, *ret_dir, &how, sizeof(how));
+}
+
+static bool dir_is_empty(int dirfd)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return false;
+	}
+	return true;
+}
+
+/* Is rel, in the lower layers, a directory with the same owner and mode as st? */
+static bool same_as_lower(const struct sandbox_spec *s, const char *rel, const struct stat *st)
+{
+	for (size_t i = 0; i < s->n_lowerdirs; i++) {
+		struct open_how how = {
+			.flags = O_PATH | O_CLOEXEC,
+			.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+		};
+		_cleanup_close_ int lfd = open(s->lowerdirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int fd = -1;
+		struct stat lst;
+
+		if (lfd < 0)
+			continue;
+		fd = (int)syscall(SYS_openat2, lfd, rel, &how, sizeof(how));
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &lst) < 0)
+			return false;
+		return S_ISDIR(lst.st_mode) && lst.st_mode == st->st_mode && lst.st_uid == st->st_uid &&
+		       lst.st_gid == st->st_gid;
+	}
+	return false;
+}
+
+/*
+ * Removes, from the upper dir (or rootfs), a stub the child created for a mount point, when it
+ * is still empty, then (overlay) its copied-up parents that are left empty and unchanged.
+ */
+static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind, const char *path)
+{
+	_cleanup_free_ char *rel = NULL;
+	bool removed = false;
+
+	while (*path == '/')
+		path++;
+	if (!*path)
+		return;
+	rel = xstrdup(path);
+	{
+		_cleanup_free_ char *dir = NULL;
+		const char *base;
+		_cleanup_close_ int dfd = open_parent_nofollow(rootfd, rel, &base, &dir);
+		struct stat st;
+
+		if (dfd < 0 || fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return;
+		if (kind == REC_STUB_FILE && S_ISREG(st.st_mode) && st.st_size == 0)
+			removed = unlinkat(dfd, base, 0) == 0;
+		else if (kind == REC_STUB_DIR && S_ISDIR(st.st_mode))
+			removed = unlinkat(dfd, base, AT_REMOVEDIR) == 0;
+	}
+	if (!removed || !s->n_lowerdirs)
+		return;
+	/* Copied-up parents: remove while empty, not opaque and equal to the lower directory. */
+	for (char *slash = strrchr(rel, '/'); slash; slash = strrchr(rel, '/')) {
+		_cleanup_free_ char *dir = NULL;
+		const char *base;
+		_cleanup_close_ int dfd = -1, fd = -1;
+		struct stat st;
+		char v[2];
+
+		*slash = '\0';
+		dfd = open_parent_nofollow(rootfd, rel, &base, &dir);
+		if (dfd < 0)
+			return;
+		fd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0 || !dir_is_empty(fd))
+			return;
+		if (fgetxattr(fd, "trusted.overlay.opaque", v, sizeof(v)) > 0)
+			return;
+		if (!same_as_lower(s, rel, &st))
+			return;
+		if (unlinkat(dfd, base, AT_REMOVEDIR) < 0)
+			return;
+	}
+}
+
+struct run_result {
+	int err_code;
+	char *err_msg;
+};
+
+/* Parses the child's records: stubs are cleaned up after the run, the first error kept. */
+static void parse_records(const struct kn_buf *recs, struct kn_strv *stubs, struct run_result *res)
+{
+	size_t off = 0;
+
+	while (off + sizeof(struct rec_hdr) <= recs->len) {
+		struct rec_hdr h;
+
+		memcpy(&h, recs->buf + off, sizeof(h));
+		off += sizeof(h);
+		if (h.len > recs->len - off)
+			break;
+		if (h.kind == REC_ERROR && !res->err_msg) {
+			res->err_code = h.err;
+			res->err_msg = xstrndup(recs->buf + off, h.len);
+		} else if (h.kind == REC_STUB_FILE || h.kind == REC_STUB_DIR) {
+			kn_strv_pushf(stubs, "%c%.*s", h.kind == REC_STUB_FILE ? 'F' : 'D', (int)h.len, recs->buf + off);
+		}
+		off += h.len;
+	}
+}
+
+static void pump_output(const struct sandbox_spec *s, int fd)
+{
+	_cleanup_free_ char *buf = xmalloc(65536);
+
+	for (;;) {
+		ssize_t n = read(fd, buf, 65536);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		s->output_cb(buf, (size_t)n, s->output_data);
+	}
+}
+
+int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err)
+{
+	struct sbx_plan p;
+	struct kn_buf recs = KN_BUF_INIT;
+	struct kn_strv stubs = KN_STRV_INIT;
+	struct run_result res = { 0, NULL };
+	int pipefd[2] = { -1, -1 }, outpipe[2] = { -1, -1 };
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	kn_error *read_err = NULL;
+	int status = 0, r = -1;
+	pid_t pid;
+
+	memset(&p, 0, sizeof(p));
+	if (plan_build(&p, spec, err) < 0)
+		goto out;
+	if (spec->network == SANDBOX_NET_NONE)
+		flags |= CLONE_NEWNET;
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		kn_error_errno(err, "run: pipe");
+		goto out;
+	}
+	if (spec->output_fd >= 0) {
+		p.out_w = spec->output_fd;
+	} else if (spec->output_cb) {
+		if (pipe2(outpipe, O_CLOEXEC) < 0) {
+			kn_error_errno(err, "run: pipe");
+			goto out;
+		}
+		p.out_w = outpipe[1];
+	}
+	p.err_w = pipefd[1];
+
+	pid = raw_clone(flags);
+	if (pid < 0) {
+		kn_error_errno(err, "run: create namespaces");
+		goto out;
+	}
+	if (pid == 0)
+		reaper_main(&p);
+
+	close(pipefd[1]);
+	pipefd[1] = -1;
+	if (outpipe[1] >= 0) {
+		close(outpipe[1]);
+		outpipe[1] = -1;
+	}
+	/* Until EOF: the command has exec'd or every process of the sandbox is gone. */
+	if (kn_read_fd(pipefd[0], 64u << 20, &recs, &read_err) < 0)
+		kn_error_free(read_err);
+	if (outpipe[0] >= 0)
+		pump_output(spec, outpipe[0]);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			kn_error_errno(err, "run: wait");
+			goto out;
+		}
+	}
+	parse_records(&recs, &stubs, &res);
+	/* The state tmpfs lived in the child's namespace: the host sees an empty directory. */
+	(void)rmdir(p.state);
+	free(p.state);
+	p.state = NULL;
+	{
+		_cleanup_close_ int rootfd =
+			open(spec->rootfs ? spec->rootfs : spec->upperdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		for (size_t i = stubs.n; rootfd >= 0 && i-- > 0;)
+			remove_stub(spec, rootfd, stubs.v[i][0] == 'F' ? REC_STUB_FILE : REC_STUB_DIR, stubs.v[i] + 1);
+	}
+	if (res.err_msg) {
+		kn_error_set(err, res.err_code, "%s", res.err_msg);
+		goto out;
+	}
+	if (WIFEXITED(status))
+		*ret_exit_status = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		*ret_exit_status = 128 + WTERMSIG(status);
+	else
+		*ret_exit_status = 1;
+	r = 0;
+out:
+	if (p.state)
+		(void)rmdir(p.state);
+	for (int i = 0; i < 2; i++) {
+		if (pipefd[i] >= 0)
+			close(pipefd[i]);
+		if (outpipe[i] >= 0)
+			close(outpipe[i]);
+	}
+	free(res.err_msg);
+	kn_strv_release(&stubs);
+	kn_buf_release(&recs);
+	plan_release(&p);
+	return r;
+}

@@ -1,0 +1,414 @@
+/* kiln builder: USER resolution through an image's /etc/passwd and /etc/group, as runc does.
+ *
+ * sandbox_user_resolve_raw() is the core and never allocates: the sandbox calls it inside the
+ * new root (after pivot_root, so it sees exactly the merged view), where the child of a
+ * possibly multi-threaded parent must not touch malloc. sandbox_user_lookup() reads the files
+ * through the layers, for callers outside a sandbox (COPY --chown). */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "builder/sandbox-internal.h"
+
+/* A slice of a text buffer. */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static bool span_eq(struct span a, struct span b)
+{
+	return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* Parses a decimal id (no sign, no spaces) that fits in 32 bits minus the -1 sentinel. */
+static bool span_to_id(struct span s, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (s.n == 0 || s.n > 10)
+		return false;
+	for (size_t i = 0; i < s.n; i++) {
+		if (s.p[i] < '0' || s.p[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s.p[i] - '0');
+	}
+	if (v >= UINT32_MAX)
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+/* Splits the next line off *buf (without the newline); false at the end. */
+static bool next_line(const char **buf, const char *end, struct span *line)
+{
+	const char *p = *buf, *nl;
+
+	if (p >= end)
+		return false;
+	nl = memchr(p, '\n', (size_t)(end - p));
+	if (!nl)
+		nl = end;
+	line->p = p;
+	line->n = (size_t)(nl - p);
+	*buf = nl < end ? nl + 1 : end;
+	return true;
+}
+
+/* Splits line at ':' into at most max fields; returns the number of fields. */
+static size_t split_fields(struct span line, struct span *f, size_t max)
+{
+	size_t n = 0;
+	const char *p = line.p, *end = line.p + line.n;
+
+	while (n < max) {
+		const char *c = memchr(p, ':', (size_t)(end - p));
+
+		f[n].p = p;
+		f[n].n = c ? (size_t)(c - p) : (size_t)(end - p);
+		n++;
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	for (size_t i = n; i < max; i++) {
+		f[i].p = end;
+		f[i].n = 0;
+	}
+	return n;
+}
+
+static bool skip_line(struct span line)
+{
+	size_t i = 0;
+
+	while (i < line.n && (line.p[i] == ' ' || line.p[i] == '\t'))
+		i++;
+	return i == line.n || line.p[i] == '#';
+}
+
+/* Is name in the comma-separated member list? */
+static bool is_member(struct span members, struct span name)
+{
+	const char *p = members.p, *end = members.p + members.n;
+
+	while (p <= end && members.n) {
+		const char *c = memchr(p, ',', (size_t)(end - p));
+		struct span m = { p, c ? (size_t)(c - p) : (size_t)(end - p) };
+
+		while (m.n && (m.p[0] == ' ' || m.p[0] == '\t')) {
+			m.p++;
+			m.n--;
+		}
+		while (m.n && (m.p[m.n - 1] == ' ' || m.p[m.n - 1] == '\t'))
+			m.n--;
+		if (span_eq(m, name))
+			return true;
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	return false;
+}
+
+int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len, const char *group,
+			     size_t group_len, gid_t *gids, size_t max_gids, struct sandbox_user_raw *ret)
+{
+	struct span uarg = { "", 0 }, garg = { "", 0 }, name = { "", 0 }, line, f[7];
+	bool has_group = false, found = false, unum, gnum = false;
+	uint32_t uid_arg = 0, gid_arg = 0, v;
+	const char *p, *end;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->home = "/";
+	ret->home_len = 1;
+	if (user) {
+		const char *colon = strchr(user, ':');
+
+		uarg.p = user;
+		uarg.n = colon ? (size_t)(colon - user) : strlen(user);
+		if (colon) {
+			has_group = true;
+			garg.p = colon + 1;
+			garg.n = strlen(colon + 1);
+		}
+	}
+	if (uarg.n == 0) {
+		uarg.p = "0";
+		uarg.n = 1;
+	}
+	unum = span_to_id(uarg, &uid_arg);
+	if (has_group && garg.n == 0)
+		has_group = false;
+	if (has_group)
+		gnum = span_to_id(garg, &gid_arg);
+
+	/* passwd: name:password:uid:gid:gecos:home:shell; the first entry matching by name or id. */
+	p = passwd ? passwd : "";
+	end = p + (passwd ? passwd_len : 0);
+	while (next_line(&p, end, &line)) {
+		uint32_t gid_v = 0;
+
+		if (skip_line(line))
+			continue;
+		split_fields(line, f, 7);
+		if (!span_to_id(f[2], &v))
+			continue;
+		if (!span_eq(f[0], uarg) && !(unum && v == uid_arg))
+			continue;
+		ret->uid = v;
+		ret->gid = span_to_id(f[3], &gid_v) ? gid_v : 0;
+		if (f[5].n) {
+			ret->home = f[5].p;
+			ret->home_len = f[5].n;
+		}
+		name = f[0];
+		found = true;
+		break;
+	}
+	if (!found) {
+		if (!unum) {
+			ret->msg = "unable to find user ";
+			ret->msg_suffix = ": no matching entries in passwd file";
+			ret->name = uarg.p;
+			ret->name_len = uarg.n;
+			return -ENOENT;
+		}
+		ret->uid = uid_arg;
+		ret->gid = 0;
+	}
+
+	p = group ? group : "";
+	end = p + (group ? group_len : 0);
+	if (has_group) {
+		found = false;
+		while (next_line(&p, end, &line)) {
+			if (skip_line(line))
+				continue;
+			split_fields(line, f, 4);
+			if (!span_to_id(f[2], &v))
+				continue;
+			if (!span_eq(f[0], garg) && !(gnum && v == gid_arg))
+				continue;
+			ret->gid = v;
+			found = true;
+			break;
+		}
+		if (!found) {
+			if (!gnum) {
+				ret->msg = "unable to find group ";
+				ret->msg_suffix = ": no matching entries in group file";
+				ret->name = garg.p;
+				ret->name_len = garg.n;
+				return -ENOENT;
+			}
+			ret->gid = gid_arg;
+		}
+		return 0;
+	}
+	if (!name.n)
+		return 0;
+	/* Supplementary groups: every group that lists the user's name as a member. */
+	while (next_line(&p, end, &line)) {
+		bool dup = false;
+
+		if (skip_line(line))
+			continue;
+		split_fields(line, f, 4);
+		if (!span_to_id(f[2], &v) || !is_member(f[3], name))
+			continue;
+		for (size_t i = 0; i < ret->n_gids; i++)
+			dup |= gids[i] == v;
+		if (dup)
+			continue;
+		if (ret->n_gids == max_gids) {
+			ret->msg = "too many supplementary groups for user ";
+			ret->msg_suffix = "";
+			ret->name = name.p;
+			ret->name_len = name.n;
+			return -E2BIG;
+		}
+		gids[ret->n_gids++] = v;
+	}
+	return 0;
+}
+
+void sandbox_user_release(struct sandbox_user *u)
+{
+	if (!u)
+		return;
+	free(u->gids);
+	free(u->home);
+	u->gids = NULL;
+	u->home = NULL;
+	u->n_gids = 0;
+}
+
+static int openat2_in_root(int dirfd, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/* Reads a regular file inside the root dirfd (RESOLVE_IN_ROOT). A missing file is empty. */
+static int read_in_root(int rootfd, const char *rel, struct kn_buf *out, kn_error **err)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	fd = openat2_in_root(rootfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return kn_error_errno(err, "open '/%s'", rel);
+	}
+	if (fstat(fd, &st) < 0)
+		return kn_error_errno(err, "stat '/%s'", rel);
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (kn_read_fd(fd, SANDBOX_USER_FILE_MAX, out, err) < 0)
+		return kn_error_wrap(err, "read '/%s'", rel);
+	return 0;
+}
+
+static bool is_whiteout(int dirfd, const char *name)
+{
+	struct stat st;
+	size_t n = strlen(name);
+	_cleanup_free_ char *wh = NULL;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+	/* OCI-style whiteout files, in case a snapshot keeps them. */
+	wh = xmalloc(n + 5);
+	memcpy(wh, ".wh.", 4);
+	memcpy(wh + 4, name, n + 1);
+	return fstatat(dirfd, wh, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static bool is_opaque(int dirfd)
+{
+	char v[2];
+	struct stat st;
+	_cleanup_close_ int fd = -1;
+
+	if (fgetxattr(dirfd, "trusted.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y')
+		return true;
+	if (fgetxattr(dirfd, "user.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y')
+		return true;
+	return fstatat(dirfd, ".wh..wh..opq", &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+enum layer_hit { LAYER_MISS, LAYER_FOUND, LAYER_HIDDEN };
+
+/*
+ * Looks "etc/<name>" up in one layer: found (read it), hidden (a whiteout or an opaque /etc
+ * ends the search) or missing (look further down).
+ */
+static int lookup_layer(const char *layer, const char *name, struct kn_buf *out, enum layer_hit *hit, kn_error **err)
+{
+	_cleanup_close_ int rootfd = -1, etcfd = -1;
+	_cleanup_free_ char *rel = xasprintf("etc/%s", name);
+	struct stat st;
+
+	*hit = LAYER_MISS;
+	rootfd = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return kn_error_errno(err, "open layer '%s'", layer);
+	if (fstatat(rootfd, "etc", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (is_whiteout(rootfd, "etc"))
+			*hit = LAYER_HIDDEN;
+		return 0;
+	}
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+		*hit = LAYER_HIDDEN;
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		/* /etc replaced by a symlink or file in this layer: resolve it here and stop. */
+		*hit = LAYER_FOUND;
+		return read_in_root(rootfd, rel, out, err);
+	}
+	etcfd = openat(rootfd, "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (etcfd < 0)
+		return kn_error_errno(err, "open '%s/etc'", layer);
+	if (fstatat(etcfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+			*hit = LAYER_HIDDEN;
+			return 0;
+		}
+		*hit = LAYER_FOUND;
+		return read_in_root(rootfd, rel, out, err);
+	}
+	if (is_whiteout(etcfd, name) || is_opaque(etcfd))
+		*hit = LAYER_HIDDEN;
+	return 0;
+}
+
+static int read_image_file(const char *const *lowerdirs, size_t n, const char *rootfs, const char *name,
+			   struct kn_buf *out, kn_error **err)
+{
+	if (!lowerdirs || n == 0) {
+		_cleanup_close_ int rootfd = -1;
+		_cleanup_free_ char *rel = xasprintf("etc/%s", name);
+
+		if (!rootfs)
+			return 0;
+		rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rootfd < 0)
+			return kn_error_errno(err, "open rootfs '%s'", rootfs);
+		return read_in_root(rootfd, rel, out, err);
+	}
+	for (size_t i = 0; i < n; i++) {
+		enum layer_hit hit;
+
+		if (lookup_layer(lowerdirs[i], name, out, &hit, err) < 0)
+			return -1;
+		if (hit != LAYER_MISS)
+			return 0;
+	}
+	return 0;
+}
+
+int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs, const char *user,
+			struct sandbox_user *ret, kn_error **err)
+{
+	struct kn_buf passwd = KN_BUF_INIT, group = KN_BUF_INIT;
+	struct sandbox_user_raw raw;
+	gid_t *gids = NULL;
+	int r = -1;
+
+	if (read_image_file(lowerdirs, n_lowerdirs, rootfs, "passwd", &passwd, err) < 0 ||
+	    read_image_file(lowerdirs, n_lowerdirs, rootfs, "group", &group, err) < 0)
+		goto out;
+	gids = xreallocarray(NULL, SANDBOX_MAX_GROUPS, sizeof(*gids));
+	if (sandbox_user_resolve_raw(user, passwd.buf, passwd.len, group.buf, group.len, gids, SANDBOX_MAX_GROUPS,
+				     &raw) < 0) {
+		kn_error_set(err, 0, "%s%.*s%s", raw.msg, (int)raw.name_len, raw.name, raw.msg_suffix);
+		goto out;
+	}
+	ret->uid = raw.uid;
+	ret->gid = raw.gid;
+	ret->n_gids = raw.n_gids;
+	ret->gids = raw.n_gids ? xreallocarray(gids, raw.n_gids, sizeof(*gids)) : NULL;
+	if (ret->gids)
+		gids = NULL;
+	ret->home = xstrndup(raw.home, raw.home_len);
+	r = 0;
+out:
+	free(gids);
+	kn_buf_release(&passwd);
+	kn_buf_release(&group);
+	return r;
+}
