@@ -51,7 +51,16 @@ extern const struct cli_cmd cli_commands[];
 
 /* Commands: each lives in cli/cmd-<name>.c. */
 /* KILN-COMMAND-DECLARATIONS (keep sorted; one line per command) */
+int cmd_fsck(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
 
 #endif

@@ -6,8 +6,17 @@
 
 const struct cli_cmd cli_commands[] = {
 	/* KILN-COMMAND-TABLE (keep sorted; one line per command) */
+	{ "fsck", cmd_fsck, "verify the digests and references of the local store" },
+	{ "images", cmd_images, "list images in the local store" },
+	{ "import", cmd_import, "make a one-layer image from a root file system tarball" },
+	{ "inspect", cmd_inspect, "show images as JSON" },
+	{ "load", cmd_load, "load images from a docker-archive or oci-archive tarball" },
 	{ "login", cmd_login, "log in to a container registry" },
 	{ "logout", cmd_logout, "remove stored registry credentials" },
+	{ "prune", cmd_prune, "remove unused blobs and snapshots" },
+	{ "rmi", cmd_rmi, "untag and remove images" },
+	{ "save", cmd_save, "save images to a docker-archive or oci-archive tarball" },
+	{ "tag", cmd_tag, "give an image another name" },
 	{ NULL, NULL, NULL },
 };
 

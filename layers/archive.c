@@ -309,7 +309,7 @@ static void loader_release(struct loader *l)
 /*
  * Normalizes an archive path: strips "./" and duplicate slashes; rejects absolute paths, ".."
  * components and empty names (hostile archives must not name anything outside themselves).
- * base: the directory of a relative symlink, or NULL.
+ * base: the directory of a relative symlink (then ".." may climb inside the archive), or NULL.
  */
 static char *norm_path(const char *base, const char *p, kn_error **err)
 {
@@ -334,6 +334,12 @@ static char *norm_path(const char *base, const char *p, kn_error **err)
 		if (!*tok || !strcmp(tok, "."))
 			continue;
 		if (!strcmp(tok, "..")) {
+			/* Link targets may climb back up (docker's "../<id>/layer.tar"), not out. */
+			if (base && parts.n) {
+				free(parts.v[--parts.n]);
+				parts.v[parts.n] = NULL;
+				continue;
+			}
 			kn_strv_release(&parts);
 			kn_error_set(err, EINVAL, "archive entry '%.200s' points outside the archive", p);
 			return NULL;
@@ -434,6 +440,7 @@ static int read_archive(struct loader *l, int fd, kn_error **err)
 				*slash = 0;
 			else
 				*dir = 0;
+			/* base "" still marks a link target, resolved from the top of the archive. */
 			e->link = norm_path(dir, archive_entry_symlink(ae), err);
 			if (!e->link)
 				return -1;

@@ -1,0 +1,259 @@
+/* kiln images: list the images in the local store (like docker images). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "layers/layers.h"
+
+/* Parses an RFC 3339 timestamp ("2024-05-01T10:20:30.5+02:00"); -1 when it cannot. */
+static time_t parse_rfc3339(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *p;
+	time_t t;
+
+	if (!s)
+		return -1;
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	t = timegm(&tm);
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	if (*p == '+' || *p == '-') {
+		int sign = *p == '+' ? 1 : -1;
+		long hh = strtol(p + 1, NULL, 10), mm = p[3] == ':' ? strtol(p + 4, NULL, 10) : 0;
+
+		t -= sign * (hh * 3600 + mm * 60);
+	}
+	return t;
+}
+
+/* docker's "2 hours ago" (go-units HumanDuration). */
+static char *created_since(const char *created)
+{
+	time_t t = parse_rfc3339(created);
+	double secs;
+	long m, h;
+
+	if (t < 0)
+		return xstrdup("N/A");
+	secs = difftime(time(NULL), t);
+	if (secs < 1)
+		return xstrdup("Less than a second ago");
+	if ((long)secs == 1)
+		return xstrdup("1 second ago");
+	if (secs < 60)
+		return xasprintf("%ld seconds ago", (long)secs);
+	m = (long)(secs / 60);
+	if (m == 1)
+		return xstrdup("About a minute ago");
+	if (m < 60)
+		return xasprintf("%ld minutes ago", m);
+	h = m / 60;
+	if (h == 1)
+		return xstrdup("About an hour ago");
+	if (h < 48)
+		return xasprintf("%ld hours ago", h);
+	if (h < 24 * 7 * 2)
+		return xasprintf("%ld days ago", h / 24);
+	if (h < 24 * 30 * 2)
+		return xasprintf("%ld weeks ago", h / 24 / 7);
+	if (h < 24 * 365 * 2)
+		return xasprintf("%ld months ago", h / 24 / 30);
+	return xasprintf("%ld years ago", h / 24 / 365);
+}
+
+/* docker's decimal sizes: "7.8MB", "512B", "1.23GB". */
+static char *human_size(int64_t n)
+{
+	static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB" };
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1000 && u + 1 < KN_ARRAY_SIZE(units)) {
+		v /= 1000;
+		u++;
+	}
+	return xasprintf("%.3g%s", v, units[u]);
+}
+
+struct row {
+	char *repo, *tag, *digest, *id, *created, *since, *size;
+	int64_t bytes;
+	time_t t;
+};
+
+static int cmp_row(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+	int c;
+
+	if (x->t != y->t)
+		return x->t < y->t ? 1 : -1;
+	c = strcmp(x->repo, y->repo);
+	return c ? c : strcmp(x->tag, y->tag);
+}
+
+static void usage(FILE *out)
+{
+	fputs("Usage: kiln images [OPTIONS]\n"
+	      "\n"
+	      "List the images in the local store.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --digests        show manifest digests\n"
+	      "      --format FORMAT  'table' (default) or 'json'\n"
+	      "  -q, --quiet          only show image IDs\n"
+	      "      --no-trunc       show full image IDs\n"
+	      "      --root DIR       local image store\n"
+	      "  -h, --help           show this help\n",
+	      out);
+}
+
+int cmd_images(int argc, char **argv)
+{
+	enum { OPT_DIGESTS = 0x100, OPT_FORMAT, OPT_NOTRUNC };
+	static const struct option opts[] = {
+		{ "digests", no_argument, NULL, OPT_DIGESTS },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "no-trunc", no_argument, NULL, OPT_NOTRUNC },
+		{ "help", no_argument, NULL, 'h' },
+		CLI_OPT_ROOT_ENTRY,
+		{ NULL, 0, NULL, 0 },
+	};
+	bool digests = false, quiet = false, json = false, notrunc = false;
+	_cleanup_(store_freep) struct store *s = NULL;
+	struct store_ref *refs = NULL;
+	struct row *rows = NULL;
+	size_t n = 0, nrows = 0;
+	kn_error *err = NULL;
+	int c;
+
+	while ((c = cli_getopt("images", argc, argv, ":hq", opts)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_DIGESTS:
+			digests = true;
+			break;
+		case OPT_NOTRUNC:
+			notrunc = true;
+			break;
+		case OPT_FORMAT:
+			if (!strcmp(optarg, "json"))
+				json = true;
+			else if (strcmp(optarg, "table"))
+				return cli_usage_error("images", "unknown format '%s' (use 'table' or 'json')", optarg);
+			break;
+		case CLI_OPT_ROOT:
+			cli_set_root(optarg);
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("images", "unexpected argument '%s'", argv[optind]);
+	if (store_open(cli_root(), 0, &s, &err) < 0 || store_ref_list(s, &refs, &n, &err) < 0)
+		return cli_fail(err);
+	rows = xcalloc(n + 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++) {
+		struct store_image *img = NULL;
+		struct row *r = &rows[nrows];
+		const char *key = refs[i].name ? refs[i].name : refs[i].desc.digest;
+
+		if (store_image_resolve(s, key, &img, &err) < 0) {
+			_cleanup_free_ char *m = kn_error_format(err);
+
+			cli_warn("skipping '%s': %s", key, m);
+			kn_error_free(err);
+			err = NULL;
+			continue;
+		}
+		if (refs[i].name) {
+			_cleanup_free_ char *fam = store_ref_familiar(refs[i].name);
+
+			store_ref_split(fam, &r->repo, &r->tag);
+			if (!r->tag)
+				r->tag = xstrdup("<none>");
+		} else {
+			r->repo = xstrdup("<none>");
+			r->tag = xstrdup("<none>");
+		}
+		r->digest = xstrdup(refs[i].desc.digest);
+		r->id = xstrdup(img->id);
+		r->created = xstrdup(img->config->created ? img->config->created : "");
+		r->since = created_since(img->config->created);
+		r->bytes = store_image_size(img);
+		r->size = human_size(r->bytes);
+		r->t = parse_rfc3339(img->config->created);
+		nrows++;
+		store_image_free(img);
+	}
+	qsort(rows, nrows, sizeof(*rows), cmp_row);
+	if (quiet) {
+		struct kn_strv seen = KN_STRV_INIT;
+
+		for (size_t i = 0; i < nrows; i++) {
+			if (kn_strv_contains(&seen, rows[i].id))
+				continue;
+			kn_strv_push(&seen, rows[i].id);
+			printf("%.*s\n", notrunc ? 71 : 12, notrunc ? rows[i].id : store_digest_hex(rows[i].id));
+		}
+		kn_strv_release(&seen);
+	} else if (json) {
+		json_t *a = json_array();
+		char *text;
+
+		for (size_t i = 0; i < nrows; i++)
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:I,s:s}",
+				"Repository", rows[i].repo, "Tag", rows[i].tag, "Digest", rows[i].digest,
+				"ID", rows[i].id, "ShortID", json_sprintf("%.12s", store_digest_hex(rows[i].id)),
+				"Created", rows[i].created, "CreatedSince", rows[i].since,
+				"Size", (json_int_t)rows[i].bytes, "HumanSize", rows[i].size));
+		text = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(text);
+		free(text);
+		json_decref(a);
+	} else {
+		int wr = 10, wt = 3, wd = 6;
+
+		for (size_t i = 0; i < nrows; i++) {
+			wr = (int)strlen(rows[i].repo) > wr ? (int)strlen(rows[i].repo) : wr;
+			wt = (int)strlen(rows[i].tag) > wt ? (int)strlen(rows[i].tag) : wt;
+			wd = (int)strlen(rows[i].digest) > wd ? (int)strlen(rows[i].digest) : wd;
+		}
+		printf("%-*s   %-*s   ", wr, "REPOSITORY", wt, "TAG");
+		if (digests)
+			printf("%-*s   ", wd, "DIGEST");
+		printf("%-*s   %-20s   %s\n", notrunc ? 71 : 12, "IMAGE ID", "CREATED", "SIZE");
+		for (size_t i = 0; i < nrows; i++) {
+			printf("%-*s   %-*s   ", wr, rows[i].repo, wt, rows[i].tag);
+			if (digests)
+				printf("%-*s   ", wd, rows[i].digest);
+			printf("%-*.*s   %-20s   %s\n", notrunc ? 71 : 12, notrunc ? 71 : 12,
+			       notrunc ? rows[i].id : store_digest_hex(rows[i].id), rows[i].since, rows[i].size);
+		}
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		free(rows[i].repo);
+		free(rows[i].tag);
+		free(rows[i].digest);
+		free(rows[i].id);
+		free(rows[i].created);
+		free(rows[i].since);
+		free(rows[i].size);
+	}
+	free(rows);
+	store_refs_free(refs, n);
+	return CLI_EXIT_OK;
+}
