@@ -58,6 +58,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
+int cmd_parse(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
 int cmd_save(int argc, char **argv);

@@ -13,6 +13,7 @@ const struct cli_cmd cli_commands[] = {
 	{ "load", cmd_load, "load images from a docker-archive or oci-archive tarball" },
 	{ "login", cmd_login, "log in to a container registry" },
 	{ "logout", cmd_logout, "remove stored registry credentials" },
+	{ "parse", cmd_parse, "parse a Dockerfile and print its syntax tree" },
 	{ "prune", cmd_prune, "remove unused blobs and snapshots" },
 	{ "rmi", cmd_rmi, "untag and remove images" },
 	{ "save", cmd_save, "save images to a docker-archive or oci-archive tarball" },

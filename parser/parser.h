@@ -10,7 +10,7 @@
 /* ---- AST (after BuildKit's parser.Node; parser/ast.c) ------------------------------------- */
 
 /*
- * Limits on hostile input. df_parse() fails with E2BIG (and a message naming the limit) past
+ * Limits on hostile input. df_parse() fails with a message naming the limit past
  * them; they are far above anything a real Dockerfile needs.
  */
 #define DF_MAX_INPUT (10u * 1024 * 1024) /* bytes of Dockerfile text */
