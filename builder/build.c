@@ -1,0 +1,1417 @@
+/* kiln builder: `kiln build` — plans the Dockerfile, then runs every needed stage step by step
+ * (RUN in sandboxes, COPY/ADD through copy.c, metadata through config.c), each step keyed in the
+ * build cache, and writes and tags the final image. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "builder/build-internal.h"
+#include "builder/sandbox-internal.h"
+#include "registry/registry.h"
+
+void bld_options_init(struct bld_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->context_tar_fd = -1;
+}
+
+/* ---- progress --------------------------------------------------------------------------------- */
+
+void bld_emit(struct bld *b, const struct bld_event *ev)
+{
+	if (!b->o->progress)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->o->progress(ev, b->o->progress_data);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void bld_emit_text(struct bld *b, enum bld_event_kind kind, const char *fmt, va_list ap)
+{
+	_cleanup_free_ char *t = xvasprintf(fmt, ap);
+	struct bld_event ev = { .kind = kind, .text = t };
+
+	bld_emit(b, &ev);
+}
+
+void bld_warn(struct bld *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	bld_emit_text(b, BLD_EV_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+void bld_info(struct bld *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	bld_emit_text(b, BLD_EV_INFO, fmt, ap);
+	va_end(ap);
+}
+
+static void st_event(struct bld_state *st, enum bld_event_kind kind, const char *text,
+		     unsigned long long dur)
+{
+	struct bld_event ev = {
+		.kind = kind,
+		.stage_index = st->stage_index,
+		.stage_count = st->stage_count,
+		.stage_name = st->stage_name,
+		.step_index = st->step_index,
+		.step_count = st->step_count,
+		.text = text,
+		.duration_ns = dur,
+	};
+
+	bld_emit(st->b, &ev);
+}
+
+void bld_step_output(const char *data, size_t len, void *userdata)
+{
+	struct bld_state *st = userdata;
+	struct bld_event ev = {
+		.kind = BLD_EV_STEP_OUTPUT,
+		.stage_index = st->stage_index,
+		.stage_count = st->stage_count,
+		.stage_name = st->stage_name,
+		.step_index = st->step_index,
+		.step_count = st->step_count,
+		.text = st->step_text,
+		.data = data,
+		.len = len,
+	};
+
+	bld_emit(st->b, &ev);
+}
+
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+
+char *bld_now(const struct bld *b)
+{
+	struct timespec ts;
+	struct tm tm;
+	char buf[64];
+
+	if (b->have_epoch) {
+		ts.tv_sec = (time_t)b->epoch;
+		ts.tv_nsec = 0;
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+	}
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (b->have_epoch)
+		return xasprintf("%sZ", buf);
+	return xasprintf("%s.%09ldZ", buf, ts.tv_nsec);
+}
+
+char *bld_step_tmpdir(struct bld *b, kn_error **err)
+{
+	const char *tmp = store_tmpdir(b->store, err);
+	char *d;
+
+	if (!tmp)
+		return NULL;
+	d = xasprintf("%s/step-%u", tmp, ++b->step_seq);
+	if (kn_rm_rf(d, err) < 0 || kn_mkdir_p(d, 0700, err) < 0) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void bld_state_add_layer(struct bld_state *st, const struct store_desc *desc, const char *diff_id)
+{
+	char *chain = store_chain_id(st->chain_id, diff_id);
+
+	KN_GROW(st->layers, st->alloc_layers, st->n_layers + 1);
+	store_desc_copy(&st->layers[st->n_layers++], desc);
+	free(st->chain_id);
+	st->chain_id = chain;
+}
+
+int bld_state_lowerdirs(struct bld_state *st, char ***ret, kn_error **err)
+{
+	if (!st->n_layers) {
+		*ret = xcalloc(1, sizeof(char *));
+		return 0;
+	}
+	if (!st->config->diff_ids || kn_strv_len(st->config->diff_ids) != st->n_layers)
+		return kn_error_set(err, EINVAL, "image config has %zu diff_ids for %zu layers",
+				    kn_strv_len(st->config->diff_ids), st->n_layers);
+	return snapshot_prepare(st->b->store, st->layers, st->config->diff_ids, st->n_layers, ret, NULL, err);
+}
+
+int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lowerdirs, bool overlay,
+		     const char *created_by, kn_error **err)
+{
+	struct layer_result res = { 0 };
+	_cleanup_free_ char *chain = NULL;
+	int r;
+
+	if (overlay)
+		r = layer_diff_overlay(st->b->store, upper, lowerdirs, &st->b->lopts, &res, err);
+	else
+		r = layer_from_dir(st->b->store, upper, &st->b->lopts, &res, err);
+	if (r < 0)
+		return -1;
+	if (res.n_entries == 0) {
+		cfg_add_history(st, created_by, true);
+		layer_result_release(&res);
+		(void)kn_rm_rf(upper, NULL);
+		return 0;
+	}
+	chain = store_chain_id(st->chain_id, res.diff_id);
+	if (snapshot_commit(st->b->store, chain, upper, err) < 0) {
+		layer_result_release(&res);
+		return -1;
+	}
+	image_config_add_layer(st->config, res.diff_id);
+	cfg_add_history(st, created_by, false);
+	bld_state_add_layer(st, &res.desc, res.diff_id);
+	layer_result_release(&res);
+	return 0;
+}
+
+static void state_release(struct bld_state *st)
+{
+	image_config_free(st->config);
+	for (size_t i = 0; i < st->n_layers; i++)
+		store_desc_release(&st->layers[i]);
+	free(st->layers);
+	free(st->chain_id);
+	free(st->key);
+	df_stage_env_release(&st->se);
+	memset(st, 0, sizeof(*st));
+}
+
+static void set_key(struct bld_state *st, char *key)
+{
+	free(st->key);
+	st->key = key;
+}
+
+/* Wraps an error of the step with its location and text. */
+static int step_fail(struct bld_state *st, const struct df_instr *x, kn_error **err)
+{
+	(void)st;
+	if (err && *err && !(*err)->file) {
+		(*err)->file = xstrdup(x->file ? x->file : "Dockerfile");
+		(*err)->line = x->line;
+	}
+	return -1;
+}
+
+/* ---- images (FROM, --from=image) -------------------------------------------------------------- */
+
+static int image_get(struct bld *b, const char *ref, const struct store_image **ret, kn_error **err)
+{
+	struct store_image *img = NULL;
+	kn_error *e = NULL;
+
+	for (size_t i = 0; i < b->n_ext; i++) {
+		if (!strcmp(b->ext[i].ref, ref)) {
+			*ret = b->ext[i].img;
+			return 0;
+		}
+	}
+	if (b->o->pull != BLD_PULL_ALWAYS && store_image_resolve(b->store, ref, &img, &e) == 0)
+		goto found;
+	if (e && e->code != ENOENT) {
+		kn_error_propagate(err, e);
+		return -1;
+	}
+	kn_error_free(e);
+	e = NULL;
+	if (b->o->pull == BLD_PULL_NEVER)
+		return kn_error_set(err, ENOENT, "image '%s' is not in the local store (and --pull=never)", ref);
+	{
+		struct reg_pull_opts po;
+		struct reg_pull_result pr = { 0 };
+
+		reg_pull_opts_init(&po);
+		po.store = b->store;
+		po.root = b->o->root;
+		po.policy = b->o->pull == BLD_PULL_ALWAYS ? REG_PULL_ALWAYS : REG_PULL_MISSING;
+		bld_info(b, "pulling %s", ref);
+		if (reg_pull(ref, &po, &pr, err) < 0)
+			return kn_error_wrap(err, "failed to resolve source metadata for '%s'", ref);
+		if (store_image_resolve(b->store, pr.name ? pr.name : ref, &img, err) < 0) {
+			reg_pull_result_release(&pr);
+			return -1;
+		}
+		reg_pull_result_release(&pr);
+	}
+found:
+	KN_GROW(b->ext, b->n_ext, b->n_ext + 1);
+	b->ext[b->n_ext].ref = xstrdup(ref);
+	b->ext[b->n_ext].img = img;
+	b->n_ext++;
+	*ret = img;
+	return 0;
+}
+
+/* ---- instruction keys -------------------------------------------------------------------------- */
+
+static void add_strv(struct kn_buf *k, const char *tag, char *const *v)
+{
+	kn_buf_addf(k, "%s[", tag);
+	for (size_t i = 0; v && v[i]; i++)
+		kn_buf_addf(k, "%zu:%s,", strlen(v[i]), v[i]);
+	kn_buf_adds(k, "]\n");
+}
+
+/* Every expanded field of a metadata instruction, unambiguously. */
+static char *meta_key_text(const struct df_instr *x)
+{
+	struct kn_buf k = KN_BUF_INIT;
+
+	kn_buf_addf(&k, "%s\n", df_instr_kind_name(x->kind));
+	switch (x->kind) {
+	case DF_INSTR_ENV:
+	case DF_INSTR_ARG:
+	case DF_INSTR_LABEL:
+		for (size_t i = 0; i < x->kv.n; i++)
+			kn_buf_addf(&k, "%zu:%s=%d:%s\n", strlen(x->kv.kvs[i].key), x->kv.kvs[i].key,
+				    x->kv.kvs[i].value != NULL, x->kv.kvs[i].value ? x->kv.kvs[i].value : "");
+		break;
+	case DF_INSTR_EXPOSE:
+		add_strv(&k, "ports", x->expose.ports);
+		break;
+	case DF_INSTR_WORKDIR:
+		kn_buf_addf(&k, "%s\n", x->workdir.path);
+		break;
+	case DF_INSTR_USER:
+		kn_buf_addf(&k, "%s\n", x->user.user);
+		break;
+	case DF_INSTR_VOLUME:
+		add_strv(&k, "paths", x->volume.paths);
+		break;
+	case DF_INSTR_CMD:
+	case DF_INSTR_ENTRYPOINT:
+		kn_buf_addf(&k, "json=%d\n", x->cmd.json);
+		add_strv(&k, "argv", x->cmd.argv);
+		break;
+	case DF_INSTR_SHELL:
+		add_strv(&k, "argv", x->shell.argv);
+		break;
+	case DF_INSTR_STOPSIGNAL:
+		kn_buf_addf(&k, "%s\n", x->stopsignal.signal);
+		break;
+	case DF_INSTR_HEALTHCHECK:
+		kn_buf_addf(&k, "none=%d json=%d %lld %lld %lld %lld %d\n", x->healthcheck.none,
+			    x->healthcheck.test.json, x->healthcheck.interval, x->healthcheck.timeout,
+			    x->healthcheck.start_period, x->healthcheck.start_interval, x->healthcheck.retries);
+		add_strv(&k, "test", x->healthcheck.test.argv);
+		break;
+	case DF_INSTR_ONBUILD:
+		kn_buf_addf(&k, "%s\n", x->onbuild.expression);
+		break;
+	case DF_INSTR_MAINTAINER:
+		kn_buf_addf(&k, "%s\n", x->maintainer.name);
+		break;
+	case DF_INSTR_FROM:
+	case DF_INSTR_RUN:
+	case DF_INSTR_COPY:
+	case DF_INSTR_ADD:
+		break;
+	}
+	return kn_buf_detach(&k);
+}
+
+/* ---- steps ------------------------------------------------------------------------------------ */
+
+static int step_meta(struct bld_state *st, const struct df_instr *x, kn_error **err)
+{
+	_cleanup_free_ char *text = meta_key_text(x);
+	char *key = cache_key(st->key, text, NULL, 0);
+	int r = 0;
+
+	if (!st->b->o->no_cache)
+		r = cache_lookup(st, key, err);
+	if (r < 0) {
+		free(key);
+		return -1;
+	}
+	if (r == 1) {
+		set_key(st, key);
+		if (x->kind == DF_INSTR_CMD)
+			st->cmd_set = true;
+		return 1;
+	}
+	if (cfg_apply(st, x, err) < 0) {
+		free(key);
+		return step_fail(st, x, err);
+	}
+	set_key(st, key);
+	return cache_store(st, key, err);
+}
+
+static const struct df_stage *stage_by_ref(const struct df_plan *plan, size_t before, const char *ref)
+{
+	char *end;
+	long idx;
+
+	for (size_t i = 0; i < before; i++)
+		if (plan->stages[i].name && !strcasecmp(plan->stages[i].name, ref))
+			return &plan->stages[i];
+	errno = 0;
+	idx = strtol(ref, &end, 10);
+	if (!errno && *ref && !*end && idx >= 0 && (size_t)idx < before)
+		return &plan->stages[idx];
+	return NULL;
+}
+
+/* Resolves --chown through the image's passwd/group (lowerdirs); numbers need no lookup. */
+static int resolve_chown(const char *chown_spec, char *const *lowerdirs, uid_t *uid, gid_t *gid,
+			 kn_error **err)
+{
+	struct sandbox_user u = { 0 };
+	_cleanup_free_ char *spec = xstrdup(chown_spec);
+	char *colon = strchr(spec, ':');
+	size_t n = kn_strv_len(lowerdirs);
+
+	/* docker: a user without a group uses the same number for both */
+	if (!colon) {
+		if (sandbox_user_lookup((const char *const *)lowerdirs, n, n ? NULL : "/nonexistent", spec,
+					&u, err) < 0)
+			return -1;
+		*uid = u.uid;
+		*gid = (gid_t)u.uid;
+		sandbox_user_release(&u);
+		return 0;
+	}
+	if (sandbox_user_lookup((const char *const *)lowerdirs, n, n ? NULL : "/nonexistent", spec, &u, err) < 0)
+		return -1;
+	*uid = u.uid;
+	*gid = u.gid;
+	sandbox_user_release(&u);
+	return 0;
+}
+
+static bool is_url(const char *s)
+{
+	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
+}
+
+static const struct df_heredoc *find_heredoc(const struct df_instr *x, const char *src)
+{
+	const char *p = src + 2;
+	_cleanup_free_ char *name = NULL;
+	size_t n;
+
+	if (*p == '-')
+		p++;
+	if (*p == '"' || *p == '\'')
+		p++;
+	n = strcspn(p, "\"'");
+	name = xstrndup(p, n);
+	for (size_t i = 0; i < x->copy.n_heredocs; i++)
+		if (!strcmp(x->copy.heredocs[i].name, name))
+			return &x->copy.heredocs[i];
+	return NULL;
+}
+
+/* The destination made absolute against WORKDIR; a trailing '/' (or "." ) marks a directory. */
+static char *copy_dest(const struct image_config *c, const char *dest)
+{
+	const char *wd = c->working_dir && *c->working_dir ? c->working_dir : "/";
+	size_t n = strlen(dest);
+	bool dir = (n && dest[n - 1] == '/') || !strcmp(dest, ".") ||
+		   (n >= 2 && !strcmp(dest + n - 2, "/."));
+
+	if (dest[0] == '/')
+		return dir && dest[n - 1] != '/' ? xasprintf("%s/", dest) : xstrdup(dest);
+	return xasprintf("%s%s%s%s", wd, wd[strlen(wd) - 1] == '/' ? "" : "/", dest,
+			 dir && dest[n - 1] != '/' ? "/" : "");
+}
+
+static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **err)
+{
+	struct bld *b = st->b;
+	struct cp_opts co = { 0 };
+	struct cp_list list = { 0 };
+	struct kn_strv srcs = KN_STRV_INIT, urls = KN_STRV_INIT;
+	_cleanup_free_ char *dest = copy_dest(st->config, x->copy.dest);
+	_cleanup_free_ char *text = NULL, *digest = NULL, *tmp = NULL, *created_by = NULL;
+	_cleanup_strv_ char **lowerdirs = NULL;
+	_cleanup_strv_ char **src_lowerdirs = NULL;
+	struct store_hash *h = store_hash_new("sha256", NULL);
+	const struct df_stage *from_stage = NULL;
+	const struct store_image *from_img = NULL;
+	char *key = NULL;
+	int ret = -1, r;
+	bool from_ctx = !x->copy.from;
+
+	co.add = x->kind == DF_INSTR_ADD;
+	co.what = co.add ? "ADD" : "COPY";
+	co.excludes = x->copy.excludes;
+	co.parents = x->copy.parents;
+	co.link = x->copy.link;
+	co.ctx_strict = from_ctx;
+	co.ignore = b->ignore;
+	if (x->copy.chmod) {
+		if (df_chmod_parse(x->copy.chmod, &co.chmod, err) < 0)
+			goto out_fail;
+		co.have_chmod = true;
+	}
+	for (size_t i = 0; x->copy.sources && x->copy.sources[i]; i++) {
+		const char *s = x->copy.sources[i];
+
+		if (!strncmp(s, "<<", 2) && find_heredoc(x, s))
+			continue;
+		if (is_url(s)) {
+			if (!co.add) {
+				kn_error_set(err, EINVAL, "source can't be a URL for COPY");
+				goto out_fail;
+			}
+			kn_strv_push(&urls, s);
+			continue;
+		}
+		kn_strv_push(&srcs, s);
+	}
+	if (kn_strv_len(x->copy.sources) > 1 && dest[strlen(dest) - 1] != '/') {
+		kn_error_set(err, EINVAL,
+			     "When using %s with more than one source file, the destination must be a directory and end with a /",
+			     co.what);
+		goto out_fail;
+	}
+	store_hash_update(h, dest, strlen(dest) + 1);
+	if (from_ctx) {
+		if (srcs.n && cp_resolve(b->ctx_fd, srcs.v, srcs.n, dest, &co, &list, err) < 0)
+			goto out_fail;
+	} else {
+		from_stage = stage_by_ref(b->plan, st->stage->index, x->copy.from);
+		if (from_stage) {
+			const struct bld_stage_result *sr = &b->stages[from_stage->index];
+
+			if (!sr->built) {
+				kn_error_set(err, EINVAL, "stage '%s' was not built", x->copy.from);
+				goto out_fail;
+			}
+			store_hash_update(h, "stage:", 6);
+			store_hash_update(h, sr->key, strlen(sr->key));
+		} else {
+			if (image_get(b, x->copy.from, &from_img, err) < 0)
+				goto out_fail;
+			store_hash_update(h, "image:", 6);
+			store_hash_update(h, from_img->id, strlen(from_img->id));
+		}
+		for (size_t i = 0; i < srcs.n; i++)
+			store_hash_update(h, srcs.v[i], strlen(srcs.v[i]) + 1);
+		store_hash_update(h, &co.have_chmod, 1);
+		for (size_t i = 0; co.excludes && co.excludes[i]; i++)
+			store_hash_update(h, co.excludes[i], strlen(co.excludes[i]) + 1);
+	}
+	/* heredoc sources */
+	for (size_t i = 0; x->copy.sources && x->copy.sources[i]; i++) {
+		const char *s = x->copy.sources[i];
+		const struct df_heredoc *hd;
+		struct cp_entry *e;
+		char *content;
+
+		if (strncmp(s, "<<", 2) || !(hd = find_heredoc(x, s)))
+			continue;
+		content = df_heredoc_chomp(hd);
+		if (hd->expand) {
+			struct df_env env = DF_ENV_INIT;
+			struct df_expansion xp = { 0 };
+
+			df_stage_env_lookup_env(&st->se, &env);
+			r = df_expand(content, &env, x->escape, DF_LEX_RAW_QUOTES | DF_LEX_SKIP_QUOTES, &xp, err);
+			df_env_release(&env);
+			if (r < 0) {
+				free(content);
+				goto out_fail;
+			}
+			free(content);
+			content = steal_ptr(&xp.result);
+			df_expansion_release(&xp);
+		}
+		KN_GROW(list.v, list.alloc, list.n + 1);
+		e = &list.v[list.n++];
+		memset(e, 0, sizeof(*e));
+		e->kind = CP_DATA;
+		e->fd = -1;
+		e->src = xstrdup(hd->name);
+		e->data = content;
+		e->len = strlen(content);
+		e->dst = dest[strlen(dest) - 1] == '/' ? xasprintf("%s%s", dest, hd->name) : xstrdup(dest);
+	}
+	/* URL sources: downloaded now, their content hashed */
+	for (size_t i = 0; i < urls.n; i++) {
+		struct cp_entry *e;
+		int fd = -1;
+		char *name = NULL, *dg = NULL;
+		int64_t mtime = 0;
+
+		if (cp_download(b, urls.v[i], x->copy.checksum, &fd, &name, &mtime, &dg, err) < 0)
+			goto out_fail;
+		KN_GROW(list.v, list.alloc, list.n + 1);
+		e = &list.v[list.n++];
+		memset(e, 0, sizeof(*e));
+		e->kind = CP_FD;
+		e->fd = fd;
+		e->src = name;
+		e->data = dg;
+		e->mtime = mtime;
+		e->dst = dest[strlen(dest) - 1] == '/' ? xasprintf("%s%s", dest, name) : xstrdup(dest);
+	}
+	if (cp_digest(b->ctx_fd, &list, h, err) < 0)
+		goto out_fail;
+	digest = store_hash_final(h);
+	store_hash_free(h);
+	h = NULL;
+	text = cfg_created_by(st, x, NULL);
+	key = cache_key(st->key, text, digest, strlen(digest));
+	r = b->o->no_cache ? 0 : cache_lookup(st, key, err);
+	if (r < 0)
+		goto out_fail;
+	if (r == 1) {
+		set_key(st, steal_ptr(&key));
+		ret = 1;
+		goto out;
+	}
+
+	/* Run it. */
+	if (bld_state_lowerdirs(st, &lowerdirs, err) < 0)
+		goto out_fail;
+	if (x->copy.chown) {
+		if (resolve_chown(x->copy.chown, lowerdirs, &co.uid, &co.gid, err) < 0)
+			goto out_fail;
+		co.have_chown = true;
+	}
+	tmp = bld_step_tmpdir(b, err);
+	if (!tmp)
+		goto out_fail;
+	{
+		_cleanup_free_ char *upper = kn_path_join(tmp, "upper"), *work = kn_path_join(tmp, "work");
+		_cleanup_free_ char *mnt = kn_path_join(tmp, "mnt"), *src_mnt = kn_path_join(tmp, "src");
+		struct cp_job job = { 0 };
+		bool overlay = !co.link && lowerdirs[0];
+
+		if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(mnt, 0755) < 0 ||
+		    mkdir(src_mnt, 0755) < 0) {
+			kn_error_errno(err, "cannot create step directories in '%s'", tmp);
+			goto out_fail;
+		}
+		job.co = &co;
+		job.dest = dest;
+		job.lowerdirs = lowerdirs;
+		job.upper = upper;
+		job.work = work;
+		job.mnt = mnt;
+		job.src_mnt = src_mnt;
+		job.src_fd = -1;
+		if (from_ctx) {
+			job.list = &list;
+			job.src_fd = b->ctx_fd;
+		} else {
+			job.sources = srcs.v;
+			job.n_sources = srcs.n;
+			if (from_stage) {
+				const struct bld_stage_result *sr = &b->stages[from_stage->index];
+
+				if (sr->n_layers &&
+				    snapshot_prepare(b->store, sr->layers, sr->config->diff_ids, sr->n_layers,
+						     &src_lowerdirs, NULL, err) < 0)
+					goto out_fail;
+			} else if (from_img->manifest.n_layers &&
+				   snapshot_prepare(b->store, from_img->manifest.layers, from_img->config->diff_ids,
+						    from_img->manifest.n_layers, &src_lowerdirs, NULL, err) < 0) {
+				goto out_fail;
+			}
+			job.src_lowerdirs = src_lowerdirs;
+		}
+		if (cp_run(&job, err) < 0)
+			goto out_fail;
+		created_by = cfg_created_by(st, x, NULL);
+		if (bld_commit_upper(st, upper, lowerdirs, overlay, created_by, err) < 0)
+			goto out_fail;
+	}
+	set_key(st, steal_ptr(&key));
+	if (cache_store(st, st->key, err) < 0)
+		goto out_fail;
+	ret = 0;
+	goto out;
+out_fail:
+	step_fail(st, x, err);
+	ret = -1;
+out:
+	if (tmp)
+		(void)kn_rm_rf(tmp, NULL);
+	for (size_t i = 0; i < list.n; i++)
+		if (list.v[i].kind == CP_FD && list.v[i].fd >= 0)
+			close(list.v[i].fd);
+	cp_list_release(&list);
+	if (co.have_chmod)
+		df_chmod_release(&co.chmod);
+	kn_strv_release(&srcs);
+	kn_strv_release(&urls);
+	store_hash_free(h);
+	free(key);
+	return ret;
+}
+
+static int step_workdir(struct bld_state *st, const struct df_instr *x, kn_error **err)
+{
+	struct bld *b = st->b;
+	_cleanup_free_ char *text = NULL, *tmp = NULL, *created_by = NULL;
+	_cleanup_strv_ char **lowerdirs = NULL;
+	char *key;
+	int r;
+
+	if (cfg_apply(st, x, err) < 0)
+		return step_fail(st, x, err);
+	text = xasprintf("WORKDIR\n%s\n%s\n", st->config->working_dir, st->config->user ? st->config->user : "");
+	key = cache_key(st->key, text, NULL, 0);
+	r = b->o->no_cache ? 0 : cache_lookup(st, key, err);
+	if (r != 0) {
+		if (r == 1)
+			set_key(st, key);
+		else
+			free(key);
+		return r;
+	}
+	created_by = cfg_created_by(st, x, NULL);
+	if (bld_state_lowerdirs(st, &lowerdirs, err) < 0)
+		goto fail;
+	tmp = bld_step_tmpdir(b, err);
+	if (!tmp)
+		goto fail;
+	{
+		_cleanup_free_ char *upper = kn_path_join(tmp, "upper"), *work = kn_path_join(tmp, "work");
+		_cleanup_free_ char *mnt = kn_path_join(tmp, "mnt");
+		struct cp_opts co = { 0 };
+		struct cp_list list = { 0 };
+		struct cp_entry *e;
+		struct cp_job job = { 0 };
+		int rr;
+
+		if (st->config->user && *st->config->user) {
+			if (resolve_chown(st->config->user, lowerdirs, &co.uid, &co.gid, err) < 0)
+				goto fail;
+			co.have_chown = true;
+		}
+		if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(mnt, 0755) < 0) {
+			kn_error_errno(err, "cannot create step directories in '%s'", tmp);
+			goto fail;
+		}
+		KN_GROW(list.v, list.alloc, 1);
+		e = &list.v[list.n++];
+		memset(e, 0, sizeof(*e));
+		e->kind = CP_MKDIR;
+		e->fd = -1;
+		e->dst = xstrdup(st->config->working_dir);
+		job.co = &co;
+		job.list = &list;
+		job.src_fd = b->ctx_fd;
+		job.lowerdirs = lowerdirs;
+		job.upper = upper;
+		job.work = work;
+		job.mnt = mnt;
+		job.src_mnt = mnt;
+		job.dest = "/";
+		rr = cp_run(&job, err);
+		cp_list_release(&list);
+		if (rr < 0)
+			goto fail;
+		if (bld_commit_upper(st, upper, lowerdirs, lowerdirs[0] != NULL, created_by, err) < 0)
+			goto fail;
+	}
+	(void)kn_rm_rf(tmp, NULL);
+	set_key(st, key);
+	return cache_store(st, key, err);
+fail:
+	if (tmp)
+		(void)kn_rm_rf(tmp, NULL);
+	free(key);
+	return step_fail(st, x, err);
+}
+
+/* The RUN argv: exec form as is; shell form through SHELL, heredocs inlined for the shell. */
+static char **run_argv(const struct bld_state *st, const struct df_instr *x)
+{
+	const struct df_cmdline *cl = &x->run.cmd;
+	struct df_cmdline tmp = *cl;
+	struct kn_buf script = KN_BUF_INIT;
+	char *one[2] = { NULL, NULL };
+	char **argv;
+
+	if (cl->json || !cl->n_heredocs)
+		return cfg_command_argv(st->config, cl);
+	{
+		const char *c = cl->argv && cl->argv[0] ? cl->argv[0] : "";
+		const char *p = c;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		/* A lone "<<EOF": the heredoc is the script. */
+		if (cl->n_heredocs == 1 && !strncmp(p, "<<", 2) && !strpbrk(p, " \t")) {
+			char *body = df_heredoc_chomp(&cl->heredocs[0]);
+
+			kn_buf_adds(&script, body);
+			free(body);
+		} else {
+			kn_buf_adds(&script, c);
+			kn_buf_addch(&script, '\n');
+			for (size_t i = 0; i < cl->n_heredocs; i++) {
+				kn_buf_adds(&script, cl->heredocs[i].content);
+				if (script.len && script.buf[script.len - 1] != '\n')
+					kn_buf_addch(&script, '\n');
+				kn_buf_addf(&script, "%s\n", cl->heredocs[i].name);
+			}
+		}
+	}
+	one[0] = script.buf;
+	tmp.argv = one;
+	tmp.json = false;
+	argv = cfg_command_argv(st->config, &tmp);
+	kn_buf_release(&script);
+	return argv;
+}
+
+static const struct bld_secret *find_secret(const struct bld *b, const char *id)
+{
+	for (size_t i = 0; i < b->n_secrets; i++)
+		if (!strcmp(b->secrets[i].id, id))
+			return &b->secrets[i];
+	return NULL;
+}
+
+static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **err)
+{
+	struct bld *b = st->b;
+	_cleanup_strv_ char **argv = run_argv(st, x);
+	_cleanup_strv_ char **env = NULL;
+	_cleanup_strv_ char **lowerdirs = NULL;
+	_cleanup_free_ char *tmp = NULL, *created_by = NULL;
+	struct kn_strv envv = KN_STRV_INIT;
+	struct kn_strv owned = KN_STRV_INIT; /* paths kept alive for the mounts */
+	struct kn_buf k = KN_BUF_INIT;
+	struct sandbox_mount *mounts = NULL;
+	_cleanup_free_ size_t *owned_idx = NULL;
+	size_t n_mounts = 0;
+	int memfds[16], n_memfds = 0;
+	char *key = NULL;
+	int status = 0, r, ret = -1;
+
+	for (size_t i = 0; i < st->se.env.n; i++)
+		kn_strv_pushf(&envv, "%s=%s", st->se.env.keys[i], st->se.env.values[i]);
+	for (size_t i = 0; i < st->se.args.n; i++)
+		if (!df_env_get(&st->se.env, st->se.args.keys[i]))
+			kn_strv_pushf(&envv, "%s=%s", st->se.args.keys[i], st->se.args.values[i]);
+	env = kn_strv_detach(&envv);
+
+	kn_buf_adds(&k, "RUN\n");
+	add_strv(&k, "argv", argv);
+	add_strv(&k, "env", env);
+	kn_buf_addf(&k, "net=%d/%d security=%d\n", (int)x->run.network, (int)b->o->network, (int)x->run.security);
+	mounts = xcalloc(x->run.n_mounts + 1, sizeof(*mounts));
+	owned_idx = xcalloc(x->run.n_mounts + 1, sizeof(*owned_idx));
+	for (size_t i = 0; i < x->run.n_mounts; i++) {
+		const struct df_mount *m = &x->run.mounts[i];
+		struct sandbox_mount *sm = &mounts[n_mounts];
+
+		kn_buf_addf(&k, "mount %d %s %s %s %s %d %ld %ld %ld %llu\n", (int)m->type, m->target,
+			    m->source ? m->source : "", m->from ? m->from : "", m->id ? m->id : "",
+			    m->readonly, m->mode, m->uid, m->gid, m->size);
+		switch (m->type) {
+		case DF_MOUNT_BIND: {
+			_cleanup_free_ char *real = NULL;
+			char *p;
+
+			if (m->from) {
+				kn_error_set(err, ENOTSUP, "RUN --mount=type=bind,from= is not supported");
+				goto fail;
+			}
+			p = kn_path_join(b->ctx_dir, m->source ? m->source : ".");
+			real = realpath(p, NULL);
+			free(p);
+			if (!real || (strncmp(real, b->ctx_dir, strlen(b->ctx_dir)) ||
+				      (real[strlen(b->ctx_dir)] && real[strlen(b->ctx_dir)] != '/'))) {
+				kn_error_set(err, EPERM, "bind mount source '%s' is not inside the build context",
+					     m->source ? m->source : ".");
+				goto fail;
+			}
+			kn_strv_push(&owned, real);
+			owned_idx[n_mounts] = owned.n;
+			sm->type = SANDBOX_MOUNT_BIND;
+			sm->target = m->target;
+			sm->readonly = m->readonly;
+			n_mounts++;
+			break;
+		}
+		case DF_MOUNT_CACHE: {
+			_cleanup_free_ char *idh = store_digest_buf(m->id ? m->id : m->target,
+								    strlen(m->id ? m->id : m->target));
+			char *dir = xasprintf("%s/cache-mounts/%s", b->o->root, store_digest_hex(idh));
+
+			if (kn_mkdir_p(dir, m->mode > 0 ? (mode_t)m->mode : 0755, err) < 0) {
+				free(dir);
+				goto fail;
+			}
+			if (m->uid >= 0 || m->gid >= 0)
+				(void)chown(dir, m->uid >= 0 ? (uid_t)m->uid : 0, m->gid >= 0 ? (gid_t)m->gid : 0);
+			kn_strv_push_owned(&owned, dir);
+			owned_idx[n_mounts] = owned.n;
+			sm->type = SANDBOX_MOUNT_BIND;
+			sm->target = m->target;
+			sm->readonly = false;
+			n_mounts++;
+			break;
+		}
+		case DF_MOUNT_TMPFS:
+			sm->type = SANDBOX_MOUNT_TMPFS;
+			sm->target = m->target;
+			sm->size = m->size;
+			n_mounts++;
+			break;
+		case DF_MOUNT_SECRET: {
+			const char *id = m->id ? m->id : "";
+			const struct bld_secret *s = find_secret(b, id);
+
+			if (!s) {
+				if (m->required) {
+					kn_error_set(err, ENOENT, "secret %s: not provided (use --secret id=%s,src=PATH)", id, id);
+					goto fail;
+				}
+				break;
+			}
+			sm->type = SANDBOX_MOUNT_SECRET;
+			sm->id = id;
+			sm->target = m->target;
+			sm->mode = m->mode >= 0 ? (mode_t)m->mode : 0400;
+			sm->uid = m->uid >= 0 ? (uid_t)m->uid : 0;
+			sm->gid = m->gid >= 0 ? (gid_t)m->gid : 0;
+			if (s->src) {
+				sm->source = s->src;
+			} else {
+				const char *val = getenv(s->env);
+				int fd;
+
+				if (!val || n_memfds >= 16) {
+					kn_error_set(err, ENOENT, "secret %s: environment variable '%s' is not set", id, s->env);
+					goto fail;
+				}
+				fd = memfd_create("kiln-secret", MFD_CLOEXEC);
+				if (fd < 0 || kn_write_all(fd, val, strlen(val), err) < 0) {
+					if (fd >= 0)
+						close(fd);
+					else
+						kn_error_errno(err, "memfd_create");
+					goto fail;
+				}
+				memfds[n_memfds++] = fd;
+				kn_strv_push_owned(&owned, xasprintf("/proc/self/fd/%d", fd));
+				owned_idx[n_mounts] = owned.n;
+			}
+			n_mounts++;
+			break;
+		}
+		case DF_MOUNT_SSH:
+			kn_error_set(err, ENOTSUP, "RUN --mount=type=ssh is not supported");
+			goto fail;
+		}
+	}
+	/* Now that the owned vector no longer moves, point the mounts at its strings. */
+	for (size_t i = 0; i < n_mounts; i++)
+		if (owned_idx[i])
+			mounts[i].source = owned.v[owned_idx[i] - 1];
+	key = cache_key(st->key, k.buf, NULL, 0);
+	r = b->o->no_cache ? 0 : cache_lookup(st, key, err);
+	if (r < 0)
+		goto fail;
+	if (r == 1) {
+		set_key(st, steal_ptr(&key));
+		ret = 1;
+		goto out;
+	}
+	if (bld_state_lowerdirs(st, &lowerdirs, err) < 0)
+		goto fail;
+	tmp = bld_step_tmpdir(b, err);
+	if (!tmp)
+		goto fail;
+	{
+		_cleanup_free_ char *upper = kn_path_join(tmp, "upper"), *work = kn_path_join(tmp, "work");
+		struct sandbox_spec spec;
+		enum df_network net = x->run.network;
+
+		if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
+			kn_error_errno(err, "cannot create step directories in '%s'", tmp);
+			goto fail;
+		}
+		sandbox_spec_init(&spec);
+		spec.lowerdirs = (const char *const *)lowerdirs;
+		spec.n_lowerdirs = kn_strv_len(lowerdirs);
+		spec.upperdir = upper;
+		spec.workdir = work;
+		spec.argv = (const char *const *)argv;
+		spec.env = (const char *const *)env;
+		spec.cwd = st->config->working_dir && *st->config->working_dir ? st->config->working_dir : "/";
+		spec.user = st->config->user;
+		spec.network = SANDBOX_NET_HOST;
+		if (net == DF_NETWORK_NONE || (net == DF_NETWORK_DEFAULT && b->o->network == BLD_NETWORK_NONE))
+			spec.network = SANDBOX_NET_NONE;
+		spec.mounts = mounts;
+		spec.n_mounts = n_mounts;
+		spec.output_cb = bld_step_output;
+		spec.output_data = st;
+		spec.tmpdir = tmp;
+		if (sandbox_run(&spec, &status, err) < 0)
+			goto fail;
+		if (status != 0) {
+			struct kn_buf cmd = KN_BUF_INIT;
+
+			for (size_t i = 0; argv[i]; i++)
+				kn_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
+			kn_error_set(err, EIO, "%s: process \"%s\" did not complete successfully: exit code: %d",
+				     st->step_text, cmd.buf, status);
+			kn_buf_release(&cmd);
+			goto fail;
+		}
+		created_by = cfg_created_by(st, x, argv);
+		if (bld_commit_upper(st, upper, lowerdirs, spec.n_lowerdirs > 0, created_by, err) < 0)
+			goto fail;
+	}
+	set_key(st, steal_ptr(&key));
+	if (cache_store(st, st->key, err) < 0)
+		goto fail;
+	ret = 0;
+	goto out;
+fail:
+	step_fail(st, x, err);
+	ret = -1;
+out:
+	if (tmp)
+		(void)kn_rm_rf(tmp, NULL);
+	for (int i = 0; i < n_memfds; i++)
+		close(memfds[i]);
+	free(mounts);
+	kn_strv_release(&owned);
+	kn_buf_release(&k);
+	free(key);
+	return ret;
+}
+
+/* ---- stages ----------------------------------------------------------------------------------- */
+
+static int run_instr(struct bld_state *st, const struct df_instr *in, kn_error **err)
+{
+	_cleanup_(df_instr_freep) struct df_instr *x = NULL;
+	_cleanup_free_ char *text = NULL;
+	unsigned long long t0 = mono_ns();
+	int r;
+
+	st->step_index++;
+	if (df_stage_env_expand(&st->se, in, &x, err) < 0)
+		return -1;
+	text = cfg_step_text(x);
+	st->step_text = text;
+	st_event(st, BLD_EV_STEP_START, text, 0);
+	switch (x->kind) {
+	case DF_INSTR_RUN:
+		r = step_run(st, x, err);
+		break;
+	case DF_INSTR_COPY:
+	case DF_INSTR_ADD:
+		r = step_copy(st, x, err);
+		break;
+	case DF_INSTR_WORKDIR:
+		r = step_workdir(st, x, err);
+		break;
+	case DF_INSTR_FROM:
+		r = kn_error_set_at(err, x->file, x->line, 0, "unexpected FROM inside a stage");
+		break;
+	case DF_INSTR_CMD:
+	case DF_INSTR_ENTRYPOINT:
+	case DF_INSTR_SHELL:
+	case DF_INSTR_ENV:
+	case DF_INSTR_ARG:
+	case DF_INSTR_LABEL:
+	case DF_INSTR_EXPOSE:
+	case DF_INSTR_USER:
+	case DF_INSTR_VOLUME:
+	case DF_INSTR_STOPSIGNAL:
+	case DF_INSTR_HEALTHCHECK:
+	case DF_INSTR_ONBUILD:
+	case DF_INSTR_MAINTAINER:
+	default:
+		r = step_meta(st, x, err);
+		break;
+	}
+	st->step_text = NULL;
+	if (r < 0)
+		return -1;
+	if (x->kind == DF_INSTR_CMD)
+		st->cmd_set = true;
+	if (df_stage_env_apply(&st->se, x, err) < 0)
+		return -1;
+	if (r == 1) {
+		st->step_text = text;
+		st_event(st, BLD_EV_STEP_CACHED, text, 0);
+	} else {
+		st_event(st, BLD_EV_STEP_DONE, text, mono_ns() - t0);
+	}
+	st->step_text = NULL;
+	return 0;
+}
+
+/* Parses the ONBUILD triggers of a base image into instructions. */
+static int parse_triggers(struct bld *b, char *const *triggers, struct df_instr ***ret, size_t *ret_n,
+			  kn_error **err)
+{
+	struct df_instr **v = NULL;
+	size_t n = 0, alloc = 0;
+
+	for (size_t i = 0; triggers && triggers[i]; i++) {
+		_cleanup_(df_ast_freep) struct df_ast *ast = df_parse(triggers[i], strlen(triggers[i]), "ONBUILD", err);
+		struct df_instr *in = NULL;
+
+		if (!ast)
+			goto fail;
+		for (size_t j = 0; j < ast->root->n_children; j++) {
+			if (df_instr_parse(ast->root->children[j], "ONBUILD", ast->escape, &in, err) < 0)
+				goto fail;
+			KN_GROW(v, alloc, n + 1);
+			v[n++] = in;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	(void)b;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		df_instr_free(v[i]);
+	free(v);
+	return -1;
+}
+
+static int build_stage(struct bld *b, size_t idx, int k, int total, kn_error **err)
+{
+	const struct df_stage *stage = &b->plan->stages[idx];
+	struct bld_state st = { 0 };
+	struct df_instr **triggers = NULL;
+	size_t n_triggers = 0;
+	_cleanup_free_ char *from_text = NULL;
+	unsigned long long t0 = mono_ns();
+	int ret = -1;
+
+	st.b = b;
+	st.stage = stage;
+	st.stage_index = k;
+	st.stage_count = total;
+	st.stage_name = stage->name;
+	st.file = b->plan->file;
+	switch (stage->base_kind) {
+	case DF_BASE_SCRATCH:
+		st.config = image_config_new();
+		st.key = xstrdup("scratch");
+		from_text = xstrdup("FROM scratch");
+		break;
+	case DF_BASE_STAGE: {
+		const struct bld_stage_result *sr = &b->stages[stage->base_stage];
+
+		if (!sr->built) {
+			kn_error_set(err, EINVAL, "stage %zu was not built", stage->base_stage);
+			goto out;
+		}
+		st.config = image_config_dup(sr->config);
+		for (size_t i = 0; i < sr->n_layers; i++)
+			bld_state_add_layer(&st, &sr->layers[i], sr->config->diff_ids[i]);
+		st.key = xstrdup(sr->key);
+		from_text = xasprintf("FROM %s", b->plan->stages[stage->base_stage].name
+							 ? b->plan->stages[stage->base_stage].name
+							 : stage->from->from.base);
+		break;
+	}
+	case DF_BASE_IMAGE: {
+		const struct store_image *img = NULL;
+
+		from_text = xasprintf("FROM %s", stage->base_image);
+		if (image_get(b, stage->base_image, &img, err) < 0) {
+			step_fail(&st, stage->from, err);
+			goto out;
+		}
+		st.config = image_config_dup(img->config);
+		if (kn_strv_len(img->config->diff_ids) != img->manifest.n_layers) {
+			kn_error_set(err, EINVAL, "image '%s': %zu diff_ids for %zu layers", stage->base_image,
+				     kn_strv_len(img->config->diff_ids), img->manifest.n_layers);
+			goto out;
+		}
+		for (size_t i = 0; i < img->manifest.n_layers; i++)
+			bld_state_add_layer(&st, &img->manifest.layers[i], img->config->diff_ids[i]);
+		st.key = xasprintf("image:%s", img->id);
+		break;
+	}
+	}
+	/* ONBUILD triggers of the base run first; the new image does not inherit them. */
+	if (stage->base_kind != DF_BASE_SCRATCH && st.config->on_build && st.config->on_build[0]) {
+		if (parse_triggers(b, st.config->on_build, &triggers, &n_triggers, err) < 0)
+			goto out;
+	}
+	kn_strv_free(st.config->on_build);
+	st.config->on_build = NULL;
+	st.step_count = (int)(1 + n_triggers + stage->n_instrs);
+	st.step_index = 1;
+	st_event(&st, BLD_EV_STEP_START, from_text, 0);
+	st_event(&st, BLD_EV_STEP_DONE, from_text, mono_ns() - t0);
+	if (df_stage_env_init(&st.se, b->plan, stage, st.config->env, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n_triggers; i++)
+		if (run_instr(&st, triggers[i], err) < 0)
+			goto out;
+	for (size_t i = 0; i < stage->n_instrs; i++)
+		if (run_instr(&st, stage->instrs[i], err) < 0)
+			goto out;
+	{
+		struct bld_stage_result *sr = &b->stages[idx];
+
+		sr->built = true;
+		sr->config = steal_ptr(&st.config);
+		sr->layers = steal_ptr(&st.layers);
+		sr->n_layers = st.n_layers;
+		st.n_layers = 0;
+		sr->key = steal_ptr(&st.key);
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < n_triggers; i++)
+		df_instr_free(triggers[i]);
+	free(triggers);
+	state_release(&st);
+	return ret;
+}
+
+/* ---- the build --------------------------------------------------------------------------------- */
+
+static int parse_secrets(struct bld *b, kn_error **err)
+{
+	for (size_t i = 0; b->o->secrets && b->o->secrets[i]; i++) {
+		_cleanup_free_ char *spec = xstrdup(b->o->secrets[i]);
+		struct bld_secret s = { 0 };
+		char *save = NULL;
+
+		for (char *f = strtok_r(spec, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+			if (!strncmp(f, "id=", 3)) {
+				free(s.id);
+				s.id = xstrdup(f + 3);
+			} else if (!strncmp(f, "src=", 4) || !strncmp(f, "source=", 7)) {
+				free(s.src);
+				s.src = xstrdup(strchr(f, '=') + 1);
+			} else if (!strncmp(f, "env=", 4)) {
+				free(s.env);
+				s.env = xstrdup(f + 4);
+			} else if (!strncmp(f, "type=", 5)) {
+				/* type=file|env: implied by src/env */
+			} else {
+				free(s.id);
+				free(s.src);
+				free(s.env);
+				return kn_error_set(err, EINVAL, "invalid --secret field '%s'", f);
+			}
+		}
+		if (!s.id || !*s.id || (!s.src && !s.env)) {
+			free(s.id);
+			free(s.src);
+			free(s.env);
+			return kn_error_set(err, EINVAL, "invalid --secret '%s': expected id=ID,src=PATH or id=ID,env=VAR",
+					    b->o->secrets[i]);
+		}
+		if (s.src && access(s.src, R_OK) < 0) {
+			int r = kn_error_errno(err, "secret '%s': cannot read '%s'", s.id, s.src);
+
+			free(s.id);
+			free(s.src);
+			free(s.env);
+			return r;
+		}
+		KN_GROW(b->secrets, b->n_secrets, b->n_secrets + 1);
+		b->secrets[b->n_secrets++] = s;
+	}
+	return 0;
+}
+
+static void bld_release(struct bld *b)
+{
+	if (b->stages) {
+		for (size_t i = 0; i < b->plan->n_stages; i++) {
+			struct bld_stage_result *sr = &b->stages[i];
+
+			image_config_free(sr->config);
+			for (size_t j = 0; j < sr->n_layers; j++)
+				store_desc_release(&sr->layers[j]);
+			free(sr->layers);
+			free(sr->key);
+		}
+		free(b->stages);
+	}
+	for (size_t i = 0; i < b->n_secrets; i++) {
+		free(b->secrets[i].id);
+		free(b->secrets[i].src);
+		free(b->secrets[i].env);
+	}
+	free(b->secrets);
+	for (size_t i = 0; i < b->n_ext; i++) {
+		free(b->ext[i].ref);
+		store_image_free(b->ext[i].img);
+	}
+	free(b->ext);
+	df_plan_free(b->plan);
+	df_ast_free(b->ast);
+	df_ignore_free(b->ignore);
+	if (b->ctx_fd >= 0)
+		close(b->ctx_fd);
+	free(b->ctx_dir);
+	store_free(b->store);
+	pthread_mutex_destroy(&b->lock);
+}
+
+static const char *path_base(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s && s[1] ? s + 1 : p;
+}
+
+int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
+{
+	struct bld b = { 0 };
+	struct kn_buf df = KN_BUF_INIT;
+	_cleanup_free_ char *df_path = NULL, *id = NULL;
+	struct df_plan_opts po = { 0 };
+	struct store_desc mdesc = { 0 };
+	struct image_config *final = NULL;
+	const char *df_name;
+	int total = 0, k = 0, ret = -1;
+	enum image_format fmt = o->format == BLD_FORMAT_DOCKER ? IMAGE_FORMAT_DOCKER : IMAGE_FORMAT_OCI;
+
+	b.o = o;
+	b.ctx_fd = -1;
+	pthread_mutex_init(&b.lock, NULL);
+	if (!o->root)
+		return kn_error_set(err, EINVAL, "no store root given");
+	if (parse_secrets(&b, err) < 0)
+		goto out;
+	if (store_open(o->root, STORE_WRITE, &b.store, err) < 0)
+		goto out;
+	b.lopts.compression = o->compression == BLD_COMPRESS_ZSTD   ? LAYER_COMPRESSION_ZSTD
+			      : o->compression == BLD_COMPRESS_NONE ? LAYER_COMPRESSION_NONE
+								    : LAYER_COMPRESSION_GZIP;
+	if (layer_write_opts_from_env(&b.lopts, err) < 0)
+		goto out;
+	b.have_epoch = b.lopts.clamp_mtime;
+	b.epoch = b.lopts.source_date_epoch;
+	if (ctx_open(&b, err) < 0)
+		goto out;
+
+	/* The Dockerfile. */
+	if (o->dockerfile_data) {
+		kn_buf_add(&df, o->dockerfile_data, o->dockerfile_len);
+	} else {
+		if (o->dockerfile_path && o->context_dir)
+			df_path = xstrdup(o->dockerfile_path);
+		else if (o->dockerfile_path)
+			df_path = kn_path_join(b.ctx_dir, o->dockerfile_path);
+		else
+			df_path = kn_path_join(b.ctx_dir, "Dockerfile");
+		if (kn_read_file(df_path, 16 << 20, &df, err) < 0) {
+			kn_error_wrap(err, "failed to read dockerfile");
+			goto out;
+		}
+	}
+	df_name = o->dockerfile_name ? path_base(o->dockerfile_name) : df_path ? path_base(df_path) : "Dockerfile";
+	b.ast = df_parse(df.buf, df.len, df_name, err);
+	if (!b.ast)
+		goto out;
+	for (size_t i = 0; i < b.ast->n_warnings; i++)
+		bld_warn(&b, "%s:%d: %s", df_name, b.ast->warnings[i].line, b.ast->warnings[i].msg);
+	po.file = df_name;
+	po.target = o->target;
+	po.build_args = o->build_args;
+	if (df_plan_build(b.ast->root, b.ast->escape, &po, &b.plan, err) < 0)
+		goto out;
+	if (b.plan->unused_build_args.n) {
+		struct kn_buf w = KN_BUF_INIT;
+
+		for (size_t i = 0; i < b.plan->unused_build_args.n; i++)
+			kn_buf_addf(&w, "%s%s", i ? " " : "", b.plan->unused_build_args.v[i]);
+		bld_warn(&b, "One or more build-args [%s] were not consumed", w.buf);
+		kn_buf_release(&w);
+	}
+	if (ctx_load_ignore(&b, df_path, err) < 0)
+		goto out;
+	b.stages = xcalloc(b.plan->n_stages ? b.plan->n_stages : 1, sizeof(*b.stages));
+	for (size_t i = 0; i < b.plan->n_stages; i++)
+		if (!b.plan->stages[i].skipped)
+			total++;
+	for (size_t i = 0; i < b.plan->n_stages; i++) {
+		if (b.plan->stages[i].skipped)
+			continue;
+		if (build_stage(&b, i, ++k, total, err) < 0)
+			goto out;
+		if (i == b.plan->target)
+			break;
+	}
+
+	/* The image. */
+	{
+		const struct bld_stage_result *sr = &b.stages[b.plan->target];
+
+		if (!sr->built) {
+			kn_error_set(err, EINVAL, "target stage was not built");
+			goto out;
+		}
+		final = image_config_dup(sr->config);
+		for (size_t i = 0; o->labels && o->labels[i]; i++) {
+			_cleanup_free_ char *kv = xstrdup(o->labels[i]);
+			char *eq = strchr(kv, '=');
+
+			if (eq)
+				*eq++ = 0;
+			image_config_set_label(final, kv, eq ? eq : "");
+		}
+		if (b.have_epoch) {
+			free(final->created);
+			final->created = bld_now(&b);
+		}
+		if (store_image_write(b.store, final, sr->layers, sr->n_layers, fmt, NULL, &mdesc, &id, err) < 0)
+			goto out;
+		for (size_t i = 0; o->tags && o->tags[i]; i++) {
+			_cleanup_free_ char *norm = NULL;
+
+			if (store_ref_normalize(o->tags[i], &norm, err) < 0)
+				goto out;
+			if (store_ref_set(b.store, norm, &mdesc, err) < 0)
+				goto out;
+		}
+	}
+	*ret_image_id = steal_ptr(&id);
+	ret = 0;
+out:
+	store_desc_release(&mdesc);
+	image_config_free(final);
+	kn_buf_release(&df);
+	bld_release(&b);
+	return ret;
+}

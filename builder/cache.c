@@ -1,0 +1,128 @@
+/* kiln builder: the build cache. A step's key names everything its result depends on; an entry
+ * holds the whole image config after the step plus the layer descriptors, so a hit restores the
+ * exact state (same history times, hence the same image ID) without running anything. */
+#include <errno.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "builder/build-internal.h"
+
+char *cache_key(const char *parent, const char *text, const void *extra, size_t extra_len)
+{
+	struct store_hash *h = store_hash_new("sha256", NULL);
+	_cleanup_free_ char *d = NULL;
+	static const char zero = 0;
+
+	store_hash_update(h, "kiln-step-v1", 12);
+	store_hash_update(h, &zero, 1);
+	store_hash_update(h, parent ? parent : "", parent ? strlen(parent) : 0);
+	store_hash_update(h, &zero, 1);
+	store_hash_update(h, text, strlen(text));
+	store_hash_update(h, &zero, 1);
+	if (extra_len)
+		store_hash_update(h, extra, extra_len);
+	d = store_hash_final(h);
+	store_hash_free(h);
+	return xstrdup(store_digest_hex(d));
+}
+
+int cache_lookup(struct bld_state *st, const char *key, kn_error **err)
+{
+	struct bld *b = st->b;
+	_cleanup_free_ char *text = NULL;
+	kn_error *e = NULL;
+	json_t *root = NULL, *layers, *cfg;
+	struct image_config *config = NULL;
+	struct store_desc *descs = NULL;
+	size_t n = 0, i;
+	int ret = 0;
+
+	if (store_cache_get(b->store, key, &text, &e) < 0) {
+		bool missing = e->code == ENOENT;
+
+		if (missing) {
+			kn_error_free(e);
+			return 0;
+		}
+		kn_error_propagate(err, e);
+		return -1;
+	}
+	root = json_loads(text, 0, NULL);
+	if (!root)
+		return 0; /* a damaged entry is a miss; the step reruns and rewrites it */
+	cfg = json_object_get(root, "config");
+	layers = json_object_get(root, "layers");
+	if (!json_is_string(cfg) || !json_is_array(layers))
+		goto out;
+	if (image_config_parse(json_string_value(cfg), json_string_length(cfg), &config, &e) < 0) {
+		kn_error_free(e);
+		goto out;
+	}
+	n = json_array_size(layers);
+	descs = xcalloc(n ? n : 1, sizeof(*descs));
+	for (i = 0; i < n; i++) {
+		if (store_desc_from_json(json_array_get(layers, i), &descs[i], &e) < 0) {
+			kn_error_free(e);
+			goto out;
+		}
+		/* A pruned blob makes the entry useless. */
+		if (!store_blob_exists(b->store, descs[i].digest))
+			goto out;
+	}
+	image_config_free(st->config);
+	st->config = steal_ptr(&config);
+	for (i = 0; i < st->n_layers; i++)
+		store_desc_release(&st->layers[i]);
+	st->n_layers = 0;
+	free(st->chain_id);
+	st->chain_id = NULL;
+	for (i = 0; i < n; i++) {
+		const char *diff_id = st->config->diff_ids && i < kn_strv_len(st->config->diff_ids)
+					      ? st->config->diff_ids[i]
+					      : NULL;
+		if (!diff_id) {
+			ret = kn_error_set(err, EBADMSG, "cache entry %s: diff_ids do not match layers", key);
+			goto out;
+		}
+		bld_state_add_layer(st, &descs[i], diff_id);
+	}
+	ret = 1;
+out:
+	if (descs) {
+		for (size_t j = 0; j < n; j++)
+			store_desc_release(&descs[j]);
+		free(descs);
+	}
+	image_config_free(config);
+	json_decref(root);
+	return ret;
+}
+
+int cache_store(struct bld_state *st, const char *key, kn_error **err)
+{
+	_cleanup_free_ char *cfg = NULL, *text = NULL;
+	size_t len = 0;
+	json_t *root = json_object(), *layers = json_array(), *blobs = json_array();
+	int r;
+
+	cfg = image_config_dump(st->config, &len);
+	json_object_set_new(root, "v", json_integer(1));
+	json_object_set_new(root, "config", json_stringn(cfg, len));
+	for (size_t i = 0; i < st->n_layers; i++) {
+		json_array_append_new(layers, store_desc_to_json(&st->layers[i]));
+		json_array_append_new(blobs, json_string(st->layers[i].digest));
+	}
+	json_object_set_new(root, "layers", layers);
+	json_object_set_new(root, "blobs", blobs);
+	if (st->chain_id) {
+		json_t *snaps = json_array();
+
+		json_array_append_new(snaps, json_string(st->chain_id));
+		json_object_set_new(root, "snapshots", snaps);
+	}
+	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(root);
+	r = store_cache_put(st->b->store, key, text, err);
+	return r < 0 ? -1 : 0;
+}

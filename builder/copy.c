@@ -1,0 +1,958 @@
+/* kiln builder: COPY and ADD (and WORKDIR's mkdir). Sources are resolved in the parent (context)
+ * or in the child (another stage's root), then a child process with its own mount namespace
+ * mounts the stage's overlay (lowerdirs + a fresh upper), chroots into it and writes the files,
+ * so destination paths follow the image's own symlinks and never reach the host. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "builder/build-internal.h"
+
+#define CP_MAX_ENTRIES (4u << 20)
+
+void cp_list_release(struct cp_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].src);
+		free(l->v[i].dst);
+		free(l->v[i].data);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = l->alloc = 0;
+}
+
+static struct cp_entry *cp_add(struct cp_list *l, enum cp_kind kind, const char *src, char *dst)
+{
+	struct cp_entry *e;
+
+	KN_GROW(l->v, l->alloc, l->n + 1);
+	e = &l->v[l->n++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->src = src ? xstrdup(src) : NULL;
+	e->dst = dst;
+	e->fd = -1;
+	return e;
+}
+
+static int xopenat2(int dirfd, const char *path, int flags, unsigned long long resolve)
+{
+	struct open_how how = { 0 };
+
+	how.flags = (unsigned long long)flags | O_CLOEXEC;
+	how.resolve = resolve;
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static unsigned long long cp_resolve_flags(const struct cp_opts *co)
+{
+	return co->ctx_strict ? RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+			      : RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+}
+
+/* Go's path.Clean of a source, made relative ("" -> "."). Returns NULL for `..` escapes when
+ * strict, else clamps them at the root. */
+static char *clean_rel(const char *p, bool strict)
+{
+	struct kn_strv parts = KN_STRV_INIT;
+	struct kn_buf b = KN_BUF_INIT;
+	const char *s = p, *e;
+	bool escaped = false;
+
+	while (*s) {
+		size_t n;
+
+		e = strchr(s, '/');
+		n = e ? (size_t)(e - s) : strlen(s);
+		if (n == 0 || (n == 1 && s[0] == '.')) {
+			/* skip */
+		} else if (n == 2 && s[0] == '.' && s[1] == '.') {
+			if (parts.n) {
+				free(parts.v[--parts.n]);
+				parts.v[parts.n] = NULL;
+			} else if (p[0] != '/') {
+				escaped = true;
+			}
+		} else {
+			kn_strv_push_owned(&parts, xstrndup(s, n));
+		}
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	if (escaped && strict) {
+		kn_strv_release(&parts);
+		return NULL;
+	}
+	for (size_t i = 0; i < parts.n; i++)
+		kn_buf_addf(&b, "%s%s", i ? "/" : "", parts.v[i]);
+	if (!b.len)
+		kn_buf_addch(&b, '.');
+	kn_strv_release(&parts);
+	return kn_buf_detach(&b);
+}
+
+static bool has_glob(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '*' || *s == '?' || *s == '[')
+			return true;
+		if (*s == '\\' && s[1])
+			s++;
+	}
+	return false;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in directory fd (consumes nothing: dups fd). */
+static int list_dir(int dirfd, const char *rel, struct kn_strv *out, kn_error **err)
+{
+	int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0)
+		return kn_error_errno(err, "cannot read directory '%s'", rel);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return kn_error_errno(err, "cannot read directory '%s'", rel);
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		kn_strv_push(out, de->d_name);
+	}
+	closedir(d);
+	if (out->n)
+		qsort(out->v, out->n, sizeof(char *), cmp_str);
+	return 0;
+}
+
+static char *join_rel(const char *a, const char *b)
+{
+	if (!strcmp(a, "."))
+		return xstrdup(b);
+	return xasprintf("%s/%s", a, b);
+}
+
+/* Expands a cleaned relative pattern component by component (filepath.Match per component). */
+static int glob_expand(int root_fd, const char *pattern, struct kn_strv *out, kn_error **err)
+{
+	struct kn_strv cur = KN_STRV_INIT;
+	_cleanup_free_ char *pat = xstrdup(pattern);
+	char *save = NULL, *comp;
+	int ret = 0;
+
+	kn_strv_push(&cur, ".");
+	for (comp = strtok_r(pat, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		struct kn_strv next = KN_STRV_INIT;
+
+		for (size_t i = 0; i < cur.n; i++) {
+			if (!has_glob(comp)) {
+				_cleanup_free_ char *p = join_rel(cur.v[i], comp);
+				struct stat st;
+
+				if (!fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW))
+					kn_strv_push(&next, p);
+				continue;
+			}
+			struct kn_strv names = KN_STRV_INIT;
+			kn_error *e = NULL;
+
+			if (list_dir(root_fd, cur.v[i], &names, &e) < 0) {
+				kn_error_free(e); /* not a directory: no match below it */
+				continue;
+			}
+			for (size_t j = 0; j < names.n; j++)
+				if (!fnmatch(comp, names.v[j], 0))
+					kn_strv_push_owned(&next, join_rel(cur.v[i], names.v[j]));
+			kn_strv_release(&names);
+		}
+		kn_strv_release(&cur);
+		cur = next;
+		if (!cur.n)
+			break;
+	}
+	for (size_t i = 0; i < cur.n; i++)
+		kn_strv_push(out, cur.v[i]);
+	kn_strv_release(&cur);
+	(void)err;
+	return ret;
+}
+
+static bool excluded(const struct df_ignore *ex, const char *rel)
+{
+	return ex && df_ignore_matches(ex, rel);
+}
+
+static char *dst_join(const char *dir, const char *rel)
+{
+	size_t n = strlen(dir);
+
+	if (!strcmp(rel, "."))
+		return n > 1 && dir[n - 1] == '/' ? xstrndup(dir, n - 1) : xstrdup(dir);
+	if (n && dir[n - 1] == '/')
+		return xasprintf("%s%s", dir, rel);
+	return xasprintf("%s/%s", dir, rel);
+}
+
+struct walk {
+	int root_fd;
+	const struct cp_opts *co;
+	const struct df_ignore *ex;
+	struct cp_list *out;
+};
+
+static enum cp_kind kind_of(mode_t m)
+{
+	if (S_ISDIR(m))
+		return CP_DIR;
+	if (S_ISLNK(m))
+		return CP_SYMLINK;
+	if (S_ISREG(m))
+		return CP_FILE;
+	return CP_SPECIAL;
+}
+
+/* Walks directory rel (relative to the source root); wrel is relative to the copied dir. */
+static int walk_dir(struct walk *w, const char *rel, const char *wrel, const char *dst, kn_error **err)
+{
+	struct kn_strv names = KN_STRV_INIT;
+	int ret = 0;
+
+	if (list_dir(w->root_fd, rel, &names, err) < 0)
+		return -1;
+	for (size_t i = 0; i < names.n && ret == 0; i++) {
+		_cleanup_free_ char *r = join_rel(rel, names.v[i]);
+		_cleanup_free_ char *wr = join_rel(wrel, names.v[i]);
+		bool ign = w->co->ctx_strict && df_ignore_matches(w->co->ignore, r);
+		struct stat st;
+		struct cp_entry *e;
+
+		if (excluded(w->ex, wr))
+			continue;
+		if (fstatat(w->root_fd, r, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = kn_error_errno(err, "cannot stat '%s'", r);
+			break;
+		}
+		if (ign && (!S_ISDIR(st.st_mode) || df_ignore_dir_skippable(w->co->ignore, r)))
+			continue;
+		if (w->out->n >= CP_MAX_ENTRIES) {
+			ret = kn_error_set(err, EFBIG, "too many files to copy (more than %u)", CP_MAX_ENTRIES);
+			break;
+		}
+		e = cp_add(w->out, kind_of(st.st_mode), r, dst_join(dst, names.v[i]));
+		e->st = st;
+		if (S_ISDIR(st.st_mode)) {
+			size_t mark = w->out->n;
+			_cleanup_free_ char *d = xstrdup(e->dst);
+
+			ret = walk_dir(w, r, wr, d, err);
+			/* An ignored directory walked only for its exceptions stays only if needed. */
+			if (ret == 0 && ign && w->out->n == mark) {
+				w->out->n--;
+				free(w->out->v[w->out->n].src);
+				free(w->out->v[w->out->n].dst);
+			}
+		}
+	}
+	kn_strv_release(&names);
+	return ret;
+}
+
+/* True when the regular file on fd is a tar archive (any compression libarchive knows). */
+static bool is_archive(int fd)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	bool ok = false;
+
+	if (dupfd < 0) {
+		archive_read_free(a);
+		return false;
+	}
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	if (lseek(dupfd, 0, SEEK_SET) == 0 && archive_read_open_fd(a, dupfd, 16384) == ARCHIVE_OK)
+		ok = archive_read_next_header(a, &e) == ARCHIVE_OK;
+	archive_read_free(a);
+	close(dupfd);
+	return ok;
+}
+
+int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *dest,
+	       const struct cp_opts *co, struct cp_list *out, kn_error **err)
+{
+	struct df_ignore *ex = NULL;
+	struct kn_strv matches = KN_STRV_INIT;
+	size_t dlen = strlen(dest);
+	bool dest_dir = dlen && dest[dlen - 1] == '/';
+	int ret = 0;
+
+	if (co->excludes && co->excludes[0] &&
+	    df_ignore_new(co->excludes, kn_strv_len(co->excludes), &ex, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n_sources; i++) {
+		_cleanup_free_ char *c = clean_rel(sources[i], co->ctx_strict);
+		size_t before = matches.n;
+
+		if (!c) {
+			ret = kn_error_set(err, EPERM, "forbidden path outside the build context: %s", sources[i]);
+			goto out;
+		}
+		if (has_glob(c))
+			glob_expand(root_fd, c, &matches, err);
+		else {
+			struct stat st;
+
+			if (!strcmp(c, ".") || !fstatat(root_fd, c, &st, AT_SYMLINK_NOFOLLOW))
+				kn_strv_push(&matches, c);
+		}
+		/* .dockerignore'd and --exclude'd sources do not exist for the build. */
+		for (size_t j = before; j < matches.n;) {
+			if ((co->ctx_strict && df_ignore_matches(co->ignore, matches.v[j])) ||
+			    excluded(ex, matches.v[j])) {
+				free(matches.v[j]);
+				memmove(&matches.v[j], &matches.v[j + 1], (matches.n - j) * sizeof(char *));
+				matches.n--;
+			} else {
+				j++;
+			}
+		}
+		if (matches.n == before) {
+			if (co->ctx_strict)
+				ret = kn_error_set(err, ENOENT, "\"/%s\": not found in the build context (or excluded by .dockerignore)",
+						   strcmp(c, ".") ? c : "");
+			else
+				ret = kn_error_set(err, ENOENT, "\"/%s\": not found", strcmp(c, ".") ? c : "");
+			goto out;
+		}
+	}
+	if (matches.n > 1)
+		dest_dir = true;
+	for (size_t i = 0; i < matches.n; i++) {
+		const char *m = matches.v[i];
+		_cleanup_close_ int fd = xopenat2(root_fd, m, O_PATH, cp_resolve_flags(co));
+		struct stat st;
+		struct cp_entry *e;
+
+		if (fd < 0) {
+			if (errno == EXDEV || errno == ELOOP)
+				ret = kn_error_set(err, EPERM, "'%s' points outside the %s (symlink)", m,
+						   co->ctx_strict ? "build context" : "source root");
+			else
+				ret = kn_error_errno(err, "cannot open '%s'", m);
+			goto out;
+		}
+		if (fstat(fd, &st) < 0) {
+			ret = kn_error_errno(err, "cannot stat '%s'", m);
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			struct walk w = { root_fd, co, ex, out };
+			char *d = co->parents ? dst_join(dest, m) : dst_join(dest, ".");
+
+			e = cp_add(out, CP_MKDIR, m, d);
+			e->st = st;
+			ret = walk_dir(&w, m, ".", e->dst, err);
+			if (ret < 0)
+				goto out;
+			continue;
+		}
+		if (co->add && S_ISREG(st.st_mode)) {
+			_cleanup_close_ int rfd = xopenat2(root_fd, m, O_RDONLY, cp_resolve_flags(co));
+
+			if (rfd >= 0 && is_archive(rfd)) {
+				e = cp_add(out, CP_ARCHIVE, m, dst_join(dest, "."));
+				e->st = st;
+				continue;
+			}
+		}
+		{
+			const char *base = strrchr(m, '/') ? strrchr(m, '/') + 1 : m;
+			char *d;
+
+			if (dest_dir)
+				d = dst_join(dest, co->parents ? m : base);
+			else
+				d = xstrdup(dest);
+			e = cp_add(out, kind_of(st.st_mode), m, d);
+			e->st = st;
+			e->dst_maybe_dir = !dest_dir;
+		}
+	}
+out:
+	kn_strv_release(&matches);
+	df_ignore_free(ex);
+	return ret;
+}
+
+static int hash_file(int root_fd, const char *rel, unsigned long long resolve, struct store_hash *h,
+		     kn_error **err)
+{
+	_cleanup_close_ int fd = xopenat2(root_fd, rel, O_RDONLY, resolve);
+	char buf[65536];
+	ssize_t n;
+
+	if (fd < 0)
+		return kn_error_errno(err, "cannot open '%s'", rel);
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return kn_error_errno(err, "cannot read '%s'", rel);
+		}
+		store_hash_update(h, buf, (size_t)n);
+	}
+	return 0;
+}
+
+int cp_digest(int root_fd, const struct cp_list *l, struct store_hash *h, kn_error **err)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const struct cp_entry *e = &l->v[i];
+		struct kn_buf b = KN_BUF_INIT;
+
+		kn_buf_addf(&b, "%d\t%s\t%s\t%d\t%o\t%u\t%u\t%lld\t%lld\t%llu\n", (int)e->kind,
+			    e->src ? e->src : "", e->dst, (int)e->dst_maybe_dir, (unsigned)e->st.st_mode,
+			    (unsigned)e->st.st_uid, (unsigned)e->st.st_gid, (long long)e->st.st_size,
+			    (long long)e->st.st_mtim.tv_sec, (unsigned long long)e->st.st_rdev);
+		store_hash_update(h, b.buf, b.len + 1);
+		kn_buf_release(&b);
+		switch (e->kind) {
+		case CP_FILE:
+		case CP_ARCHIVE:
+			if (hash_file(root_fd, e->src, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, h, err) < 0)
+				return -1;
+			break;
+		case CP_SYMLINK: {
+			char target[4096];
+			ssize_t n = readlinkat(root_fd, e->src, target, sizeof(target));
+
+			if (n < 0)
+				return kn_error_errno(err, "cannot read link '%s'", e->src);
+			store_hash_update(h, target, (size_t)n);
+			break;
+		}
+		case CP_DATA:
+			store_hash_update(h, e->data, e->len);
+			break;
+		case CP_FD:
+			/* data holds the content digest computed at download time */
+			store_hash_update(h, e->data, strlen(e->data));
+			break;
+		case CP_DIR:
+		case CP_SPECIAL:
+		case CP_MKDIR:
+			break;
+		}
+	}
+	return 0;
+}
+
+/* ---- the child ------------------------------------------------------------------------------- */
+
+static int mkdir_parents(const char *path, const struct cp_opts *co, bool self, kn_error **err)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+	size_t n = strlen(p);
+
+	for (size_t i = 1; i <= n; i++) {
+		struct stat st;
+
+		if (i < n && p[i] != '/')
+			continue;
+		if (i == n && !self)
+			break;
+		p[i] = 0;
+		if (stat(p, &st) < 0) {
+			if (errno != ENOENT)
+				return kn_error_errno(err, "cannot stat '%s'", p);
+			if (mkdir(p, 0755) < 0)
+				return kn_error_errno(err, "cannot create directory '%s'", p);
+			if (co->have_chown && lchown(p, co->uid, co->gid) < 0)
+				return kn_error_errno(err, "cannot chown '%s'", p);
+		} else if (!S_ISDIR(st.st_mode)) {
+			return kn_error_set(err, ENOTDIR, "cannot create '%s': '%s' is not a directory", path, p);
+		}
+		if (i < n)
+			p[i] = '/';
+	}
+	return 0;
+}
+
+static mode_t final_mode(const struct cp_opts *co, mode_t m)
+{
+	if (co->have_chmod)
+		return (mode_t)df_chmod_apply(&co->chmod, m & 07777, S_ISDIR(m));
+	return m & 07777;
+}
+
+static int remove_existing(const char *dst, kn_error **err)
+{
+	struct stat st;
+
+	if (lstat(dst, &st) < 0)
+		return errno == ENOENT ? 0 : kn_error_errno(err, "cannot stat '%s'", dst);
+	if (S_ISDIR(st.st_mode)) {
+		if (rmdir(dst) == 0)
+			return 0;
+		return kn_error_set(err, EISDIR, "cannot copy to '%s': it is a non-empty directory", dst);
+	}
+	if (unlink(dst) < 0)
+		return kn_error_errno(err, "cannot replace '%s'", dst);
+	return 0;
+}
+
+static int copy_fd_data(int in, int out, const char *what, kn_error **err)
+{
+	char buf[131072];
+
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+			break;
+		return kn_error_errno(err, "cannot copy '%s'", what);
+	}
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kn_error_errno(err, "cannot read '%s'", what);
+		if (n == 0)
+			return 0;
+		if (kn_write_all(out, buf, (size_t)n, err) < 0)
+			return -1;
+	}
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+static int write_file(int in, const char *dst, mode_t mode, uid_t uid, gid_t gid,
+		      const struct timespec *mtime, kn_error **err)
+{
+	_cleanup_close_ int out = -1;
+	struct timespec ts[2];
+
+	if (remove_existing(dst, err) < 0)
+		return -1;
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return kn_error_errno(err, "cannot create '%s'", dst);
+	if (in >= 0 && copy_fd_data(in, out, dst, err) < 0)
+		return -1;
+	if (fchown(out, uid, gid) < 0 || fchmod(out, mode) < 0)
+		return kn_error_errno(err, "cannot set the owner and mode of '%s'", dst);
+	if (mtime) {
+		ts[0] = *mtime;
+		ts[1] = *mtime;
+		if (futimens(out, ts) < 0)
+			return kn_error_errno(err, "cannot set the time of '%s'", dst);
+	}
+	if (close(steal_fd(&out)) < 0)
+		return kn_error_errno(err, "cannot write '%s'", dst);
+	return 0;
+}
+
+static int extract_archive(int fd, const char *dst, const struct cp_opts *co, kn_error **err)
+{
+	struct archive *a = archive_read_new(), *w = archive_write_disk_new();
+	struct archive_entry *e;
+	int r, ret = 0;
+
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
+						  ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+						  ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+						  ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+	if (chdir(dst) < 0) {
+		ret = kn_error_errno(err, "cannot enter '%s'", dst);
+		goto out;
+	}
+	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+		ret = kn_error_set(err, EINVAL, "cannot read archive: %s", archive_error_string(a));
+		goto out;
+	}
+	while ((r = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
+		const void *buf;
+		size_t len;
+		la_int64_t off;
+
+		if (r < ARCHIVE_WARN) {
+			ret = kn_error_set(err, EINVAL, "cannot read archive: %s", archive_error_string(a));
+			goto out;
+		}
+		if (co->have_chown) {
+			archive_entry_set_uid(e, co->uid);
+			archive_entry_set_gid(e, co->gid);
+		}
+		if (archive_write_header(w, e) < ARCHIVE_WARN) {
+			ret = kn_error_set(err, EPERM, "cannot extract '%s': %s", archive_entry_pathname(e),
+					   archive_error_string(w));
+			goto out;
+		}
+		while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+			if (archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN) {
+				ret = kn_error_set(err, EIO, "cannot extract '%s': %s", archive_entry_pathname(e),
+						   archive_error_string(w));
+				goto out;
+			}
+		}
+		if (r != ARCHIVE_EOF) {
+			ret = kn_error_set(err, EINVAL, "cannot read archive: %s", archive_error_string(a));
+			goto out;
+		}
+		if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
+			ret = kn_error_set(err, EIO, "cannot extract: %s", archive_error_string(w));
+			goto out;
+		}
+	}
+	if (archive_write_close(w) != ARCHIVE_OK)
+		ret = kn_error_set(err, EIO, "cannot extract: %s", archive_error_string(w));
+out:
+	if (chdir("/") < 0 && ret == 0)
+		ret = kn_error_errno(err, "chdir");
+	archive_read_free(a);
+	archive_write_free(w);
+	return ret;
+}
+
+static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry *e, kn_error **err)
+{
+	uid_t uid = co->have_chown ? co->uid : 0;
+	gid_t gid = co->have_chown ? co->gid : 0;
+	unsigned long long rf = cp_resolve_flags(co);
+	_cleanup_free_ char *dst = xstrdup(e->dst);
+	struct stat dst_st;
+
+	if (e->dst_maybe_dir && !stat(dst, &dst_st) && S_ISDIR(dst_st.st_mode)) {
+		char *d = dst_join(dst, e->kind == CP_DATA || e->kind == CP_FD ? base_name(e->src)
+										 : base_name(e->src));
+
+		free(dst);
+		dst = d;
+	}
+	if (e->kind != CP_MKDIR && mkdir_parents(dst, co, false, err) < 0)
+		return -1;
+	switch (e->kind) {
+	case CP_MKDIR:
+		return mkdir_parents(dst, co, true, err);
+	case CP_DIR: {
+		struct stat st;
+
+		if (lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode) && remove_existing(dst, err) < 0)
+			return -1;
+		if (mkdir(dst, 0700) < 0 && errno != EEXIST)
+			return kn_error_errno(err, "cannot create directory '%s'", dst);
+		if (lchown(dst, uid, gid) < 0 || chmod(dst, final_mode(co, e->st.st_mode)) < 0)
+			return kn_error_errno(err, "cannot set the owner and mode of '%s'", dst);
+		return 0;
+	}
+	case CP_FILE: {
+		_cleanup_close_ int in = xopenat2(src_fd, e->src, O_RDONLY, rf);
+
+		if (in < 0)
+			return kn_error_errno(err, "cannot open source '%s'", e->src);
+		return write_file(in, dst, final_mode(co, e->st.st_mode), uid, gid, &e->st.st_mtim, err);
+	}
+	case CP_FD: {
+		struct timespec ts = { .tv_sec = e->mtime };
+
+		if (lseek(e->fd, 0, SEEK_SET) < 0)
+			return kn_error_errno(err, "cannot rewind '%s'", e->src);
+		return write_file(e->fd, dst, co->have_chmod ? final_mode(co, S_IFREG | 0600) : 0600, uid, gid,
+				  e->mtime ? &ts : NULL, err);
+	}
+	case CP_DATA: {
+		_cleanup_close_ int out = -1;
+
+		if (remove_existing(dst, err) < 0)
+			return -1;
+		out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (out < 0)
+			return kn_error_errno(err, "cannot create '%s'", dst);
+		if (kn_write_all(out, e->data, e->len, err) < 0)
+			return -1;
+		if (fchown(out, uid, gid) < 0 || fchmod(out, co->have_chmod ? final_mode(co, S_IFREG | 0644) : 0644) < 0)
+			return kn_error_errno(err, "cannot set the owner and mode of '%s'", dst);
+		if (close(steal_fd(&out)) < 0)
+			return kn_error_errno(err, "cannot write '%s'", dst);
+		return 0;
+	}
+	case CP_SYMLINK: {
+		char target[4096];
+		ssize_t n = readlinkat(src_fd, e->src, target, sizeof(target) - 1);
+		struct timespec ts[2] = { e->st.st_mtim, e->st.st_mtim };
+
+		if (n < 0)
+			return kn_error_errno(err, "cannot read link '%s'", e->src);
+		target[n] = 0;
+		if (remove_existing(dst, err) < 0)
+			return -1;
+		if (symlink(target, dst) < 0)
+			return kn_error_errno(err, "cannot create symlink '%s'", dst);
+		if (lchown(dst, uid, gid) < 0)
+			return kn_error_errno(err, "cannot chown '%s'", dst);
+		(void)utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW);
+		return 0;
+	}
+	case CP_SPECIAL:
+		if (remove_existing(dst, err) < 0)
+			return -1;
+		if (mknod(dst, (e->st.st_mode & S_IFMT) | 0600, e->st.st_rdev) < 0)
+			return kn_error_errno(err, "cannot create '%s'", dst);
+		if (lchown(dst, uid, gid) < 0 || chmod(dst, final_mode(co, e->st.st_mode)) < 0)
+			return kn_error_errno(err, "cannot set the owner and mode of '%s'", dst);
+		return 0;
+	case CP_ARCHIVE: {
+		_cleanup_close_ int in = xopenat2(src_fd, e->src, O_RDONLY, rf);
+
+		if (in < 0)
+			return kn_error_errno(err, "cannot open source '%s'", e->src);
+		if (mkdir_parents(dst, co, true, err) < 0)
+			return -1;
+		return extract_archive(in, dst, co, err);
+	}
+	}
+	return 0;
+}
+
+/* Directory mtimes are set last: writing their children changed them. */
+static void cp_fix_dir_times(const struct cp_list *l)
+{
+	for (size_t i = l->n; i-- > 0;) {
+		const struct cp_entry *e = &l->v[i];
+		struct timespec ts[2];
+
+		if (e->kind != CP_DIR)
+			continue;
+		ts[0] = e->st.st_mtim;
+		ts[1] = e->st.st_mtim;
+		(void)utimensat(AT_FDCWD, e->dst, ts, AT_SYMLINK_NOFOLLOW);
+	}
+}
+
+static int cp_child(const struct cp_job *job, kn_error **err)
+{
+	const char *root;
+	_cleanup_close_ int root_fd = -1, src_fd = -1;
+	struct cp_list local = { 0 };
+	struct cp_list *list = job->list;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return kn_error_errno(err, "cannot create a mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return kn_error_errno(err, "cannot make mounts private");
+	if (!job->co->link && job->lowerdirs && job->lowerdirs[0]) {
+		if (layer_overlay_mount(job->mnt, job->lowerdirs, job->upper, job->work, err) < 0)
+			return -1;
+		root = job->mnt;
+	} else {
+		root = job->upper;
+	}
+	if (job->src_fd >= 0) {
+		src_fd = fcntl(job->src_fd, F_DUPFD_CLOEXEC, 0);
+	} else if (job->src_lowerdirs && job->src_lowerdirs[0] && job->src_lowerdirs[1]) {
+		if (layer_overlay_mount(job->src_mnt, job->src_lowerdirs, NULL, NULL, err) < 0)
+			return -1;
+		src_fd = open(job->src_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	} else if (job->src_lowerdirs && job->src_lowerdirs[0]) {
+		src_fd = open(job->src_lowerdirs[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		src_fd = open(job->src_rootfs ? job->src_rootfs : job->src_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (src_fd < 0)
+		return kn_error_errno(err, "cannot open the copy source");
+	if (!list) {
+		if (cp_resolve(src_fd, job->sources, job->n_sources, job->dest, job->co, &local, err) < 0)
+			return -1;
+		list = &local;
+	}
+	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0 || fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return kn_error_errno(err, "cannot enter the image root");
+	umask(0);
+	for (size_t i = 0; i < list->n; i++) {
+		if (cp_entry_write(src_fd, job->co, &list->v[i], err) < 0)
+			return -1;
+	}
+	cp_fix_dir_times(list);
+	cp_list_release(&local);
+	return 0;
+}
+
+int cp_run(const struct cp_job *job, kn_error **err)
+{
+	int pfd[2];
+	pid_t pid;
+	struct kn_buf msg = KN_BUF_INIT;
+	kn_error *e = NULL;
+	int status;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return kn_error_errno(err, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return kn_error_errno(err, "fork");
+	}
+	if (pid == 0) {
+		kn_error *ce = NULL;
+
+		close(pfd[0]);
+		if (cp_child(job, &ce) < 0) {
+			char *m = kn_error_format(ce);
+
+			(void)kn_write_all(pfd[1], m, strlen(m), NULL);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	(void)kn_read_fd(pfd[0], 1 << 20, &msg, &e);
+	kn_error_free(e);
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			kn_buf_release(&msg);
+			return kn_error_errno(err, "waitpid");
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		int r = kn_error_set(err, EIO, "%s", msg.len ? msg.buf : "the copy process failed");
+
+		kn_buf_release(&msg);
+		return r;
+	}
+	kn_buf_release(&msg);
+	return 0;
+}
+
+/* ---- ADD <url> ------------------------------------------------------------------------------- */
+
+struct dl {
+	int fd;
+	struct store_hash *h;
+	int64_t size;
+	bool failed;
+};
+
+static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct dl *d = userdata;
+	size_t n = size * nmemb;
+
+	if (kn_write_all(d->fd, ptr, n, NULL) < 0) {
+		d->failed = true;
+		return 0;
+	}
+	store_hash_update(d->h, ptr, n);
+	d->size += (int64_t)n;
+	return n;
+}
+
+int cp_download(struct bld *b, const char *url, const char *checksum, int *ret_fd, char **ret_name,
+		int64_t *ret_mtime, char **ret_digest, kn_error **err)
+{
+	const char *tmp = store_tmpdir(b->store, err);
+	_cleanup_free_ char *path = NULL, *digest = NULL;
+	_cleanup_close_ int fd = -1;
+	struct dl d = { 0 };
+	CURL *c;
+	CURLcode rc;
+	long code = 0, filetime = -1;
+	char curlerr[CURL_ERROR_SIZE] = "";
+	const char *p, *q;
+
+	if (!tmp)
+		return -1;
+	path = xasprintf("%s/download-XXXXXX", tmp);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return kn_error_errno(err, "cannot create a download file");
+	unlink(path);
+	d.fd = fd;
+	d.h = store_hash_new("sha256", NULL);
+	c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(c, CURLINFO_FILETIME, &filetime);
+	curl_easy_cleanup(c);
+	digest = store_hash_final(d.h);
+	store_hash_free(d.h);
+	if (rc != CURLE_OK)
+		return kn_error_set(err, EIO, "failed to download '%s': %s", url,
+				    curlerr[0] ? curlerr : curl_easy_strerror(rc));
+	if (code >= 400)
+		return kn_error_set(err, EIO, "failed to download '%s': HTTP status %ld", url, code);
+	if (checksum && strcmp(checksum, digest))
+		return kn_error_set(err, EBADMSG, "digest mismatch for '%s': expected %s, got %s", url,
+				    checksum, digest);
+	/* The file name: the last path segment of the URL (query and fragment dropped). */
+	p = strstr(url, "://");
+	p = p ? p + 3 : url;
+	q = p + strcspn(p, "?#");
+	{
+		_cleanup_free_ char *pathpart = xstrndup(p, (size_t)(q - p));
+		char *slash = strrchr(pathpart, '/');
+
+		*ret_name = xstrdup(slash && slash[1] ? slash + 1 : "index.html");
+	}
+	*ret_mtime = filetime > 0 ? filetime : 0;
+	*ret_fd = steal_fd(&fd);
+	*ret_digest = steal_ptr(&digest);
+	return 0;
+}
