@@ -1,0 +1,24 @@
+/* kiln parser: helpers shared by shell.c, dockerignore.c, instructions.c and plan.c. */
+#ifndef KILN_PARSER_SEM_INTERNAL_H
+#define KILN_PARSER_SEM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+/* Decodes one UTF-8 rune at s[0..len); returns its width (1 for an invalid byte, *ret = byte). */
+size_t sem_utf8_decode(const char *s, size_t len, uint32_t *ret);
+/* Go's unicode.IsSpace, unicode.IsLetter (approximated for non-ASCII), unicode.IsDigit (ASCII). */
+bool sem_is_space(uint32_t r);
+bool sem_is_letter(uint32_t r);
+/* Appends s quoted like Go's %q (double quotes, \" \\ \n \t and \xNN escapes). */
+void sem_add_goquoted(struct kn_buf *b, const char *s);
+/* Go's path.Clean on a '/'-separated path (Linux filepath.Clean). Owned result. */
+char *sem_path_clean(const char *p);
+/* ASCII case-insensitive equality. */
+bool sem_strcaseeq(const char *a, const char *b);
+char *sem_strdup_lower(const char *s);
+
+#endif
