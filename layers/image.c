@@ -764,6 +764,9 @@ int store_image_resolve(const struct store *s, const char *name, struct store_im
 			found = img;
 		}
 		if (found) {
+			/* Found by ID: no name was matched. */
+			free(found->name);
+			found->name = NULL;
 			*ret = found;
 			r = 0;
 			goto out;

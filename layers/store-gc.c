@@ -120,9 +120,9 @@ static void mark(struct walk *w, const char *digest, const char *media_type, con
 			if (json_is_string(d))
 				mark(w, json_string_value(d), json_string_value(json_object_get(e, "mediaType"))
 					 ? json_string_value(json_object_get(e, "mediaType")) : STORE_MT_OCI_MANIFEST,
-				     digest, depth + 1);
+				     from, depth + 1);
 			else
-				problem(w, "%s: index entry %zu has no digest", digest, i);
+				problem(w, "%s: index %s entry %zu has no digest", from, digest, i);
 		}
 	} else if (json_object_get(j, "config")) {
 		struct image_manifest m;
@@ -131,22 +131,22 @@ static void mark(struct walk *w, const char *digest, const char *media_type, con
 		if (image_manifest_parse(text, strlen(text), &m, &err) < 0) {
 			_cleanup_free_ char *msg = kn_error_format(err);
 
-			problem(w, "manifest %s: %s", digest, msg);
+			problem(w, "%s: manifest %s: %s", from, digest, msg);
 			kn_error_free(err);
 		} else {
 			mark(w, m.config.digest, m.config.media_type ? m.config.media_type : STORE_MT_OCI_CONFIG,
-			     digest, depth + 1);
+			     from, depth + 1);
 			for (size_t k = 0; k < m.n_layers; k++)
 				mark(w, m.layers[k].digest, m.layers[k].media_type ? m.layers[k].media_type : "layer",
-				     digest, depth + 1);
+				     from, depth + 1);
 			if (w->fn && store_blob_exists(w->s, m.config.digest)) {
 				/* fsck: layers must match the config's diff_ids one to one. */
 				json_t *c = store_blob_json(w->s, m.config.digest, "config", NULL);
 				json_t *ids = json_object_get(json_object_get(c, "rootfs"), "diff_ids");
 
 				if (c && json_array_size(ids) != m.n_layers)
-					problem(w, "manifest %s: %zu layers but config has %zu diff_ids",
-						digest, m.n_layers, json_array_size(ids));
+					problem(w, "%s: manifest %s has %zu layers but its config %zu diff_ids",
+						from, digest, m.n_layers, json_array_size(ids));
 				json_decref(c);
 			}
 			image_manifest_release(&m);

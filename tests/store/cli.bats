@@ -1,0 +1,194 @@
+#!/usr/bin/env bats
+# kiln images, tag, rmi, inspect, prune, fsck on a store loaded from a skopeo-made archive.
+
+load store-helpers
+
+setup_file() {
+	fixture
+}
+
+setup() {
+	kiln_setup_root
+	fixture
+}
+
+load_base() {
+	run_kiln load -i "$FIX/base.tar"
+	assert_equal "$output" "Loaded image: kiln-test/busybox:latest"
+	BASE_ID=$(tar -xOf "$FIX/base.tar" manifest.json | jq -r '.[0].Config' | sed 's/\.json$//')
+	BASE_ID=${BASE_ID##*/}
+}
+
+@test "images on an empty store prints the header only" {
+	run_kiln images
+	assert_equal "$output" "REPOSITORY   TAG   IMAGE ID       CREATED                SIZE"
+	run_kiln images -q
+	assert_equal "$output" ""
+	run_kiln images --format json
+	assert_equal "$output" "[]"
+}
+
+@test "images lists a loaded image like docker images" {
+	load_base
+	run_kiln images
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[1]}" =~ ^kiln-test/busybox\ +latest\ +${BASE_ID:0:12}\ +([0-9]+\ seconds|Less\ than\ a\ second|1\ second|About\ a\ minute)\ ago\ +[0-9.]+[kM]B$ ]]
+	run_kiln images -q
+	assert_equal "$output" "${BASE_ID:0:12}"
+	run_kiln images --no-trunc -q
+	assert_equal "$output" "sha256:$BASE_ID"
+	run_kiln images --digests
+	man=$(jq -r '.manifests[0].digest' "$KILN_TEST_ROOT/index.json")
+	assert_contains "${lines[1]}" "$man"
+	run_kiln images --format json
+	assert_equal "$(jq -r '.[0].Repository + " " + .[0].Tag + " " + .[0].ID' <<<"$output")" \
+		"kiln-test/busybox latest sha256:$BASE_ID"
+	size=$(jq -r '.[0].Size' <<<"$output")
+	want=$(( $(stat -c %s "$KILN_TEST_ROOT/blobs/sha256/$BASE_ID") + $(jq -r '.layers[0].size' "$KILN_TEST_ROOT/blobs/sha256/${man#sha256:}") ))
+	assert_equal "$size" "$want"
+	run_kiln 2 images --format yaml
+	assert_contains "$output" "unknown format 'yaml'"
+}
+
+@test "inspect shows config, rootfs and names like docker image inspect" {
+	load_base
+	run_kiln inspect kiln-test/busybox
+	j=$output
+	assert_equal "$(jq -r '.[0].Id' <<<"$j")" "sha256:$BASE_ID"
+	assert_equal "$(jq -c '.[0].RepoTags' <<<"$j")" '["kiln-test/busybox:latest"]'
+	assert_contains "$(jq -r '.[0].RepoDigests[0]' <<<"$j")" "kiln-test/busybox@sha256:"
+	assert_equal "$(jq -r '.[0].Os + "/" + .[0].Architecture' <<<"$j")" "linux/$(skopeo inspect --config docker-archive:$FIX/base.tar | jq -r .architecture)"
+	assert_equal "$(jq -r '.[0].Author' <<<"$j")" "kiln-tests"
+	assert_equal "$(jq -c '.[0].Config.Cmd' <<<"$j")" '["/bin/sh"]'
+	assert_equal "$(jq -r '.[0].Config.User + " " + .[0].Config.WorkingDir' <<<"$j")" "app /home"
+	assert_equal "$(jq -r '.[0].Config.Labels["org.example"]' <<<"$j")" "yes"
+	assert_equal "$(jq -r '.[0].RootFS.Type' <<<"$j")" "layers"
+	assert_equal "$(jq -r '.[0].RootFS.Layers[]' <<<"$j")" "$(skopeo_diff_ids docker-archive:$FIX/base.tar)"
+	[ "$(jq -r '.[0].History | length' <<<"$j")" -ge 1 ]
+	# By ID prefix, by full ID, and a missing one (exit 1, the found one still printed).
+	run_kiln inspect "${BASE_ID:0:8}"
+	assert_equal "$(jq -r '.[0].Id' <<<"$output")" "sha256:$BASE_ID"
+	run_kiln inspect "sha256:$BASE_ID"
+	assert_equal "$(jq -r '.[0].Id' <<<"$output")" "sha256:$BASE_ID"
+	run_kiln 1 inspect kiln-test/busybox nosuch
+	assert_contains "$output" "kiln: image 'nosuch' not found"
+	assert_contains "$output" "\"Id\": \"sha256:$BASE_ID\""
+}
+
+@test "tag adds a normalized name; rmi untags, then deletes" {
+	load_base
+	run_kiln tag kiln-test/busybox localhost:5000/team/app:1
+	run_kiln tag "${BASE_ID:0:12}" other
+	assert_equal "$(jq -r '.manifests[].annotations["org.opencontainers.image.ref.name"]' "$KILN_TEST_ROOT/index.json" | sort | tr '\n' ' ')" \
+		"docker.io/kiln-test/busybox:latest docker.io/library/other:latest localhost:5000/team/app:1 "
+	run_kiln images
+	[ "${#lines[@]}" -eq 4 ]
+	assert_contains "$output" "localhost:5000/team/app"
+	run_kiln inspect other
+	assert_equal "$(jq -c '.[0].RepoTags | sort' <<<"$output")" '["kiln-test/busybox:latest","localhost:5000/team/app:1","other:latest"]'
+	# By ID with several names: refused without -f.
+	run_kiln 1 rmi "${BASE_ID:0:12}"
+	assert_contains "$output" "must be forced"
+	run_kiln rmi other
+	assert_equal "$output" "Untagged: other:latest"
+	run_kiln rmi localhost:5000/team/app:1
+	assert_equal "$output" "Untagged: localhost:5000/team/app:1"
+	run_kiln rmi kiln-test/busybox
+	assert_equal "$output" "Untagged: kiln-test/busybox:latest
+Deleted: sha256:$BASE_ID"
+	run_kiln images -q
+	assert_equal "$output" ""
+	run_kiln 1 rmi kiln-test/busybox
+	assert_contains "$output" "kiln: image 'kiln-test/busybox' not found"
+	run_kiln 2 tag onlyone
+	run_kiln 1 tag nosuch x
+	assert_contains "$output" "image 'nosuch' not found"
+	run_kiln 1 tag kiln-test/busybox "Bad:Name"
+	run_kiln 1 tag kiln-test/busybox "x:-bad"
+}
+
+@test "rmi -f removes an image with several names by ID" {
+	load_base
+	run_kiln tag kiln-test/busybox second
+	run_kiln rmi -f "${BASE_ID:0:6}"
+	assert_contains "$output" "Untagged: kiln-test/busybox:latest"
+	assert_contains "$output" "Untagged: second:latest"
+	assert_contains "$output" "Deleted: sha256:$BASE_ID"
+	assert_equal "$(jq -c '.manifests' "$KILN_TEST_ROOT/index.json")" "[]"
+}
+
+@test "rmi refuses an image a build cache entry uses, unless -f" {
+	load_base
+	mkdir -p "$KILN_TEST_ROOT/cache"
+	echo "{\"images\":[\"sha256:$BASE_ID\"],\"blobs\":[]}" >"$KILN_TEST_ROOT/cache/0123abcd.json"
+	run_kiln 1 rmi kiln-test/busybox
+	assert_contains "$output" "image 'kiln-test/busybox' is used by build cache entry '0123abcd' (use -f to remove it anyway)"
+	run_kiln images -q
+	assert_equal "$output" "${BASE_ID:0:12}"
+	run_kiln rmi -f kiln-test/busybox
+	assert_contains "$output" "Deleted: sha256:$BASE_ID"
+}
+
+@test "prune frees what no image or cache entry uses, and only that" {
+	load_base
+	run_kiln load -i "$FIX/app.tar"
+	nblobs=$(find "$KILN_TEST_ROOT/blobs" -type f | wc -l)
+	[ "$nblobs" -eq 6 ]   # 2 configs, 2 manifests, 2 layers (base shared)
+	run_kiln prune
+	assert_equal "$output" "Total reclaimed space: 0B (0 bytes)"
+	# A snapshot dir nothing references goes; one of the base chain stays.
+	diff_id=$(skopeo_diff_ids docker-archive:$FIX/base.tar)
+	mkdir -p "$KILN_TEST_ROOT/snapshots/${diff_id#sha256:}/etc" "$KILN_TEST_ROOT/snapshots/$(printf '%064d' 0)"
+	head -c 1000 /dev/zero >"$KILN_TEST_ROOT/snapshots/$(printf '%064d' 0)/f"
+	run_kiln rmi kiln-test/app:1
+	# Keep the app's extra layer alive through a cache entry.
+	extra=$(sha256sum "$FIX/extra.tar" | cut -d' ' -f1)
+	echo "{\"blobs\":[\"sha256:$extra\"]}" >"$KILN_TEST_ROOT/cache/00ff.json"
+	run_kiln prune --dry-run
+	[[ "$output" =~ ^Total\ reclaimed\ space:\ .*\ \(([0-9]+)\ bytes\)$ ]]
+	dry=${BASH_REMATCH[1]}
+	run_kiln prune
+	[[ "$output" =~ \(([0-9]+)\ bytes\)$ ]]
+	assert_equal "${BASH_REMATCH[1]}" "$dry"
+	[ "$dry" -ge 1000 ]
+	[ -f "$KILN_TEST_ROOT/blobs/sha256/$extra" ]
+	[ -d "$KILN_TEST_ROOT/snapshots/${diff_id#sha256:}" ]
+	[ ! -e "$KILN_TEST_ROOT/snapshots/$(printf '%064d' 0)" ]
+	[ "$(find "$KILN_TEST_ROOT/blobs" -type f | wc -l)" -eq 4 ]
+	run_kiln prune --cache
+	[ ! -f "$KILN_TEST_ROOT/blobs/sha256/$extra" ]
+	[ ! -e "$KILN_TEST_ROOT/cache/00ff.json" ]
+	run_kiln fsck
+	run_kiln inspect kiln-test/busybox
+}
+
+@test "fsck reports corrupt and missing blobs and exits 1" {
+	load_base
+	run_kiln fsck
+	assert_equal "$output" "store '$KILN_TEST_ROOT' is consistent"
+	layer=$(skopeo_diff_ids docker-archive:$FIX/base.tar)
+	f="$KILN_TEST_ROOT/blobs/sha256/${layer#sha256:}"
+	chmod u+w "$f"
+	printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+	run_kiln 1 fsck
+	assert_contains "$output" "blob '$layer' is corrupt (content hashes to 'sha256:"
+	assert_contains "$output" "kiln: fsck: 1 problem found"
+	rm -f "$f"
+	run_kiln 1 fsck
+	assert_contains "$output" "image 'docker.io/kiln-test/busybox:latest'"
+	assert_contains "$output" "missing blob $layer"
+	echo junk >"$KILN_TEST_ROOT/blobs/sha256/nothex"
+	run_kiln 1 fsck
+	assert_contains "$output" "stray file 'blobs/sha256/nothex'"
+}
+
+@test "commands reject bad usage with exit 2" {
+	run_kiln 2 rmi
+	run_kiln 2 inspect
+	run_kiln 2 save
+	run_kiln 2 save --format zip x
+	assert_contains "$output" "unknown format 'zip'"
+	run_kiln 2 load extra-arg
+	run_kiln 2 prune extra
+	run_kiln 2 fsck extra
+}
