@@ -30,6 +30,8 @@
 #define APPLY_PATH_MAX 4096
 #define HOLE_BLOCK 4096
 
+bool layer_apply_force_walk;
+
 /* ---- a small string set (flattened mode: the paths this layer wrote) ---------------------- */
 
 struct strset {
@@ -754,6 +756,7 @@ int layer_apply_fd(int fd, const char *target, const struct layer_apply_opts *op
 	ap.opts = opts;
 	ap.overlay = opts->flags & LAYER_APPLY_OVERLAY;
 	ap.is_root = geteuid() == 0;
+	ap.no_openat2 = layer_apply_force_walk;
 	ap.max_size = opts->max_size > 0 ? opts->max_size : LAYER_APPLY_MAX_SIZE_DEFAULT;
 	ap.max_entries = opts->max_entries > 0 ? opts->max_entries : LAYER_APPLY_MAX_ENTRIES_DEFAULT;
 	ap.rootfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -61,6 +61,9 @@ struct layer_source {
 int layer_write(const struct layer_source *src, const struct layer_write_opts *opts,
 		layer_out_fn out, void *ctx, struct layer_result *ret, kn_error **err);
 
+/** Test hook (layer-tool --walk): resolve paths by the O_NOFOLLOW walk, as without openat2. */
+extern bool layer_apply_force_walk;
+
 /** Removes name under dirfd recursively, never following symlinks (missing is fine). */
 int layer_rm_rf_at(int dirfd, const char *name, kn_error **err);
 

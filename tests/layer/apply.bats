@@ -58,6 +58,18 @@ assert_outside_unchanged() {
 	[ ! -e "$T/outside/pwned" ] && [ ! -e "$T/outside/passwd" ]
 }
 
+@test "layer: without openat2 (component walk) the same layers are refused" {
+	apply_bad dotdot.tar "escapes the root" --walk
+	apply_bad symlink-abs.tar "refusing to write through symlink 'link'" --walk
+	apply_bad symlink-rel.tar "refusing to write through symlink 'l2'" --walk
+	apply_bad symlink-dir.tar "refusing to write through symlink 'etc'" --walk
+	apply_bad hardlink-dotdot.tar "escapes the root" --walk
+	rm -rf "$T/target" && mkdir "$T/target"
+	run "$LAYER_TOOL" apply --walk "$T/tars/good.tar" "$T/target"
+	[ "$status" -eq 0 ]
+	assert_equal "$(cat "$T/target/etc/motd")" "hi"
+}
+
 @test "layer: hardlinks to outside are refused; a hardlink to a symlink is not followed" {
 	apply_bad hardlink-dotdot.tar "hardlink target of '../outside/secret' escapes the root"
 	apply_bad hardlink-abs.tar "hardlink 'hl' -> '${T#/}/outside/secret': cannot open directory"

@@ -5,7 +5,8 @@
  *   layer-tool create ROOT DIR [--overlay] [--lower DIR]... [-c gzip|zstd|none] [-l LEVEL]
  *                     [-t THREADS] [--parents-from-lower]
  *   layer-tool tar ROOT FILE [-c ...] [-l ...]        re-writes a tar (as kiln import does)
- *   layer-tool apply FILE TARGET [--overlay] [--max-size N] [--digest D] [--diff-id D]
+ *   layer-tool apply FILE TARGET [--overlay] [--max-size N] [--max-entries N] [--digest D]
+ *                    [--diff-id D] [--walk]           (--walk: the no-openat2 fallback)
  *   layer-tool prepare ROOT IMAGE                     snapshot_prepare: prints the lowerdirs
  *   layer-tool mount TARGET UPPER WORK LOWER...       layer_overlay_mount (top-first lowers)
  *
@@ -19,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "layers/layers.h"
+#include "layers/layer-internal.h"
 
 static int fail(kn_error *e)
 {
@@ -127,6 +128,7 @@ static int cmd_apply(int argc, char **argv)
 		{ "max-entries", required_argument, NULL, 'n' },
 		{ "digest", required_argument, NULL, 'd' },
 		{ "diff-id", required_argument, NULL, 'D' },
+		{ "walk", no_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct layer_apply_opts ao = { 0 };
@@ -151,6 +153,9 @@ static int cmd_apply(int argc, char **argv)
 			break;
 		case 'D':
 			ao.expected_diff_id = optarg;
+			break;
+		case 'w':
+			layer_apply_force_walk = true;
 			break;
 		default:
 			return 2;
