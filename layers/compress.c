@@ -266,11 +266,14 @@ int layer_pipe_new(enum layer_compression c, int level, int threads, layer_out_f
 			return kn_error_set(err, ENOMEM, "cannot allocate a zstd compressor");
 		(void)ZSTD_CCtx_setParameter(p->zc, ZSTD_c_compressionLevel, p->level);
 		(void)ZSTD_CCtx_setParameter(p->zc, ZSTD_c_checksumFlag, 1);
-		/* Workers need a libzstd built with threads; a single-threaded one still works. */
-		if (threads > 1) {
-			r = ZSTD_CCtx_setParameter(p->zc, ZSTD_c_nbWorkers, threads);
-			(void)r;
-		}
+		/*
+		 * Always use the multithreaded mode (even with one worker): its output depends only
+		 * on the level, not on the worker count, so layers are identical on every machine.
+		 */
+		r = ZSTD_CCtx_setParameter(p->zc, ZSTD_c_nbWorkers, threads);
+		if (ZSTD_isError(r))
+			return kn_error_set(err, ENOTSUP, "libzstd without thread support: %s",
+					    ZSTD_getErrorName(r));
 		p->zout_cap = ZSTD_CStreamOutSize();
 		p->zout = xmalloc(p->zout_cap);
 		break;
