@@ -60,5 +60,5 @@ sbx() {
 
 # The upper dir's contents as sorted relative paths with type, mode and size ("" when empty).
 upper_listing() {
-	(cd "$UP" && find . -mindepth 1 -printf '%y %m %s %p\n' | sort)
+	(cd "$UP" && find . -mindepth 1 -printf '%y %m %s %p\n' | LC_ALL=C sort -k4)
 }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bats
+# The RUN sandbox's file systems: what reaches the upper dir, extra mounts, many layers,
+# whiteouts, the plain rootfs mode and USER lookup through layers.
+
+load sandbox-helpers
+
+setup_file() { sbx_setup_file; }
+setup() { sbx_setup; }
+teardown() { sbx_teardown; }
+
+@test "sandbox: the upper dir holds exactly what the command wrote" {
+	sbx -- sh -c 'echo hello > /hello; mkdir -p /usr/share/x; echo 1 > /usr/share/x/f; rm /bin/ls; echo 9.9.9.9 extra >> /etc/hosts; echo other > /etc/hostname; ls /proc/1 >/dev/null; touch /dev/newdev'
+	run upper_listing
+	assert_equal "$(printf '%s\n' "$output" | cut -d' ' -f1,2,4)" "d 755 ./bin
+c 0 ./bin/ls
+f 644 ./hello
+d 755 ./usr
+d 755 ./usr/share
+d 755 ./usr/share/x
+f 644 ./usr/share/x/f"
+	assert_equal "$(cat "$UP/hello")" "hello"
+	# /etc (hosts, hostname, resolv.conf), /dev and /proc left no trace
+	[ ! -e "$UP/etc" ]
+}
+
+@test "sandbox: a run that writes nothing leaves an empty upper dir" {
+	sbx -- sh -c 'cat /etc/hosts /etc/resolv.conf /etc/hostname >/dev/null'
+	assert_equal "$(upper_listing)" ""
+	sbx --cwd / --hostname h -- true
+	assert_equal "$(upper_listing)" ""
+}
+
+@test "sandbox: files in a mount point's parent the command created stay" {
+	sbx --secret tok:/dev/null -- sh -c 'echo kept > /run/secrets/mine; echo new > /etc/newconf'
+	run upper_listing
+	assert_equal "$(printf '%s\n' "$output" | cut -d' ' -f1,4)" "d ./etc
+f ./etc/newconf
+d ./run
+d ./run/secrets
+f ./run/secrets/mine"
+}
+
+@test "sandbox: bind mounts read-only and read-write leave nothing in the upper dir" {
+	local src="$BATS_TEST_TMPDIR/src"
+	mkdir -p "$src" && echo from-host > "$src/f"
+	echo single > "$BATS_TEST_TMPDIR/file"
+	sbx --bind "$src:/mnt/ro:ro" --bind "$src:/srv/cache" --bind "$BATS_TEST_TMPDIR/file:/etc/single.conf:ro" -- sh -c 'cat /mnt/ro/f; echo x > /mnt/ro/g 2>&1; echo y > /srv/cache/h; cat /etc/single.conf'
+	assert_equal "$output" "from-host
+sh: can't create /mnt/ro/g: Read-only file system
+single"
+	assert_equal "$(cat "$src/h")" "y"
+	assert_equal "$(upper_listing)" ""
+}
+
+@test "sandbox: tmpfs mounts have their size and vanish" {
+	sbx --tmpfs /scratch:2097152 --tmpfs /var/cache/t -- sh -c 'df -k /scratch | awk "NR==2 {print \$2}"; stat -c %a /var/cache/t; echo z > /scratch/z; echo w > /var/cache/t/w'
+	assert_equal "$output" "2048
+1777"
+	assert_equal "$(upper_listing)" ""
+}
+
+@test "sandbox: secrets are read-only at /run/secrets/<id> or a target and never in a layer" {
+	echo -n 's3cr3t-value' > "$BATS_TEST_TMPDIR/secret"
+	sbx --secret api:"$BATS_TEST_TMPDIR/secret" --secret key:"$BATS_TEST_TMPDIR/secret":/root/.key -- sh -c 'cat /run/secrets/api; echo; stat -c "%a %u %g" /run/secrets/api /root/.key; echo x >> /run/secrets/api 2>&1; cp /run/secrets/api /tmp/copy'
+	assert_equal "$output" "s3cr3t-value
+400 0 0
+400 0 0
+sh: can't create /run/secrets/api: Read-only file system"
+	run upper_listing
+	assert_equal "$(printf '%s\n' "$output" | cut -d' ' -f1,4)" "d ./tmp
+f ./tmp/copy"
+	run grep -rl s3cr3t-value "$UP/run" "$UP/root"
+	[ "$status" -ne 0 ]
+}
+
+@test "sandbox: a missing secret or bind source is a clear error" {
+	sbx 125 --secret gone:/nonexistent/secret -- true
+	assert_contains "$output" "run: secret 'gone'"
+	sbx 125 --bind /nonexistent/dir:/mnt -- true
+	assert_equal "$output" "kiln-test-tool: run: mount source '/nonexistent/dir': No such file or directory"
+}
+
+@test "sandbox: many layers with long paths (over a page of lowerdir options)" {
+	local i d lowers=()
+	for i in $(seq 1 60); do
+		d="$BATS_TEST_TMPDIR/layers/layer-with-a-rather-long-directory-name-to-exceed-the-page-size-limit-$(printf %03d "$i")"
+		mkdir -p "$d/data"
+		echo "$i" > "$d/data/f$i"
+		echo "$i" > "$d/data/top"
+		lowers=(--lower "$d" "${lowers[@]}")
+	done
+	SBX_LAYERS=("${lowers[@]}" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	sbx -- sh -c 'ls /data | wc -l; cat /data/top /data/f1 /data/f60'
+	assert_equal "$output" "61
+60
+1
+60"
+}
+
+@test "sandbox: whiteouts in upper layers hide files, as USER lookup sees" {
+	local l2="$BATS_TEST_TMPDIR/l2"
+	mkdir -p "$l2/etc"
+	mknod "$l2/etc/group" c 0 0
+	cp "$SBX_BASE/rootfs/etc/passwd" "$l2/etc/passwd"
+	echo 'extra:x:2000:2000::/home/extra:/bin/sh' >> "$l2/etc/passwd"
+	SBX_LAYERS=(--lower "$l2" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	sbx -- sh -c 'ls /etc/group 2>&1; id extra'
+	assert_equal "$output" "ls: /etc/group: No such file or directory
+uid=2000(extra) gid=2000 groups=2000"
+	sbx --user extra -- id
+	assert_equal "$output" "uid=2000(extra) gid=2000"
+	sbx 125 --user app:staff -- id
+	assert_equal "$output" "kiln-test-tool: unable to find group staff: no matching entries in group file"
+	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" extra
+	assert_equal "$output" "uid=2000 gid=2000 groups= home=/home/extra"
+	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" app:staff
+	assert_equal "$status" "1"
+	assert_equal "$output" "kiln-test-tool: unable to find group staff: no matching entries in group file"
+}
+
+@test "sandbox: USER lookup through layers outside a sandbox" {
+	run "$TOOL" user-lookup --lower "$SBX_BASE/rootfs" app
+	assert_equal "$output" "uid=1000 gid=1000 groups=50 home=/home/app"
+	run "$TOOL" user-lookup --rootfs "$SBX_BASE/rootfs" root
+	assert_equal "$output" "uid=0 gid=0 groups=10 home=/root"
+	run "$TOOL" user-lookup --rootfs "$SBX_BASE/rootfs" 1234:5
+	assert_equal "$output" "uid=1234 gid=5 groups= home=/"
+	run "$TOOL" user-lookup --rootfs "$SBX_BASE/rootfs" ghost
+	assert_equal "$status" "1"
+	assert_equal "$output" "kiln-test-tool: unable to find user ghost: no matching entries in passwd file"
+}
+
+@test "sandbox: a plain rootfs directory is used in place and mount stubs are removed" {
+	local root="$BATS_TEST_TMPDIR/plain"
+	cp -a "$SBX_BASE/rootfs" "$root"
+	rm -rf "$root/proc" "$root/sys"
+	SBX_LAYERS=(--rootfs "$root")
+	sbx -- sh -c 'echo plain > /made; ls /proc/self >/dev/null && echo proc-ok'
+	assert_equal "$output" "proc-ok"
+	assert_equal "$(cat "$root/made")" "plain"
+	[ ! -e "$root/proc" ] && [ ! -e "$root/sys" ] && [ ! -e "$root/etc/hosts" ] && [ ! -e "$root/etc/resolv.conf" ]
+	assert_equal "$(cat "$root/etc/hostname")" "kiln-test"
+}
+
+@test "sandbox: an image with symlinked /etc files gets the run-time files where they point" {
+	local l2="$BATS_TEST_TMPDIR/l2"
+	mkdir -p "$l2/etc" "$l2/run/systemd"
+	ln -s ../run/systemd/resolv.conf "$l2/etc/resolv.conf"
+	SBX_LAYERS=(--lower "$l2" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	sbx --resolv-conf $'nameserver 192.0.2.53\n' -- cat /etc/resolv.conf
+	assert_equal "$output" "nameserver 192.0.2.53"
+	assert_equal "$(upper_listing)" ""
+}
