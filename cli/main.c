@@ -15,6 +15,8 @@ const struct cli_cmd cli_commands[] = {
 	{ "logout", cmd_logout, "remove stored registry credentials" },
 	{ "parse", cmd_parse, "parse a Dockerfile and print its syntax tree" },
 	{ "prune", cmd_prune, "remove unused blobs and snapshots" },
+	{ "pull", cmd_pull, "pull an image from a registry" },
+	{ "push", cmd_push, "push an image to a registry" },
 	{ "rmi", cmd_rmi, "untag and remove images" },
 	{ "save", cmd_save, "save images to a docker-archive or oci-archive tarball" },
 	{ "tag", cmd_tag, "give an image another name" },

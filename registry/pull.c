@@ -113,8 +113,8 @@ static int pull_one(void *vctx, size_t i, kn_error **err)
 
 /* GETs a manifest by tag or digest; checks it against the digest when one is expected. */
 static int fetch_manifest(struct reg_client *client, const char *reference, const char *expected,
-			  struct kn_buf *body, char **ret_digest, struct reg_manifest **ret,
-			  kn_error **err)
+			  const char *display, struct kn_buf *body, char **ret_digest,
+			  struct reg_manifest **ret, kn_error **err)
 {
 	static const char *const hdrs[] = { "Accept: " REG_MANIFEST_ACCEPT, NULL };
 	_cleanup_free_ char *url = xasprintf("/v2/%s/manifests/%s", reg_client_repository(client),
@@ -124,7 +124,7 @@ static int fetch_manifest(struct reg_client *client, const char *reference, cons
 	const char *ct, *hd;
 
 	if (reg_get_buf(client, url, hdrs, REG_MANIFEST_MAX, body, &resp, err) < 0)
-		return kn_error_wrap(err, "cannot fetch manifest '%s'", reference);
+		return kn_error_wrap(err, "cannot fetch manifest of '%s'", display);
 	digest = reg_digest_of(body->buf, body->len);
 	if (expected && strcmp(expected, digest))
 		return kn_error_set(err, EBADMSG,
@@ -139,7 +139,7 @@ static int fetch_manifest(struct reg_client *client, const char *reference, cons
 				    hd, digest);
 	ct = reg_response_header(resp, "Content-Type");
 	if (reg_manifest_parse(body->buf, body->len, ct, ret, err) < 0)
-		return kn_error_wrap(err, "manifest '%s'", reference);
+		return kn_error_wrap(err, "manifest of '%s'", display);
 	*ret_digest = steal_ptr(&digest);
 	return 0;
 }
@@ -232,8 +232,8 @@ int reg_pull(const char *refstr, const struct reg_pull_opts *opts, struct reg_pu
 	if (reg_client_new(ref, &ro, REG_ACCESS_PULL, &client, err) < 0)
 		goto out;
 
-	if (fetch_manifest(client, ref->digest ? ref->digest : ref->tag, ref->digest, &top_body,
-			   &top_digest, &top, err) < 0)
+	if (fetch_manifest(client, ref->digest ? ref->digest : ref->tag, ref->digest, ref->string,
+			   &top_body, &top_digest, &top, err) < 0)
 		goto out;
 	if (top->kind == REG_MANIFEST_INDEX) {
 		const struct reg_desc *d = reg_index_select(top, &want, err);
@@ -242,8 +242,8 @@ int reg_pull(const char *refstr, const struct reg_pull_opts *opts, struct reg_pu
 			kn_error_wrap(err, "'%s'", ref->string);
 			goto out;
 		}
-		if (fetch_manifest(client, d->digest, d->digest, &man_body, &man_digest, &platm,
-				   err) < 0)
+		if (fetch_manifest(client, d->digest, d->digest, ref->string, &man_body, &man_digest,
+				   &platm, err) < 0)
 			goto out;
 		if (platm->kind != REG_MANIFEST_IMAGE) {
 			r = kn_error_set(err, EBADMSG, "index entry '%s' is not an image manifest",

@@ -1,0 +1,163 @@
+/* kiln push: uploads an image from the store to a registry (arguments and printing only). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "registry/registry.h"
+
+static const char push_usage[] =
+	"Usage: kiln push [OPTIONS] IMAGE [DEST]\n"
+	"\n"
+	"Pushes a local image to a registry: to DEST (a reference) or to the image's own name.\n"
+	"\n"
+	"Options:\n"
+	"      --tls-verify[=BOOL]   verify TLS certificates (default true; false also allows\n"
+	"                            plain HTTP)\n"
+	"      --digestfile FILE     write the pushed manifest's digest to FILE\n"
+	"      --format FORMAT       oci or docker: convert the manifest's media types\n"
+	"                            (default: push it as stored)\n"
+	"  -j, --jobs N              blobs to upload in parallel (default 3)\n"
+	"  -q, --quiet               print nothing but errors\n"
+	"      --root DIR            the local image store\n"
+	"  -h, --help                show this help\n";
+
+enum { OPT_TLS_VERIFY = 0x100, OPT_DIGESTFILE, OPT_FORMAT };
+
+static const struct option push_options[] = {
+	{ "tls-verify", optional_argument, NULL, OPT_TLS_VERIFY },
+	{ "digestfile", required_argument, NULL, OPT_DIGESTFILE },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "jobs", required_argument, NULL, 'j' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	CLI_OPT_ROOT_ENTRY,
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *short_digest(const char *d)
+{
+	static __thread char s[13];
+	const char *hex = strchr(d, ':');
+
+	snprintf(s, sizeof(s), "%s", hex ? hex + 1 : d);
+	return s;
+}
+
+static void push_progress(const struct reg_transfer_event *ev, void *data)
+{
+	const bool *quiet = data;
+
+	if (ev->kind == REG_XFER_RETRY) {
+		cli_warn("%s: retrying: %s", ev->digest ? short_digest(ev->digest) : "registry",
+			 ev->text ? ev->text : "transient failure");
+		return;
+	}
+	if (*quiet)
+		return;
+	if (ev->kind == REG_XFER_RESOLVED) {
+		printf("The push refers to repository [%s]\n", ev->text);
+		fflush(stdout);
+		return;
+	}
+	if (ev->is_config)
+		return;
+	switch (ev->kind) {
+	case REG_XFER_BLOB_EXISTS:
+		printf("%s: Layer already exists\n", short_digest(ev->digest));
+		break;
+	case REG_XFER_BLOB_DONE:
+		printf("%s: Pushed\n", short_digest(ev->digest));
+		break;
+	case REG_XFER_BLOB_MOUNTED:
+		printf("%s: Mounted from %s\n", short_digest(ev->digest), ev->text);
+		break;
+	case REG_XFER_RESOLVED:
+	case REG_XFER_BLOB_START:
+	case REG_XFER_RETRY:
+		break;
+	}
+	fflush(stdout);
+}
+
+static int parse_bool_arg(const char *v)
+{
+	if (!v || !strcmp(v, "true") || !strcmp(v, "1"))
+		return 1;
+	if (!strcmp(v, "false") || !strcmp(v, "0"))
+		return 0;
+	return -1;
+}
+
+int cmd_push(int argc, char **argv)
+{
+	struct reg_push_opts o;
+	struct reg_push_result res = { 0 };
+	const char *digestfile = NULL;
+	kn_error *err = NULL;
+	bool quiet = false;
+	int c;
+
+	reg_push_opts_init(&o);
+	while ((c = cli_getopt("push", argc, argv, ":hqj:", push_options)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(push_usage, stdout);
+			return CLI_EXIT_OK;
+		case 'q':
+			quiet = true;
+			break;
+		case 'j': {
+			char *end = NULL;
+			long n = strtol(optarg, &end, 10);
+
+			if (!*optarg || *end || n < 1 || n > 16)
+				return cli_usage_error("push", "invalid --jobs '%s': expected 1-16",
+						       optarg);
+			o.jobs = (unsigned)n;
+			break;
+		}
+		case OPT_TLS_VERIFY:
+			o.tls_verify = parse_bool_arg(optarg);
+			if (o.tls_verify < 0)
+				return cli_usage_error("push", "invalid --tls-verify value '%s'",
+						       optarg);
+			break;
+		case OPT_DIGESTFILE:
+			digestfile = optarg;
+			break;
+		case OPT_FORMAT:
+			if (!strcmp(optarg, "oci"))
+				o.format = REG_PUSH_FORMAT_OCI;
+			else if (!strcmp(optarg, "docker") || !strcmp(optarg, "v2s2"))
+				o.format = REG_PUSH_FORMAT_DOCKER;
+			else
+				return cli_usage_error("push", "invalid --format '%s': use oci or docker",
+						       optarg);
+			break;
+		case CLI_OPT_ROOT:
+			cli_set_root(optarg);
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		return cli_usage_error("push", "expected IMAGE and an optional DEST");
+	o.root = cli_root();
+	o.progress = push_progress;
+	o.progress_data = &quiet;
+	if (reg_push(argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL, &o, &res, &err) < 0)
+		return cli_fail(err);
+	if (!quiet)
+		printf("%s: digest: %s size: %llu\n", res.tag ? res.tag : res.digest, res.digest,
+		       (unsigned long long)res.size);
+	if (digestfile &&
+	    kn_write_file_atomic(digestfile, res.digest, strlen(res.digest), 0644, &err) < 0) {
+		reg_push_result_release(&res);
+		kn_error_wrap(&err, "cannot write --digestfile");
+		return cli_fail(err);
+	}
+	reg_push_result_release(&res);
+	return CLI_EXIT_OK;
+}
