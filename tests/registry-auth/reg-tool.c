@@ -3,15 +3,18 @@
  *   kiln-reg-tool ref STRING...            parse references, one result line each
  *   kiln-reg-tool get [OPTS] REF URL       GET through reg_request, print status/bytes/sha256
  *   kiln-reg-tool head [OPTS] REF URL      HEAD, print status and headers
+ *   kiln-reg-tool req METHOD [OPTS] REF URL any method, without a body
  * OPTS: --tls-verify=false|true, --push (pull,push scope), --resume (REG_REQ_RESUME),
  *       --scope SCOPE (extra token scope), --out FILE (write the body there),
- *       --any-status (REG_REQ_ANY_STATUS), --header "Name: value" (repeatable)
+ *       --any-status (REG_REQ_ANY_STATUS), --header "Name: value" (repeatable),
+ *       --repeat N --sleep-ms MS (N requests on one client, MS apart; the last one is printed)
  * Credentials come from config.json ($DOCKER_CONFIG) or KILN_TEST_USER/KILN_TEST_PASS.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -92,6 +95,7 @@ static int cmd_http(const char *method, int argc, char **argv)
 	struct reg_sink sink = { .write = hs_write, .restart = hs_restart, .ctx = &hs };
 	struct reg_request req = { .method = method, .sink = &sink };
 	unsigned access = REG_ACCESS_PULL;
+	long repeat = 1, sleep_ms = 0;
 	kn_error *err = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
@@ -111,6 +115,10 @@ static int cmd_http(const char *method, int argc, char **argv)
 			req.flags |= REG_REQ_RESUME;
 		else if (!strcmp(argv[i], "--any-status"))
 			req.flags |= REG_REQ_ANY_STATUS;
+		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+			repeat = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--sleep-ms") && i + 1 < argc)
+			sleep_ms = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--scope") && i + 1 < argc)
 			kn_strv_push(&scopes, argv[++i]);
 		else if (!strcmp(argv[i], "--header") && i + 1 < argc)
@@ -140,9 +148,18 @@ static int cmd_http(const char *method, int argc, char **argv)
 		reg_client_add_scope(c, scopes.v[k]);
 	req.url = argv[i + 1];
 	req.headers = (const char *const *)headers.v;
-	if (reg_request(c, &req, &resp, &err) < 0) {
-		rc = fail(err);
-		goto out;
+	for (long k = 0; k < repeat; k++) {
+		if (k > 0) {
+			struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+			reg_response_free(steal_ptr(&resp));
+			hs_restart(&hs, NULL);
+		}
+		if (reg_request(c, &req, &resp, &err) < 0) {
+			rc = fail(err);
+			goto out;
+		}
 	}
 	EVP_DigestFinal_ex(hs.md, md, &mdlen);
 	printf("status %ld\nreceived %llu\nsha256 ", resp->status, (unsigned long long)hs.n);
@@ -172,6 +189,8 @@ int main(int argc, char **argv)
 		return cmd_http("GET", argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "head"))
 		return cmd_http("HEAD", argc - 2, argv + 2);
-	fprintf(stderr, "usage: kiln-reg-tool ref STRING... | get|head [OPTS] REF URL\n");
+	if (argc >= 3 && !strcmp(argv[1], "req"))
+		return cmd_http(argv[2], argc - 3, argv + 3);
+	fprintf(stderr, "usage: kiln-reg-tool ref STRING... | get|head [OPTS] REF URL | req METHOD [OPTS] REF URL\n");
 	return 2;
 }
