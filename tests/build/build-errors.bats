@@ -1,0 +1,76 @@
+#!/usr/bin/env bats
+# Failing builds: the message names the Dockerfile location, the step, the command, the exit code.
+
+load ../lib/helpers
+load build-helpers
+
+setup_file() {
+	build_setup_file
+}
+
+@test "a failing RUN names the step, the command and the exit code" {
+	run_kiln 1 build --progress plain -t fail:1 -f "$KILN_TESTDATA/errors/Dockerfile.runfail" "$KILN_TESTDATA/errors"
+	assert_contains "$output" "Dockerfile.runfail:3"
+	assert_contains "$output" "RUN echo failing && exit 3"
+	assert_contains "$output" 'process "/bin/sh -c echo failing && exit 3" did not complete successfully: exit code: 3'
+	assert_contains "$output" "    failing"
+	run_kiln 1 inspect fail:1
+}
+
+@test "a bad Dockerfile names file:line and the instruction" {
+	run_kiln 1 build -t bad:1 -f "$KILN_TESTDATA/errors/Dockerfile.bad" "$KILN_TESTDATA/errors"
+	assert_contains "$output" "Dockerfile.bad:3"
+	assert_contains "$output" "FRM"
+}
+
+@test "COPY of a missing source fails with the path" {
+	run_kiln 1 build -t missing:1 -f "$KILN_TESTDATA/errors/Dockerfile.missing" "$KILN_TESTDATA/errors"
+	assert_contains "$output" "Dockerfile.missing:2"
+	assert_contains "$output" "does-not-exist.txt"
+	assert_contains "$output" "not found"
+}
+
+@test "COPY ../ outside the context is refused" {
+	echo secret >"$BATS_TEST_TMPDIR/escape.txt"
+	mkdir "$BATS_TEST_TMPDIR/ctx"
+	cp "$KILN_TESTDATA/errors/Dockerfile.escape" "$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln 1 build -t escape:1 "$BATS_TEST_TMPDIR/ctx"
+	assert_contains "$output" "outside the build context"
+	assert_contains "$output" "../escape.txt"
+}
+
+@test "COPY through a symlink pointing out of the context is refused" {
+	run_kiln 1 build -t symlink:1 -f "$KILN_TESTDATA/errors/Dockerfile.symlink" "$KILN_TESTDATA/errors"
+	assert_contains "$output" "link-out"
+	assert_contains "$output" "outside the build context"
+}
+
+@test "a symlink inside the context copied as a directory entry stays a symlink" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx/d"
+	ln -s /etc/shadow "$ctx/d/abs"
+	printf 'FROM kiln-test/busybox:latest\nCOPY d /d\n' >"$ctx/Dockerfile"
+	build_ok -t links:1 "$ctx"
+	unpack links:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(readlink "$BATS_TEST_TMPDIR/rootfs/d/abs")" /etc/shadow
+}
+
+@test "an unknown base image fails with --pull=never" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	printf 'FROM kiln-test/nope:1\nRUN true\n' >"$ctx/Dockerfile"
+	run_kiln 1 build --pull=never "$ctx"
+	assert_contains "$output" "kiln-test/nope:1"
+}
+
+@test "usage errors exit 2" {
+	run_kiln 2 build
+	assert_contains "$output" "missing CONTEXT"
+	run_kiln 2 build --progress fancy .
+	run_kiln 2 build --network bridge .
+	run_kiln 2 build --format tarball .
+	run_kiln 2 build --compression lz4 .
+	run_kiln 2 build --pull=sometimes .
+	run_kiln build --help
+	assert_contains "$output" "Usage: kiln build"
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bats
+# kiln build's flags: tags, -q, --iidfile, stdin contexts, --label, --format, --compression,
+# --network, --secret, SOURCE_DATE_EPOCH.
+
+load ../lib/helpers
+load build-helpers
+
+setup_file() {
+	build_setup_file
+}
+
+@test "-q prints only the image ID; --iidfile writes it; every -t names it" {
+	run_kiln build -q -t one:1 -t two:2 --iidfile "$BATS_TEST_TMPDIR/iid" "$KILN_TESTDATA/daemon"
+	[[ "$output" =~ ^sha256:[0-9a-f]{64}$ ]]
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/iid")" "$output"
+	assert_equal "$(inspect one:1 .Id)" "\"$output\""
+	assert_equal "$(inspect two:2 .Id)" "\"$output\""
+}
+
+@test "a tar of the context on stdin" {
+	run bash -c "tar -C '$KILN_TESTDATA/daemon' -c . | '$KILN' --root '$KILN_TEST_ROOT' build --progress plain -t fromtar:1 -"
+	[ "$status" -eq 0 ]
+	unpack fromtar:1 "$BATS_TEST_TMPDIR/rootfs"
+	cmp "$BATS_TEST_TMPDIR/rootfs/my_daemon" "$KILN_TESTDATA/daemon/my_daemon"
+	run bash -c "tar -C '$KILN_TESTDATA/daemon' -cz . | '$KILN' --root '$KILN_TEST_ROOT' build -q -f Dockerfile2 -t fromtgz:1 -"
+	[ "$status" -eq 0 ]
+	assert_contains "$(inspect fromtgz:1 .Config.Env)" "INTERVAL=2"
+}
+
+@test "a bare Dockerfile on stdin, and -f - with a context directory" {
+	run bash -c "printf 'FROM kiln-test/busybox:latest\nRUN echo hi >/hi\n' | '$KILN' --root '$KILN_TEST_ROOT' build -q -t bare:1 -"
+	[ "$status" -eq 0 ]
+	unpack bare:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/hi")" hi
+	run bash -c "printf 'FROM kiln-test/busybox:latest\nCOPY my_daemon /d\n' | '$KILN' --root '$KILN_TEST_ROOT' build -q -t dash:1 -f - '$KILN_TESTDATA/daemon'"
+	[ "$status" -eq 0 ]
+	unpack dash:1 "$BATS_TEST_TMPDIR/rootfs2"
+	cmp "$BATS_TEST_TMPDIR/rootfs2/d" "$KILN_TESTDATA/daemon/my_daemon"
+}
+
+@test "--label, --format docker and --compression zstd" {
+	build_ok -t fmt:1 --label team=kiln --label "note=a b" --format docker --compression zstd "$KILN_TESTDATA/daemon"
+	assert_equal "$(inspect fmt:1 .Config.Labels)" '{"note":"a b","team":"kiln"}'
+	m=$(manifest_of fmt:1)
+	assert_equal "$(printf '%s' "$m" | jq -r .mediaType)" application/vnd.docker.distribution.manifest.v2+json
+	assert_equal "$(printf '%s' "$m" | jq -r '.layers[-1].mediaType')" application/vnd.docker.image.rootfs.diff.tar.zstd
+	build_ok -t fmt:2 --compression none "$KILN_TESTDATA/daemon"
+	assert_equal "$(manifest_of fmt:2 | jq -r '.layers[-1].mediaType')" application/vnd.oci.image.layer.v1.tar
+}
+
+@test "--network none gives RUN only a loopback interface" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	printf 'FROM kiln-test/busybox:latest\nRUN grep -c : /proc/net/dev > /ifaces\n' >"$ctx/Dockerfile"
+	build_ok -t net:none --network none "$ctx"
+	unpack net:none "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/ifaces")" 1
+}
+
+@test "secrets reach RUN --mount=type=secret but never a layer, the history or the config" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	echo "s3cr3t-value" >"$BATS_TEST_TMPDIR/tok"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest
+RUN --mount=type=secret,id=tok test "$(cat /run/secrets/tok)" = s3cr3t-value && echo ok > /ok
+RUN --mount=type=secret,id=tok,target=/etc/tokfile,required=true wc -c < /etc/tokfile > /len
+DF
+	build_ok -t sec:1 --secret "id=tok,src=$BATS_TEST_TMPDIR/tok" "$ctx"
+	unpack sec:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/ok")" ok
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/len")" 13
+	[ ! -e "$BATS_TEST_TMPDIR/rootfs/run/secrets/tok" ]
+	[ ! -s "$BATS_TEST_TMPDIR/rootfs/etc/tokfile" ]
+	for l in $(manifest_of sec:1 | jq -r '.layers[].digest'); do
+		! tar -xzOf "$KILN_TEST_ROOT/blobs/sha256/${l#sha256:}" 2>/dev/null | grep -q s3cr3t-value
+	done
+	! grep -rq s3cr3t-value "$KILN_TEST_ROOT/blobs" "$KILN_TEST_ROOT/cache"
+	# a missing required secret fails
+	run_kiln 1 build --no-cache "$ctx"
+	assert_contains "$output" "tok"
+}
+
+@test "SOURCE_DATE_EPOCH fixes the created times" {
+	SOURCE_DATE_EPOCH=86400 run_kiln build -q -t epoch:1 --no-cache "$KILN_TESTDATA/daemon"
+	assert_equal "$(inspect epoch:1 .Created)" '"1970-01-02T00:00:00Z"'
+	assert_equal "$(inspect epoch:1 '.History[-1].created')" '"1970-01-02T00:00:00Z"'
+}
+
+@test "RUN --mount=type=cache keeps its contents across builds; tmpfs and bind mounts" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx/sub"
+	echo bound >"$ctx/sub/file"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest
+ARG RUNID
+RUN --mount=type=cache,target=/cache echo "$RUNID" >> /cache/log && cat /cache/log | wc -l > /count
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && test -f /scratch/x
+RUN --mount=type=bind,source=sub,target=/mnt/sub cat /mnt/sub/file > /bound
+DF
+	build_ok -t cm:1 --build-arg RUNID=1 "$ctx"
+	build_ok -t cm:2 --build-arg RUNID=2 "$ctx"
+	unpack cm:2 "$BATS_TEST_TMPDIR/rootfs"
+	r="$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$r/count")" 2
+	assert_equal "$(cat "$r/bound")" bound
+	[ ! -e "$r/cache/log" ]
+	[ ! -e "$r/scratch/x" ]
+}
