@@ -9,6 +9,8 @@
  *                    [--diff-id D] [--walk]           (--walk: the no-openat2 fallback)
  *   layer-tool prepare ROOT IMAGE                     snapshot_prepare: prints the lowerdirs
  *   layer-tool mount TARGET UPPER WORK LOWER...       layer_overlay_mount (top-first lowers)
+ *   layer-tool image ROOT NAME [--overlay] DIR...      an image with one layer per DIR (bottom
+ *                                                     first; --overlay: DIRs are upper dirs)
  *
  * create/tar print "digest", "diff_id", "size", "diff_size", "entries", "media_type" and "blob"
  * lines. SOURCE_DATE_EPOCH is honoured. Exit 1 with "layer-tool: <error>" on failure.
@@ -225,6 +227,57 @@ static int cmd_mount(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_image(int argc, char **argv)
+{
+	struct layer_write_opts wo = LAYER_WRITE_OPTS_INIT;
+	struct store *s = NULL;
+	struct image_config *cfg = NULL;
+	struct store_desc *descs = NULL;
+	kn_error *err = NULL;
+	char *id = NULL;
+	bool overlay = false;
+	int first = 3, n = 0, r = 1;
+
+	if (argc >= 4 && !strcmp(argv[3], "--overlay")) {
+		overlay = true;
+		first = 4;
+	}
+	if (argc < first + 1) {
+		fprintf(stderr, "usage: layer-tool image ROOT NAME [--overlay] DIR...\n");
+		return 2;
+	}
+	if (layer_write_opts_from_env(&wo, &err) < 0 || store_open(argv[1], STORE_WRITE, &s, &err) < 0)
+		return fail(err);
+	cfg = image_config_new();
+	descs = xcalloc((size_t)(argc - first), sizeof(*descs));
+	for (int i = first; i < argc; i++) {
+		struct layer_result res = { 0 };
+		struct image_history h = { .created_by = (char *)"layer-tool image" };
+
+		if ((overlay ? layer_diff_overlay(s, argv[i], NULL, &wo, &res, &err)
+			     : layer_from_dir(s, argv[i], &wo, &res, &err)) < 0)
+			goto out;
+		image_config_add_layer(cfg, res.diff_id);
+		image_config_add_history(cfg, &h);
+		store_desc_copy(&descs[n++], &res.desc);
+		layer_result_release(&res);
+	}
+	if (store_image_write(s, cfg, descs, (size_t)n, IMAGE_FORMAT_OCI, argv[2], NULL, &id, &err) < 0)
+		goto out;
+	printf("%s\n", id);
+	r = 0;
+out:
+	if (err)
+		fail(err);
+	for (int i = 0; i < n; i++)
+		store_desc_release(&descs[i]);
+	free(descs);
+	free(id);
+	image_config_free(cfg);
+	store_free(s);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -241,6 +294,8 @@ int main(int argc, char **argv)
 		return cmd_prepare(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mount"))
 		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "image"))
+		return cmd_image(argc - 1, argv + 1);
 	fprintf(stderr, "layer-tool: unknown command '%s'\n", argv[1]);
 	return 2;
 }
