@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ struct run_opts {
 	bool no_env;
 	const char *scratch;
 	long runs;
+	long threads;
 };
 
 static void die_err(kn_error *e)
@@ -96,6 +98,7 @@ enum {
 	OPT_OUTPUT_CB,
 	OPT_TMPDIR,
 	OPT_SCRATCH,
+	OPT_THREADS,
 };
 
 static const struct option run_longopts[] = {
@@ -117,6 +120,7 @@ static const struct option run_longopts[] = {
 	{ "output-cb", no_argument, NULL, OPT_OUTPUT_CB },
 	{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
 	{ "scratch", required_argument, NULL, OPT_SCRATCH },
+	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -221,6 +225,9 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 		case OPT_SCRATCH:
 			o->scratch = optarg;
 			break;
+		case OPT_THREADS:
+			o->threads = strtol(optarg, NULL, 10);
+			break;
 		case 'n':
 			o->runs = strtol(optarg, NULL, 10);
 			break;
@@ -284,55 +291,95 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int cmd_sandbox_bench(int argc, char **argv)
-{
-	struct run_opts o = { 0 };
-	double total = 0, min = 1e18, max = 0;
-	int rc = 0;
+struct bench_worker {
+	const struct run_opts *o;
+	long id;
+	double total, min, max;
+	int rc;
+};
 
-	o.runs = 20;
-	if (parse_run_opts(&o, argc, argv) < 0 || !o.scratch || o.runs <= 0) {
-		fprintf(stderr, "kiln-test-tool: sandbox-bench needs --scratch DIR and -n N\n");
-		run_opts_release(&o);
-		return 2;
-	}
-	o.spec.output_fd = -1;
-	for (long i = 0; i < o.runs; i++) {
-		_cleanup_free_ char *upper = xasprintf("%s/upper%ld", o.scratch, i);
-		_cleanup_free_ char *work = xasprintf("%s/work%ld", o.scratch, i);
+static void *bench_thread(void *arg)
+{
+	struct bench_worker *w = arg;
+	struct sandbox_spec spec = w->o->spec;
+
+	w->min = 1e18;
+	for (long i = 0; i < w->o->runs; i++) {
+		_cleanup_free_ char *upper = xasprintf("%s/upper%ld-%ld", w->o->scratch, w->id, i);
+		_cleanup_free_ char *work = xasprintf("%s/work%ld-%ld", w->o->scratch, w->id, i);
 		kn_error *err = NULL;
 		int status = 0;
 		double t0, dt;
 
 		if (kn_mkdir_p(upper, 0755, &err) < 0 || kn_mkdir_p(work, 0755, &err) < 0) {
 			die_err(err);
-			rc = EXIT_TOOL;
+			w->rc = EXIT_TOOL;
 			break;
 		}
-		if (o.spec.n_lowerdirs) {
-			o.spec.upperdir = upper;
-			o.spec.workdir = work;
+		if (spec.n_lowerdirs) {
+			spec.upperdir = upper;
+			spec.workdir = work;
 		}
 		t0 = now_ms();
-		if (sandbox_run(&o.spec, &status, &err) < 0) {
+		if (sandbox_run(&spec, &status, &err) < 0) {
 			die_err(err);
-			rc = EXIT_TOOL;
+			w->rc = EXIT_TOOL;
 			break;
 		}
 		dt = now_ms() - t0;
-		total += dt;
-		min = dt < min ? dt : min;
-		max = dt > max ? dt : max;
+		w->total += dt;
+		w->min = dt < w->min ? dt : w->min;
+		w->max = dt > w->max ? dt : w->max;
 		if (status != 0) {
 			fprintf(stderr, "kiln-test-tool: command exited %d\n", status);
-			rc = 1;
+			w->rc = 1;
 			break;
 		}
 		(void)kn_rm_rf(upper, NULL);
 		(void)kn_rm_rf(work, NULL);
 	}
+	return NULL;
+}
+
+/* Runs the command -n times (in each of --threads threads at once), with fresh upper/work dirs. */
+static int cmd_sandbox_bench(int argc, char **argv)
+{
+	struct run_opts o = { 0 };
+	struct bench_worker *w;
+	pthread_t *tids;
+	double total = 0, min = 1e18, max = 0;
+	int rc = 0;
+
+	o.runs = 20;
+	o.threads = 1;
+	if (parse_run_opts(&o, argc, argv) < 0 || !o.scratch || o.runs <= 0 || o.threads <= 0 || o.threads > 64) {
+		fprintf(stderr, "kiln-test-tool: sandbox-bench needs --scratch DIR, -n N and --threads 1..64\n");
+		run_opts_release(&o);
+		return 2;
+	}
+	o.spec.output_fd = -1;
+	w = xcalloc((size_t)o.threads, sizeof(*w));
+	tids = xcalloc((size_t)o.threads, sizeof(*tids));
+	for (long t = 0; t < o.threads; t++) {
+		w[t].o = &o;
+		w[t].id = t;
+		if (pthread_create(&tids[t], NULL, bench_thread, &w[t]) != 0) {
+			fprintf(stderr, "kiln-test-tool: pthread_create failed\n");
+			abort();
+		}
+	}
+	for (long t = 0; t < o.threads; t++) {
+		pthread_join(tids[t], NULL);
+		rc = rc ? rc : w[t].rc;
+		total += w[t].total;
+		min = w[t].min < min ? w[t].min : min;
+		max = w[t].max > max ? w[t].max : max;
+	}
 	if (rc == 0)
-		printf("runs=%ld mean_ms=%.2f min_ms=%.2f max_ms=%.2f\n", o.runs, total / (double)o.runs, min, max);
+		printf("runs=%ld threads=%ld mean_ms=%.2f min_ms=%.2f max_ms=%.2f\n", o.runs * o.threads, o.threads,
+		       total / (double)(o.runs * o.threads), min, max);
+	free(w);
+	free(tids);
 	run_opts_release(&o);
 	return rc;
 }

@@ -189,3 +189,13 @@ d 755 ./work/dir"
 	sbx -- sh -c 'grep -c kiln-sandbox /proc/self/mountinfo; cat /proc/1/root/etc/hostname 2>&1 | head -1'
 	assert_contains "$output" "0"
 }
+
+@test "sandbox: concurrent sandboxes from several threads of one process" {
+	local scratch="$BATS_TEST_TMPDIR/scratch"
+	mkdir -p "$scratch"
+	run "$TOOL" sandbox-bench --lower "$SBX_BASE/rootfs" --scratch "$scratch" -n 5 --threads 4 -- sh -c 'echo $$ > /pid; test "$(cat /pid)" = 2 && test -f /etc/passwd'
+	echo "# $output" >&3
+	assert_equal "$status" "0"
+	assert_contains "$output" "runs=20 threads=4"
+	assert_equal "$(ls -A "$scratch")" ""
+}
