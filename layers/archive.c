@@ -275,6 +275,7 @@ struct entry {
 	char *tmp;      /* spooled file (regular files) */
 	char *digest;   /* sha256 of the content */
 	int64_t size;
+	bool wanted;    /* verified and needed: moved into the store at the very end */
 	bool installed;
 };
 
@@ -286,6 +287,7 @@ struct loader {
 	struct store_desc *descs;
 	size_t n_descs, alloc_descs;
 	struct kn_strv ids; /* config digest for each pending desc */
+	struct kn_strv blobs; /* generated JSON blobs (manifests) to store at the end */
 };
 
 static void loader_release(struct loader *l)
@@ -304,6 +306,7 @@ static void loader_release(struct loader *l)
 		store_desc_release(&l->descs[i]);
 	free(l->descs);
 	kn_strv_release(&l->ids);
+	kn_strv_release(&l->blobs);
 }
 
 /*
@@ -459,6 +462,17 @@ static int read_archive(struct loader *l, int fd, kn_error **err)
 	return 0;
 }
 
+/* Reads a small (JSON) entry with the size limit and a clear error. */
+static int entry_read(const struct entry *e, const char *what, struct kn_buf *b, kn_error **err)
+{
+	if (e->size > (int64_t)STORE_JSON_MAX)
+		return kn_error_set(err, EFBIG, "%s '%s' is too large (%lld bytes, limit %u)", what,
+				    e->path, (long long)e->size, STORE_JSON_MAX);
+	if (kn_read_file(e->tmp, STORE_JSON_MAX, b, err) < 0)
+		return kn_error_wrap(err, "%s '%s'", what, e->path);
+	return 0;
+}
+
 static json_t *entry_json(struct loader *l, const char *path, const char *what, kn_error **err)
 {
 	struct entry *e = find_entry(l, path, 0);
@@ -467,6 +481,11 @@ static json_t *entry_json(struct loader *l, const char *path, const char *what, 
 
 	if (!e) {
 		kn_error_set(err, ENOENT, "archive has no '%s' (%s)", path, what);
+		return NULL;
+	}
+	if (e->size > (int64_t)STORE_JSON_MAX) {
+		kn_error_set(err, EFBIG, "%s is too large (%lld bytes, limit %u)", what,
+			     (long long)e->size, STORE_JSON_MAX);
 		return NULL;
 	}
 	if (kn_read_file(e->tmp, STORE_JSON_MAX, &b, err) < 0) {
@@ -479,17 +498,31 @@ static json_t *entry_json(struct loader *l, const char *path, const char *what, 
 	return j;
 }
 
+/* Marks a verified entry for the store; nothing is moved before every image was verified. */
 static int install(struct loader *l, struct entry *e, kn_error **err)
 {
-	if (e->installed)
-		return 0;
-	if (store_blob_exists(l->s, e->digest)) {
-		e->installed = false;
-		return 0;
+	(void)l;
+	(void)err;
+	e->wanted = true;
+	return 0;
+}
+
+static int install_all(struct loader *l, kn_error **err)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct entry *e = &l->e[i];
+
+		if (!e->wanted || e->installed || !e->tmp)
+			continue;
+		if (store_blob_exists(l->s, e->digest))
+			continue;
+		if (store_blob_install(l->s, e->tmp, e->digest, err) < 0)
+			return -1;
+		e->installed = true;
 	}
-	if (store_blob_install(l->s, e->tmp, e->digest, err) < 0)
-		return -1;
-	e->installed = true;
+	for (size_t i = 0; i < l->blobs.n; i++)
+		if (store_blob_put(l->s, l->blobs.v[i], strlen(l->blobs.v[i]), NULL, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -672,7 +705,7 @@ static int load_docker(struct loader *l, json_t *manifest, kn_error **err)
 			return kn_error_set(err, EBADMSG,
 					    "digest mismatch for config '%s': content hashes to '%s'",
 					    cfg_path, ce->digest);
-		if (kn_read_file(ce->tmp, STORE_JSON_MAX, &cfg, err) < 0) {
+		if (entry_read(ce, "config", &cfg, err) < 0) {
 			kn_buf_release(&cfg);
 			return kn_error_wrap(err, "config '%s'", cfg_path);
 		}
@@ -714,14 +747,14 @@ static int load_docker(struct loader *l, json_t *manifest, kn_error **err)
 			if (load_layer(l, le, diff_ids[k], &im.layers[k], err) < 0)
 				goto fail;
 			im.n_layers++;
-			if (!store_blob_exists(l->s, im.layers[k].digest) && install(l, le, err) < 0)
+			if (!strcmp(im.layers[k].digest, le->digest) && install(l, le, err) < 0)
 				goto fail;
 		}
 		if (install(l, ce, err) < 0)
 			goto fail;
 		man_json = image_manifest_dump(&im, &man_len);
-		if (store_blob_put(l->s, man_json, man_len, &man_digest, err) < 0)
-			goto fail;
+		man_digest = store_digest_buf(man_json, man_len);
+		kn_strv_push(&l->blobs, man_json);
 		md.media_type = xstrdup(STORE_MT_OCI_MANIFEST);
 		md.digest = xstrdup(man_digest);
 		md.size = (int64_t)man_len;
@@ -763,14 +796,14 @@ static int load_oci_manifest(struct loader *l, const struct store_desc *d, char 
 
 	if (!me)
 		return -1;
-	if (kn_read_file(me->tmp, STORE_JSON_MAX, &b, err) < 0 ||
+	if (entry_read(me, "manifest", &b, err) < 0 ||
 	    image_manifest_parse(b.buf, b.len, &m, err) < 0)
 		goto out;
 	kn_buf_reset(&b);
 	ce = blob_entry(l, m.config.digest, err);
 	if (!ce)
 		goto out;
-	if (kn_read_file(ce->tmp, STORE_JSON_MAX, &b, err) < 0)
+	if (entry_read(ce, "config", &b, err) < 0)
 		goto out;
 	diff_ids = config_diff_ids(b.buf, b.len, err);
 	if (!diff_ids)
@@ -849,7 +882,7 @@ static int load_oci(struct loader *l, json_t *index, kn_error **err)
 
 			if (!ie)
 				goto out;
-			if (kn_read_file(ie->tmp, STORE_JSON_MAX, &b, err) < 0 ||
+			if (entry_read(ie, "index", &b, err) < 0 ||
 			    image_index_parse(b.buf, b.len, &sub, err) < 0) {
 				kn_buf_release(&b);
 				goto out;
@@ -915,7 +948,9 @@ int store_archive_load(struct store *s, int fd, store_loaded_fn fn, void *userda
 		kn_error_set(err, EINVAL, "archive is neither a docker-archive (no manifest.json) nor an oci-archive (no index.json)");
 		goto out;
 	}
-	/* Every blob is in place: now point the names at the images. */
+	/* Everything verified: move the blobs in, then point the names at the images. */
+	if (install_all(&l, err) < 0)
+		goto out;
 	for (size_t i = 0; i < l.n_descs; i++) {
 		const char *name = *l.pending_names.v[i] ? l.pending_names.v[i] : NULL;
 
