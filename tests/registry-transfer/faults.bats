@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# kiln pull and push through the fault-injecting proxy: transient failures are retried, truncated
+# downloads resumed, corrupt blobs never stored, credentials never sent to another host.
+
+load helpers
+
+setup() {
+	skip_unless skopeo
+	skip_unless docker-registry
+	kiln_setup_root
+	export KILN_REGISTRY_RETRY_DELAY_MS=50
+}
+
+teardown() {
+	registry_stop
+}
+
+# blob_gets LOG: "status" of every GET of a blob in the proxy log, one per line.
+blob_gets() {
+	jq -r 'select(.method == "GET" and (.path | test("/blobs/sha256:"))) | "\(.status) \(.action)"' "$1"
+}
+
+@test "500s, 429 and connection resets on blobs and manifests are retried and the pull succeeds" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 3
+	registry_fault_proxy_start \
+		"GET /manifests/ 503 count=1" \
+		"GET /blobs/sha256: 500 count=2" \
+		"GET /blobs/sha256: reset count=2" \
+		"GET /blobs/sha256: 429 count=1"
+	run_kiln pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "Digest: $SEED_DIGEST"
+	[ "$(grep -c ': Pull complete$' <<<"$output")" -eq 3 ]
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c '^500 ')" -eq 2 ]
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c ' reset$')" -eq 2 ]
+	run_kiln fsck
+}
+
+@test "a truncated blob download is resumed with a Range request (206)" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/big:1" --layers 1 --big-mib 8
+	registry_fault_proxy_start "GET /blobs/sha256: truncate count=2"
+	run_kiln pull "$FAULT_PROXY_HOST/team/big:1"
+	assert_contains "$output" "Digest: $SEED_DIGEST"
+	blob_gets "$FAULT_PROXY_LOG" | sed 's/^/# /' >&3
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c ' truncate$')" -eq 2 ]
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c '^206 ')" -ge 1 ]
+	run_kiln fsck
+}
+
+@test "without Range support a truncated download restarts from zero and still verifies" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/big:1" --layers 1 --big-mib 4
+	registry_fault_proxy_start "GET /blobs/sha256: truncate count=1" "GET /blobs/sha256: norange"
+	run_kiln pull "$FAULT_PROXY_HOST/team/big:1"
+	assert_contains "$output" "Digest: $SEED_DIGEST"
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c '^206 ')" -eq 0 ]
+	run_kiln fsck
+}
+
+@test "a blob whose bytes do not match its digest is never stored" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 2
+	bad=$(remote_raw "$REGISTRY_HOST/team/base:1" | jq -r '.layers[1].digest')
+	registry_fault_proxy_start "GET /blobs/$bad corrupt"
+	run_kiln 1 pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "$bad"
+	assert_contains "$output" "digest"
+	[ ! -e "$KILN_TEST_ROOT/blobs/sha256/${bad#sha256:}" ]
+	# No name points at a half-pulled image and the store is consistent.
+	[ -z "$(store_manifest_digest "$FAULT_PROXY_HOST/team/base:1")" ]
+	run_kiln fsck
+	# Leftover temp files are gone once the command ended.
+	[ -z "$(find "$KILN_TEST_ROOT/tmp" -type f 2>/dev/null)" ]
+}
+
+@test "blob redirects to another host never carry the Authorization header" {
+	registry_start htpasswd
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 2
+	registry_fault_proxy_start "GET /blobs/sha256: redirect"
+	export DOCKER_CONFIG="$BATS_TEST_TMPDIR/docker"
+	mkdir -p "$DOCKER_CONFIG"
+	printf '%s' "$REGISTRY_PASS" | "$KILN" --root "$KILN_TEST_ROOT" login -u "$REGISTRY_USER" --password-stdin "$FAULT_PROXY_HOST"
+	run_kiln pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "Digest: $SEED_DIGEST"
+	# The redirect target served the blobs (config + 2 layers), never with credentials.
+	[ "$(wc -l <"$FAULT_REDIRECT_LOG")" -ge 3 ]
+	[ "$(jq -r .auth "$FAULT_REDIRECT_LOG" | sort -u)" = false ]
+	# The registry itself did get them.
+	jq -r 'select(.path | test("/manifests/")) | .auth' "$FAULT_PROXY_LOG" | grep -q true
+	run_kiln fsck
+}
+
+@test "push: failed upload requests are retried and the image arrives intact" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/src/app:1" --layers 3 --big-mib 40
+	run_kiln pull -q "$REGISTRY_HOST/src/app:1"
+	registry_fault_proxy_start \
+		"POST /blobs/uploads/ 500 count=2" \
+		"PATCH /blobs/uploads/ 500 count=1" \
+		"PUT /blobs/uploads/ reset count=1" \
+		"HEAD /blobs/ 503 count=1" \
+		"PUT /manifests/ 500 count=1"
+	run_kiln push "$REGISTRY_HOST/src/app:1" "$FAULT_PROXY_HOST/dst/app:1"
+	assert_contains "$output" "1: digest: $SEED_DIGEST"
+	# Every injected fault happened (and was survived).
+	faults=$(jq -r 'select(.action != "forward") | "\(.method) \(.action) \(.path | test("/manifests/"))"' "$FAULT_PROXY_LOG" | sort -u)
+	printf '%s\n' "$faults" | sed 's/^/# fault: /' >&3
+	for f in "HEAD 503 false" "POST 500 false" "PATCH 500 false" "PUT reset false" "PUT 500 true"; do
+		grep -qx "$f" <<<"$faults"
+	done
+	[ "sha256:$(remote_raw "$REGISTRY_HOST/dst/app:1" | sha256sum | cut -d' ' -f1)" = "$SEED_DIGEST" ]
+	export KILN_TEST_ROOT="$BATS_TEST_TMPDIR/root2"
+	run_kiln pull "$REGISTRY_HOST/dst/app:1"
+	[ "$(grep -c ': Pull complete$' <<<"$output")" -eq 4 ]
+}
