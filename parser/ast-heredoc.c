@@ -19,8 +19,12 @@
 #include "parser/ast-internal.h"
 
 #define LEX_EOF (-1)
-/* ${...} inside ${...}: deeper nesting is a lexing error rather than a deep C recursion. */
-#define LEX_MAX_DEPTH 64
+/*
+ * ${...} inside ${...}: deeper nesting is a lexing error (the line then names no heredoc)
+ * rather than a C recursion without bound. BuildKit has no such limit; no real Dockerfile
+ * comes near it.
+ */
+#define LEX_MAX_DEPTH 1000
 
 struct lexer {
 	const char *s;

@@ -469,34 +469,45 @@ static int parse_instruction(struct parse_state *st, struct raw_line raw, struct
 	return 1;
 }
 
-/* Levenshtein distance of a (case-insensitive) and b, both short. */
+static char lower(char c)
+{
+	return (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
+/*
+ * Edit distance of a (case-insensitive) and b, both short (b at most 31 bytes), counting a
+ * swap of two neighbours as one edit (optimal string alignment): "FORM" is one from "FROM".
+ */
 static size_t edit_distance(const char *a, size_t alen, const char *b)
 {
 	size_t blen = strlen(b);
-	size_t row[32];
+	size_t rows[3][32];
+	size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
 
 	for (size_t j = 0; j <= blen; j++)
-		row[j] = j;
+		prev[j] = j;
 	for (size_t i = 1; i <= alen; i++) {
-		size_t diag = row[0];
-		char ca = a[i - 1];
+		size_t *t;
 
-		if (ca >= 'A' && ca <= 'Z')
-			ca = (char)(ca - 'A' + 'a');
-		row[0] = i;
+		cur[0] = i;
 		for (size_t j = 1; j <= blen; j++) {
-			size_t up = row[j];
-			size_t best = diag + (ca == b[j - 1] ? 0 : 1);
+			size_t best = prev[j - 1] + (lower(a[i - 1]) == b[j - 1] ? 0 : 1);
 
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && lower(a[i - 1]) == b[j - 2] &&
+			    lower(a[i - 2]) == b[j - 1] && prev2[j - 2] + 1 < best)
+				best = prev2[j - 2] + 1;
+			cur[j] = best;
 		}
+		t = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = t;
 	}
-	return row[blen];
+	return prev[blen];
 }
 
 /* The closest instruction name (lower case), or NULL when nothing is close enough. */
@@ -515,7 +526,8 @@ static const char *suggest_instruction(const char *name, size_t len)
 			best = df_instruction_names[i];
 		}
 	}
-	if (best && best_d * 2 > strlen(best))
+	/* at most one edit in three letters: RUNN, CPY, FORM, WROKDIR, but not "body" for COPY */
+	if (best && best_d * 3 > strlen(best))
 		return NULL;
 	return best;
 }
