@@ -184,8 +184,9 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
  * Resolves user through the image files without running anything (for COPY --chown and
  * friends): /etc/passwd and /etc/group are looked up through lowerdirs top first (overlay
  * whiteouts and opaque directories respected; each file is opened with RESOLVE_IN_ROOT inside
- * the layer that holds it), or inside rootfs when lowerdirs is NULL. A missing file counts as
- * empty. On success fills *ret (release with sandbox_user_release()).
+ * the layer that holds it), or inside rootfs when lowerdirs is NULL. A missing file (or a
+ * missing rootfs, or no rootfs and no lowerdirs: FROM scratch) counts as empty, so numeric ids
+ * still resolve. On success fills *ret (release with sandbox_user_release()).
  */
 int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs, const char *user,
 			struct sandbox_user *ret, kn_error **err);

@@ -366,6 +366,8 @@ static int read_image_file(const char *const *lowerdirs, size_t n, const char *r
 		if (!rootfs)
 			return 0;
 		rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rootfd < 0 && errno == ENOENT)
+			return 0; /* no root at all (FROM scratch): no passwd, no group */
 		if (rootfd < 0)
 			return kn_error_errno(err, "open rootfs '%s'", rootfs);
 		return read_in_root(rootfd, rel, out, err);

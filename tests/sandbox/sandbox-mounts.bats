@@ -151,3 +151,20 @@ uid=2000(extra) gid=2000 groups=2000"
 	assert_equal "$output" "nameserver 192.0.2.53"
 	assert_equal "$(upper_listing)" ""
 }
+
+@test "sandbox: USER lookup without any root (FROM scratch) takes numbers only" {
+	run "$TOOL" user-lookup --rootfs /nonexistent/kiln 1000:1000
+	assert_equal "$output" "uid=1000 gid=1000 groups= home=/"
+	run "$TOOL" user-lookup 5
+	assert_equal "$output" "uid=5 gid=0 groups= home=/"
+	run "$TOOL" user-lookup app
+	assert_equal "$status" "1"
+}
+
+@test "sandbox: FROM scratch (upper dir only) with a bind-mounted busybox" {
+	SBX_LAYERS=(--upper "$UP" --work "$WK")
+	sbx --bind /bin/busybox:/bin/busybox:ro -- /bin/busybox sh -c 'echo made > /made; /bin/busybox ls /proc/self/fd >/dev/null && echo ok'
+	assert_equal "$output" "ok"
+	run upper_listing
+	assert_equal "$(printf '%s\n' "$output" | cut -d' ' -f1,4)" "f ./made"
+}
