@@ -54,6 +54,7 @@ struct bld {
 	size_t n_secrets;
 	struct bld_ext_image *ext;
 	size_t n_ext;
+	struct bld_statcache *statcache; /* context file digests by stat, NULL when unused */
 	pthread_mutex_t lock; /* serialises progress events */
 	unsigned step_seq;    /* names per-step temp dirs */
 };
@@ -167,8 +168,20 @@ struct cp_opts {
 int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *dest,
 	       const struct cp_opts *co, struct cp_list *out, kn_error **err);
 
+/**
+ * The stat fast path for context files: the content digest of a file is reused when its inode,
+ * size, mtime and ctime (nanoseconds) are unchanged since it was hashed. An entry is only
+ * recorded when the file's ctime is older than the hashing by 2 s, so a file changed in the same
+ * clock tick as its hashing is always re-read (git's racy-clean rule): never wrong.
+ */
+struct bld_statcache;
+struct bld_statcache *statcache_load(struct store *s, const char *ctx_dir);
+int statcache_save(struct bld_statcache *c, kn_error **err);
+void statcache_free(struct bld_statcache *c);
+
 /** Hashes the resolved sources' paths, types, modes, owners, sizes and contents into h. */
-int cp_digest(int root_fd, const struct cp_list *l, struct store_hash *h, kn_error **err);
+int cp_digest(int root_fd, const struct cp_list *l, struct bld_statcache *sc, struct store_hash *h,
+	      kn_error **err);
 
 /**
  * What the child process writes: the entries of list (sources on src_fd, or resolved in the

@@ -431,18 +431,37 @@ static const struct df_heredoc *find_heredoc(const struct df_instr *x, const cha
 	return NULL;
 }
 
-/* The destination made absolute against WORKDIR; a trailing '/' (or "." ) marks a directory. */
+/* The destination made absolute against WORKDIR and cleaned; a trailing '/' (or a final ".")
+ * marks a directory and is kept. */
 static char *copy_dest(const struct image_config *c, const char *dest)
 {
 	const char *wd = c->working_dir && *c->working_dir ? c->working_dir : "/";
 	size_t n = strlen(dest);
 	bool dir = (n && dest[n - 1] == '/') || !strcmp(dest, ".") ||
 		   (n >= 2 && !strcmp(dest + n - 2, "/."));
+	_cleanup_free_ char *joined = dest[0] == '/' ? xstrdup(dest) : xasprintf("%s/%s", wd, dest);
+	struct kn_buf b = KN_BUF_INIT;
+	struct kn_strv parts = KN_STRV_INIT;
+	char *save = NULL;
 
-	if (dest[0] == '/')
-		return dir && dest[n - 1] != '/' ? xasprintf("%s/", dest) : xstrdup(dest);
-	return xasprintf("%s%s%s%s", wd, wd[strlen(wd) - 1] == '/' ? "" : "/", dest,
-			 dir && dest[n - 1] != '/' ? "/" : "");
+	for (char *p = strtok_r(joined, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(p, "."))
+			continue;
+		if (!strcmp(p, "..")) {
+			if (parts.n) {
+				free(parts.v[--parts.n]);
+				parts.v[parts.n] = NULL;
+			}
+			continue;
+		}
+		kn_strv_push(&parts, p);
+	}
+	for (size_t i = 0; i < parts.n; i++)
+		kn_buf_addf(&b, "/%s", parts.v[i]);
+	if (!parts.n || dir)
+		kn_buf_addch(&b, '/');
+	kn_strv_release(&parts);
+	return kn_buf_detach(&b);
 }
 
 static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **err)
@@ -489,7 +508,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 		}
 		kn_strv_push(&srcs, s);
 	}
-	if (kn_strv_len(x->copy.sources) > 1 && dest[strlen(dest) - 1] != '/') {
+	if (srcs.n + urls.n + x->copy.n_heredocs > 1 && dest[strlen(dest) - 1] != '/') {
 		kn_error_set(err, EINVAL,
 			     "When using %s with more than one source file, the destination must be a directory and end with a /",
 			     co.what);
@@ -523,27 +542,21 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 			store_hash_update(h, co.excludes[i], strlen(co.excludes[i]) + 1);
 	}
 	/* heredoc sources */
-	for (size_t i = 0; x->copy.sources && x->copy.sources[i]; i++) {
-		const char *s = x->copy.sources[i];
-		const struct df_heredoc *hd;
+	for (size_t i = 0; i < x->copy.n_heredocs; i++) {
+		const struct df_heredoc *hd = &x->copy.heredocs[i];
 		struct cp_entry *e;
-		char *content;
+		char *content = df_heredoc_chomp(hd);
 
-		if (strncmp(s, "<<", 2) || !(hd = find_heredoc(x, s)))
-			continue;
-		content = df_heredoc_chomp(hd);
 		if (hd->expand) {
 			struct df_env env = DF_ENV_INIT;
 			struct df_expansion xp = { 0 };
 
 			df_stage_env_lookup_env(&st->se, &env);
-			r = df_expand(content, &env, x->escape, DF_LEX_RAW_QUOTES | DF_LEX_SKIP_QUOTES, &xp, err);
+			r = df_expand(content, &env, x->escape, DF_LEX_SKIP_QUOTES, &xp, err);
 			df_env_release(&env);
-			if (r < 0) {
-				free(content);
-				goto out_fail;
-			}
 			free(content);
+			if (r < 0)
+				goto out_fail;
 			content = steal_ptr(&xp.result);
 			df_expansion_release(&xp);
 		}
@@ -576,7 +589,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 		e->mtime = mtime;
 		e->dst = dest[strlen(dest) - 1] == '/' ? xasprintf("%s%s", dest, name) : xstrdup(dest);
 	}
-	if (cp_digest(b->ctx_fd, &list, h, err) < 0)
+	if (cp_digest(b->ctx_fd, &list, b->statcache, h, err) < 0)
 		goto out_fail;
 	digest = store_hash_final(h);
 	store_hash_free(h);
@@ -1172,6 +1185,16 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, kn_error **e
 	}
 	kn_strv_free(st.config->on_build);
 	st.config->on_build = NULL;
+	/* BuildKit makes sure every image has a PATH. */
+	{
+		bool has_path = false;
+
+		for (size_t i = 0; st.config->env && st.config->env[i]; i++)
+			if (!strncmp(st.config->env[i], "PATH=", 5))
+				has_path = true;
+		if (!has_path)
+			image_config_set_env(st.config, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	}
 	st.step_count = (int)(1 + n_triggers + stage->n_instrs);
 	st.step_index = 1;
 	st_event(&st, BLD_EV_STEP_START, from_text, 0);
@@ -1277,6 +1300,8 @@ static void bld_release(struct bld *b)
 		store_image_free(b->ext[i].img);
 	}
 	free(b->ext);
+	(void)statcache_save(b->statcache, NULL);
+	statcache_free(b->statcache);
 	df_plan_free(b->plan);
 	df_ast_free(b->ast);
 	df_ignore_free(b->ignore);
@@ -1324,6 +1349,8 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 	b.epoch = b.lopts.source_date_epoch;
 	if (ctx_open(&b, err) < 0)
 		goto out;
+	if (o->context_dir)
+		b.statcache = statcache_load(b.store, b.ctx_dir);
 
 	/* The Dockerfile. */
 	if (o->dockerfile_data) {

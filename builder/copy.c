@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <jansson.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -432,7 +433,95 @@ static int hash_file(int root_fd, const char *rel, unsigned long long resolve, s
 	return 0;
 }
 
-int cp_digest(int root_fd, const struct cp_list *l, struct store_hash *h, kn_error **err)
+struct bld_statcache {
+	struct store *store;
+	char *key;
+	json_t *map; /* rel -> [ino, size, mtime_ns, ctime_ns, digest] */
+	bool dirty;
+};
+
+struct bld_statcache *statcache_load(struct store *s, const char *ctx_dir)
+{
+	struct bld_statcache *c = xcalloc(1, sizeof(*c));
+	_cleanup_free_ char *d = NULL, *text = NULL, *seed = xasprintf("kiln-statcache-v1:%s", ctx_dir);
+	kn_error *e = NULL;
+
+	d = store_digest_buf(seed, strlen(seed));
+	c->store = s;
+	c->key = xstrdup(store_digest_hex(d));
+	if (store_cache_get(s, c->key, &text, &e) == 0)
+		c->map = json_loads(text, 0, NULL);
+	kn_error_free(e);
+	if (!json_is_object(c->map)) {
+		json_decref(c->map);
+		c->map = json_object();
+	}
+	return c;
+}
+
+int statcache_save(struct bld_statcache *c, kn_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+
+	if (!c || !c->dirty)
+		return 0;
+	text = json_dumps(c->map, JSON_COMPACT);
+	return store_cache_put(c->store, c->key, text, err) < 0 ? -1 : 0;
+}
+
+void statcache_free(struct bld_statcache *c)
+{
+	if (!c)
+		return;
+	json_decref(c->map);
+	free(c->key);
+	free(c);
+}
+
+static long long ts_ns(const struct timespec *t)
+{
+	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/* The content digest of a context file, through the stat cache when it is safe. */
+static char *file_digest(int root_fd, const struct cp_entry *e, struct bld_statcache *sc, kn_error **err)
+{
+	json_t *ent = sc ? json_object_get(sc->map, e->src) : NULL;
+	struct store_hash *fh;
+	struct timespec now;
+	char *d;
+
+	if (json_is_array(ent) && json_array_size(ent) == 5 &&
+	    json_integer_value(json_array_get(ent, 0)) == (json_int_t)e->st.st_ino &&
+	    json_integer_value(json_array_get(ent, 1)) == (json_int_t)e->st.st_size &&
+	    json_integer_value(json_array_get(ent, 2)) == ts_ns(&e->st.st_mtim) &&
+	    json_integer_value(json_array_get(ent, 3)) == ts_ns(&e->st.st_ctim) &&
+	    json_is_string(json_array_get(ent, 4)))
+		return xstrdup(json_string_value(json_array_get(ent, 4)));
+	fh = store_hash_new("sha256", NULL);
+	if (hash_file(root_fd, e->src, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, fh, err) < 0) {
+		store_hash_free(fh);
+		return NULL;
+	}
+	d = store_hash_final(fh);
+	store_hash_free(fh);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (sc && ts_ns(&e->st.st_ctim) < ts_ns(&now) - 2000000000LL) {
+		json_t *v = json_array();
+
+		json_array_append_new(v, json_integer((json_int_t)e->st.st_ino));
+		json_array_append_new(v, json_integer((json_int_t)e->st.st_size));
+		json_array_append_new(v, json_integer(ts_ns(&e->st.st_mtim)));
+		json_array_append_new(v, json_integer(ts_ns(&e->st.st_ctim)));
+		json_array_append_new(v, json_string(d));
+		json_object_set_new(sc->map, e->src, v);
+		sc->dirty = true;
+	}
+	return d;
+}
+
+int cp_digest(int root_fd, const struct cp_list *l, struct bld_statcache *sc, struct store_hash *h,
+	      kn_error **err)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		const struct cp_entry *e = &l->v[i];
@@ -446,10 +535,15 @@ int cp_digest(int root_fd, const struct cp_list *l, struct store_hash *h, kn_err
 		kn_buf_release(&b);
 		switch (e->kind) {
 		case CP_FILE:
-		case CP_ARCHIVE:
-			if (hash_file(root_fd, e->src, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, h, err) < 0)
+		case CP_ARCHIVE: {
+			char *d = file_digest(root_fd, e, sc, err);
+
+			if (!d)
 				return -1;
+			store_hash_update(h, d, strlen(d) + 1);
+			free(d);
 			break;
+		}
 		case CP_SYMLINK: {
 			char target[4096];
 			ssize_t n = readlinkat(root_fd, e->src, target, sizeof(target));
