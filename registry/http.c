@@ -563,7 +563,7 @@ static int body_rewind(struct xfer *x, kn_error **err)
 	return 0;
 }
 
-/* Performs one exchange on url. Returns the CURLcode; *errbuf gets libcurl's detail. */
+/* Performs one exchange on url. Returns the CURLcode; libcurl's detail goes to errbuf. */
 static CURLcode perform_once(struct reg_client *c, const char *method, const char *url,
 			     struct curl_slist *hdrs, struct xfer *x, bool tls_noverify, char *errbuf)
 {
