@@ -90,6 +90,11 @@ struct rec_hdr {
 	int32_t err;
 	uint32_t len;
 };
+/* A stub record's payload starts with its parent directory's times around the creation. */
+struct stub_times {
+	struct timespec pre;
+	struct timespec post;
+};
 
 /* A file served from the sandbox's private tmpfs: hosts, resolv.conf, hostname, secrets. */
 struct sbx_file {
@@ -156,37 +161,48 @@ static size_t c_strlen(const char *s)
 	return s ? strlen(s) : 0;
 }
 
-static void rec_write(const struct sbx_plan *p, uint32_t kind, int e, const char *a, const char *b, const char *c)
+static void rec_writev(const struct sbx_plan *p, uint32_t kind, int e, struct iovec *iov, int n)
 {
-	struct rec_hdr h = { kind, e, (uint32_t)(c_strlen(a) + c_strlen(b) + c_strlen(c)) };
-	struct iovec iov[4] = {
-		{ &h, sizeof(h) },
-		{ (void *)a, c_strlen(a) },
-		{ (void *)b, c_strlen(b) },
-		{ (void *)c, c_strlen(c) },
-	};
-	ssize_t total = (ssize_t)(sizeof(h) + h.len), done = 0;
+	struct rec_hdr h = { kind, e, 0 };
+	ssize_t total, done = 0;
 	int i = 0;
 
+	for (int k = 1; k < n; k++)
+		h.len += (uint32_t)iov[k].iov_len;
+	iov[0].iov_base = &h;
+	iov[0].iov_len = sizeof(h);
+	total = (ssize_t)(sizeof(h) + h.len);
 	/* Write every byte (a record may exceed PIPE_BUF); retry on EINTR and short writes. */
 	while (done < total) {
-		ssize_t n = writev(p->err_w, iov + i, 4 - i);
+		ssize_t w = writev(p->err_w, iov + i, n - i);
 
-		if (n < 0) {
+		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return;
 		}
-		done += n;
-		while (i < 4 && (size_t)n >= iov[i].iov_len) {
-			n -= (ssize_t)iov[i].iov_len;
+		done += w;
+		while (i < n && (size_t)w >= iov[i].iov_len) {
+			w -= (ssize_t)iov[i].iov_len;
 			i++;
 		}
-		if (i < 4) {
-			iov[i].iov_base = (char *)iov[i].iov_base + n;
-			iov[i].iov_len -= (size_t)n;
+		if (i < n) {
+			iov[i].iov_base = (char *)iov[i].iov_base + w;
+			iov[i].iov_len -= (size_t)w;
 		}
 	}
+}
+
+static void rec_write(const struct sbx_plan *p, uint32_t kind, int e, const char *a, const char *b, const char *c)
+{
+	struct iovec iov[4] = {
+		{ NULL, 0 },
+		{ (void *)a, c_strlen(a) },
+		{ (void *)b, c_strlen(b) },
+		{ (void *)c, c_strlen(c) },
+	};
+
+	rec_writev(p, kind, e, iov, 4);
 }
 
 /* Reports a failure: "a b c" with errno e; returns -1. */
@@ -210,25 +226,60 @@ static void fmt_uint(char *buf, size_t size, unsigned long v)
 	buf[i] = '\0';
 }
 
+/* The mtime of path's parent directory (path is writable, cut and restored). */
+static void parent_mtime(char *path, struct timespec *ret)
+{
+	char *slash = strrchr(path, '/');
+	struct stat st;
+	int r;
+
+	ret->tv_sec = 0;
+	ret->tv_nsec = UTIME_OMIT;
+	if (!slash)
+		return;
+	if (slash == path) {
+		r = stat("/", &st);
+	} else {
+		*slash = '\0';
+		r = stat(path, &st);
+		*slash = '/';
+	}
+	if (r == 0)
+		*ret = st.st_mtim;
+}
+
 /* Reports a stub created at path: resolved through /proc/self/fd so symlinks do not matter. */
-static void report_stub(const struct sbx_plan *p, uint32_t kind, int fd, const char *path)
+static void report_stub(const struct sbx_plan *p, uint32_t kind, int fd, char *path, struct stub_times *t)
 {
 	char proc[40] = "/proc/self/fd/";
-	ssize_t n;
+	const char *real = path;
+	ssize_t n = -1;
 
-	fmt_uint(proc + 14, sizeof(proc) - 14, (unsigned long)fd);
-	n = readlink(proc, p->linkbuf, p->linkbuf_cap - 1);
-	if (n <= 0 || (size_t)n >= p->linkbuf_cap - 1) {
-		rec_write(p, kind, 0, path, NULL, NULL);
-		return;
+	parent_mtime(path, &t->post);
+	if (fd >= 0) {
+		fmt_uint(proc + 14, sizeof(proc) - 14, (unsigned long)fd);
+		n = readlink(proc, p->linkbuf, p->linkbuf_cap - 1);
 	}
-	p->linkbuf[n] = '\0';
-	rec_write(p, kind, 0, p->linkbuf, NULL, NULL);
+	if (n > 0 && (size_t)n < p->linkbuf_cap - 1) {
+		p->linkbuf[n] = '\0';
+		real = p->linkbuf;
+	}
+	{
+		struct iovec iov[3] = {
+			{ NULL, 0 },
+			{ t, sizeof(*t) },
+			{ (void *)real, strlen(real) },
+		};
+
+		rec_writev(p, kind, 0, iov, 3);
+	}
 }
 
 /* mkdir -p of a writable absolute path; reports every directory it created when report. */
 static int ensure_dir(const struct sbx_plan *p, char *path, bool report)
 {
+	struct stub_times t;
+
 	for (char *s = path + 1;; s++) {
 		char c = *s;
 
@@ -240,11 +291,13 @@ static int ensure_dir(const struct sbx_plan *p, char *path, bool report)
 			continue;
 		}
 		*s = '\0';
+		if (report)
+			parent_mtime(path, &t.pre);
 		if (mkdir(path, 0755) == 0) {
 			if (report) {
 				int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-				report_stub(p, REC_STUB_DIR, fd, path);
+				report_stub(p, REC_STUB_DIR, fd, path, &t);
 				if (fd >= 0)
 					close(fd);
 			}
@@ -264,6 +317,7 @@ static int ensure_dir(const struct sbx_plan *p, char *path, bool report)
 /* Makes sure a file exists at path for a file mount, reporting what it created. */
 static int ensure_file(const struct sbx_plan *p, char *path)
 {
+	struct stub_times t;
 	char *slash;
 	int fd;
 
@@ -284,10 +338,11 @@ static int ensure_file(const struct sbx_plan *p, char *path)
 		*slash = '/';
 	}
 	/* Follows a dangling symlink on purpose: the stub lands where the image points. */
+	parent_mtime(path, &t.pre);
 	fd = open(path, O_CREAT | O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return child_fail(p, errno, "run: create mount point '", path, "'");
-	report_stub(p, REC_STUB_FILE, fd, path);
+	report_stub(p, REC_STUB_FILE, fd, path, &t);
 	close(fd);
 	return 0;
 }
@@ -458,8 +513,12 @@ static int enter_root(const struct sbx_plan *p)
 
 static int setup_proc(const struct sbx_plan *p)
 {
-	if (mkdir("/proc", 0555) == 0)
-		rec_write(p, REC_STUB_DIR, 0, "/proc", NULL, NULL);
+	struct stub_times t;
+	char proc[] = "/proc";
+
+	parent_mtime(proc, &t.pre);
+	if (mkdir(proc, 0555) == 0)
+		report_stub(p, REC_STUB_DIR, -1, proc, &t);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return child_fail(p, errno, "run: mount '/proc'", NULL, NULL);
 	return 0;
@@ -1211,7 +1270,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 static int open_parent_nofollow(int rootfd, const char *rel, const char **ret_base, char **ret_dir)
 {
 	struct open_how how = {
-		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
 	const char *slash = strrchr(rel, '/');
@@ -1270,7 +1329,8 @@ static bool same_as_lower(const struct sandbox_spec *s, const char *rel, const s
  * Removes, from the upper dir (or rootfs), a stub the child created for a mount point, when it
  * is still empty, then (overlay) its copied-up parents that are left empty and unchanged.
  */
-static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind, const char *path)
+static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind, const struct stub_times *t,
+			const char *path)
 {
 	_cleanup_free_ char *rel = NULL;
 	bool removed = false;
@@ -1284,14 +1344,27 @@ static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind,
 		_cleanup_free_ char *dir = NULL;
 		const char *base;
 		_cleanup_close_ int dfd = open_parent_nofollow(rootfd, rel, &base, &dir);
-		struct stat st;
+		struct stat st, pst;
 
-		if (dfd < 0 || fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (dfd < 0 || fstat(dfd, &pst) < 0 || fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return;
 		if (kind == REC_STUB_FILE && S_ISREG(st.st_mode) && st.st_size == 0)
 			removed = unlinkat(dfd, base, 0) == 0;
 		else if (kind == REC_STUB_DIR && S_ISDIR(st.st_mode))
 			removed = unlinkat(dfd, base, AT_REMOVEDIR) == 0;
+		if (removed) {
+			/*
+			 * Neither the stub nor its removal may change the parent's mtime: back to its
+			 * time before the stub when the command did not touch the directory since,
+			 * else to the time the command left (as BuildKit).
+			 */
+			struct timespec times[2] = { { 0, UTIME_OMIT }, pst.st_mtim };
+
+			if (t->pre.tv_nsec != UTIME_OMIT && pst.st_mtim.tv_sec == t->post.tv_sec &&
+			    pst.st_mtim.tv_nsec == t->post.tv_nsec)
+				times[1] = t->pre;
+			(void)futimens(dfd, times);
+		}
 	}
 	if (!removed || !s->n_lowerdirs)
 		return;
@@ -1324,8 +1397,14 @@ struct run_result {
 	char *err_msg;
 };
 
+struct stub {
+	uint32_t kind;
+	struct stub_times t;
+	char *path;
+};
+
 /* Parses the child's records: stubs are cleaned up after the run, the first error kept. */
-static void parse_records(const struct kn_buf *recs, struct kn_strv *stubs, struct run_result *res)
+static void parse_records(const struct kn_buf *recs, struct stub **stubs, size_t *n_stubs, struct run_result *res)
 {
 	size_t off = 0;
 
@@ -1339,8 +1418,14 @@ static void parse_records(const struct kn_buf *recs, struct kn_strv *stubs, stru
 		if (h.kind == REC_ERROR && !res->err_msg) {
 			res->err_code = h.err;
 			res->err_msg = xstrndup(recs->buf + off, h.len);
-		} else if (h.kind == REC_STUB_FILE || h.kind == REC_STUB_DIR) {
-			kn_strv_pushf(stubs, "%c%.*s", h.kind == REC_STUB_FILE ? 'F' : 'D', (int)h.len, recs->buf + off);
+		} else if ((h.kind == REC_STUB_FILE || h.kind == REC_STUB_DIR) && h.len > sizeof(struct stub_times)) {
+			struct stub *st;
+
+			*stubs = xreallocarray(*stubs, *n_stubs + 1, sizeof(**stubs));
+			st = &(*stubs)[(*n_stubs)++];
+			st->kind = h.kind;
+			memcpy(&st->t, recs->buf + off, sizeof(st->t));
+			st->path = xstrndup(recs->buf + off + sizeof(st->t), h.len - sizeof(st->t));
 		}
 		off += h.len;
 	}
@@ -1365,7 +1450,8 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 {
 	struct sbx_plan p;
 	struct kn_buf recs = KN_BUF_INIT;
-	struct kn_strv stubs = KN_STRV_INIT;
+	struct stub *stubs = NULL;
+	size_t n_stubs = 0;
 	struct run_result res = { 0, NULL };
 	int pipefd[2] = { -1, -1 }, outpipe[2] = { -1, -1 };
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -1418,7 +1504,7 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 			goto out;
 		}
 	}
-	parse_records(&recs, &stubs, &res);
+	parse_records(&recs, &stubs, &n_stubs, &res);
 	/* The state tmpfs lived in the child's namespace: the host sees an empty directory. */
 	(void)rmdir(p.state);
 	free(p.state);
@@ -1427,8 +1513,8 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 		_cleanup_close_ int rootfd =
 			open(spec->rootfs ? spec->rootfs : spec->upperdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-		for (size_t i = stubs.n; rootfd >= 0 && i-- > 0;)
-			remove_stub(spec, rootfd, stubs.v[i][0] == 'F' ? REC_STUB_FILE : REC_STUB_DIR, stubs.v[i] + 1);
+		for (size_t i = n_stubs; rootfd >= 0 && i-- > 0;)
+			remove_stub(spec, rootfd, stubs[i].kind, &stubs[i].t, stubs[i].path);
 	}
 	if (res.err_msg) {
 		kn_error_set(err, res.err_code, "%s", res.err_msg);
@@ -1451,7 +1537,9 @@ out:
 			close(outpipe[i]);
 	}
 	free(res.err_msg);
-	kn_strv_release(&stubs);
+	for (size_t i = 0; i < n_stubs; i++)
+		free(stubs[i].path);
+	free(stubs);
 	kn_buf_release(&recs);
 	plan_release(&p);
 	return r;

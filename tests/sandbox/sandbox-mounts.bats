@@ -134,12 +134,20 @@ uid=2000(extra) gid=2000 groups=2000"
 	local root="$BATS_TEST_TMPDIR/plain"
 	cp -a "$SBX_BASE/rootfs" "$root"
 	rm -rf "$root/proc" "$root/sys"
+	touch -d @1000000 "$root/etc" "$root/var"
 	SBX_LAYERS=(--rootfs "$root")
-	sbx -- sh -c 'echo plain > /made; ls /proc/self >/dev/null && echo proc-ok'
+	sbx --tmpfs /var/cache/x -- sh -c 'echo plain > /made; ls /proc/self >/dev/null && echo proc-ok'
 	assert_equal "$output" "proc-ok"
 	assert_equal "$(cat "$root/made")" "plain"
 	[ ! -e "$root/proc" ] && [ ! -e "$root/sys" ] && [ ! -e "$root/etc/hosts" ] && [ ! -e "$root/etc/resolv.conf" ]
+	[ ! -e "$root/var/cache" ]
 	assert_equal "$(cat "$root/etc/hostname")" "kiln-test"
+	# the stubs' creation and removal left the directories' mtimes as they were
+	assert_equal "$(stat -c %Y "$root/etc" "$root/var")" "1000000
+1000000"
+	# a directory the command changed keeps the command's mtime
+	sbx -- sh -c 'touch -d @2000000 /etc/new; touch -d @3000000 /etc'
+	assert_equal "$(stat -c %Y "$root/etc")" "3000000"
 }
 
 @test "sandbox: an image with symlinked /etc files gets the run-time files where they point" {
