@@ -1,0 +1,64 @@
+/*
+ * libFuzzer target for the Dockerfile parser: any bytes must give an AST or an error, never a
+ * crash, a leak, a read past the input or a hang. The AST is dumped and walked so that every
+ * field the parser fills is read.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "parser/parser.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static size_t walk(const struct df_node *n)
+{
+	size_t sum = 0;
+
+	for (; n; n = n->next) {
+		sum += n->value_len + strlen(n->value);
+		if (n->original)
+			sum += strlen(n->original);
+		for (size_t i = 0; i < n->n_flags; i++)
+			sum += strlen(n->flags[i]);
+		for (size_t i = 0; i < n->n_prev_comment; i++)
+			sum += strlen(n->prev_comment[i]);
+		for (size_t i = 0; i < n->n_heredocs; i++) {
+			char *c = df_heredoc_chomp(&n->heredocs[i]);
+
+			sum += strlen(n->heredocs[i].name) + strlen(c);
+			free(c);
+		}
+		for (size_t i = 0; i < n->n_children; i++)
+			sum += walk(n->children[i]);
+	}
+	return sum;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	kn_error *err = NULL;
+	struct df_ast *ast = df_parse((const char *)data, size, "Dockerfile", &err);
+	char *dump;
+
+	if (!ast) {
+		char *msg = kn_error_format(err);
+
+		free(msg);
+		kn_error_free(err);
+		return 0;
+	}
+	dump = df_ast_dump(ast);
+	if (!dump[0] || dump[strlen(dump) - 1] != '\n')
+		__builtin_trap();
+	free(dump);
+	for (size_t i = 0; i < ast->root->n_children; i++) {
+		char *d = df_node_dump(ast->root->children[i]);
+
+		free(d);
+	}
+	(void)walk(ast->root);
+	(void)df_ast_directive(ast, "syntax");
+	df_ast_free(ast);
+	return 0;
+}
