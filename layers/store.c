@@ -207,6 +207,8 @@ const char *store_tmpdir(struct store *s, kn_error **err)
 			return NULL;
 		}
 		fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* another process's cleanup took it before we locked it */
 		if (fd < 0) {
 			kn_error_errno(err, "open '%s'", p);
 			return NULL;
