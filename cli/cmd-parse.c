@@ -17,17 +17,29 @@ static const char parse_usage[] =
 	"Options:\n"
 	"  -f, --file FILE           the Dockerfile ('-' for stdin; default ./Dockerfile)\n"
 	/* PARSE-USAGE-PLAN: plan options are listed here */
+	"      --plan                print the stage graph with every variable expanded\n"
+	"      --target STAGE        plan for this stage (name or index; default: the last)\n"
+	"      --build-arg K[=V]     set a build argument (repeatable; K alone takes $K)\n"
+	"      --platform P          target platform os/arch[/variant] (default: native)\n"
 	"  -h, --help                show this help\n";
 
 /* Long-only options take values from 0x100 up. */
 enum {
 	OPT_PARSE_FIRST = 0x100,
 	/* PARSE-OPTION-IDS: plan option ids go here */
+	OPT_PARSE_PLAN,
+	OPT_PARSE_TARGET,
+	OPT_PARSE_BUILD_ARG,
+	OPT_PARSE_PLATFORM,
 };
 
 static const struct option parse_options[] = {
 	{ "file", required_argument, NULL, 'f' },
 	/* PARSE-OPTION-TABLE: plan options go here */
+	{ "plan", no_argument, NULL, OPT_PARSE_PLAN },
+	{ "target", required_argument, NULL, OPT_PARSE_TARGET },
+	{ "build-arg", required_argument, NULL, OPT_PARSE_BUILD_ARG },
+	{ "platform", required_argument, NULL, OPT_PARSE_PLATFORM },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -36,7 +48,41 @@ static const struct option parse_options[] = {
 struct parse_args {
 	const char *file;
 	/* PARSE-ARGS: plan fields go here */
+	bool plan;
+	const char *target;
+	const char *platform;
+	struct kn_strv build_args;
 };
+
+static void parse_args_release(struct parse_args *a)
+{
+	kn_strv_release(&a->build_args);
+}
+
+/* The stage graph (--plan): every variable expanded, unused build args as a warning. */
+static int print_plan(const struct df_ast *ast, const char *name, const struct parse_args *args)
+{
+	struct df_plan_opts opts = { name, args->target, args->build_args.v, args->platform };
+	_cleanup_(df_plan_freep) struct df_plan *plan = NULL;
+	_cleanup_(kn_buf_release) struct kn_buf out = KN_BUF_INIT;
+	kn_error *err = NULL;
+
+	if (df_plan_build(ast->root, ast->escape, &opts, &plan, &err) < 0 ||
+	    df_plan_format(plan, &out, &err) < 0)
+		return cli_fail(err);
+	if (plan->unused_build_args.n) {
+		_cleanup_(kn_buf_release) struct kn_buf w = KN_BUF_INIT;
+
+		for (size_t i = 0; i < plan->unused_build_args.n; i++)
+			kn_buf_addf(&w, "%s%s", i ? " " : "", plan->unused_build_args.v[i]);
+		cli_warn("one or more build-args [%s] were not consumed", w.buf);
+	}
+	if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) == EOF) {
+		kn_error_errno(&err, "cannot write the plan");
+		return cli_fail(err);
+	}
+	return CLI_EXIT_OK;
+}
 
 static int print_ast(const struct df_ast *ast)
 {
@@ -53,7 +99,7 @@ static int print_ast(const struct df_ast *ast)
 
 int cmd_parse(int argc, char **argv)
 {
-	struct parse_args args = { .file = "Dockerfile" };
+	_cleanup_(parse_args_release) struct parse_args args = { .file = "Dockerfile" };
 	_cleanup_(kn_buf_release) struct kn_buf text = KN_BUF_INIT;
 	_cleanup_(df_ast_freep) struct df_ast *ast = NULL;
 	kn_error *err = NULL;
@@ -66,6 +112,22 @@ int cmd_parse(int argc, char **argv)
 			args.file = optarg;
 			break;
 		/* PARSE-OPTION-CASES: plan options are handled here */
+		case OPT_PARSE_PLAN:
+			args.plan = true;
+			break;
+		case OPT_PARSE_TARGET:
+			args.target = optarg;
+			break;
+		case OPT_PARSE_PLATFORM:
+			args.platform = optarg;
+			break;
+		case OPT_PARSE_BUILD_ARG:
+			if (strchr(optarg, '=')) {
+				kn_strv_push(&args.build_args, optarg);
+			} else if (getenv(optarg)) {
+				kn_strv_pushf(&args.build_args, "%s=%s", optarg, getenv(optarg));
+			}
+			break;
 		case 'h':
 			fputs(parse_usage, stdout);
 			return CLI_EXIT_OK;
@@ -75,6 +137,8 @@ int cmd_parse(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("parse", "unexpected argument '%s'", argv[optind]);
+	if (!args.plan && (args.target || args.platform || args.build_args.n))
+		return cli_usage_error("parse", "--target, --build-arg and --platform need --plan");
 
 	if (!strcmp(args.file, "-")) {
 		name = "<stdin>";
@@ -93,5 +157,7 @@ int cmd_parse(int argc, char **argv)
 		cli_warn("%s:%d: %s", name, ast->warnings[i].line, ast->warnings[i].msg);
 
 	/* PARSE-BRANCH: the plan (--plan) takes over here; without it the AST is printed. */
+	if (args.plan)
+		return print_plan(ast, name, &args);
 	return print_ast(ast);
 }

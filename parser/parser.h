@@ -324,8 +324,9 @@ struct df_kv {
 /**
  * A command line (RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD). Exec form (json): argv is the array.
  * Shell form: argv[0] is the whole command text and the builder prepends the stage's SHELL.
- * heredocs (RUN only): the heredoc bodies of the line; BuildKit runs a lone heredoc as the
- * script when the command is just "<<EOF".
+ * heredocs (RUN only): the heredoc bodies of the line, content as in the AST (apply
+ * df_heredoc_chomp()); BuildKit runs a lone heredoc as the script when the command is "<<EOF".
+ * ENTRYPOINT with an empty JSON array (json, argv[0] == NULL) resets the entrypoint.
  */
 struct df_cmdline {
 	char **argv;	/* NULL-terminated */
@@ -357,6 +358,7 @@ struct df_mount {
 	bool required;
 	unsigned long long size;	/* tmpfs size in bytes, 0 when not given */
 	char *env;	/* secret env= name, NULL when not given */
+	char *raw;	/* the --mount value as written (df_instr_expand re-parses it expanded) */
 };
 
 enum df_network { DF_NETWORK_DEFAULT, DF_NETWORK_NONE, DF_NETWORK_HOST };
@@ -427,7 +429,9 @@ struct df_instr {
 		struct {
 			char **sources;	/* NULL-terminated, as written (may be globs or URLs) */
 			char *dest;
-			struct df_heredoc *heredocs;	/* inline sources: name = file name */
+			/* inline sources (`COPY <<EOF /dst`): name = the file name, content as in the
+			 * AST (apply df_heredoc_chomp()); expanded by df_instr_expand() when expand */
+			struct df_heredoc *heredocs;
 			size_t n_heredocs;
 			char *from;	/* --from, NULL when none */
 			char *chown;	/* --chown, NULL when none */
