@@ -113,6 +113,12 @@ struct sandbox_spec {
 
 	/** Directory for the sandbox's short-lived state dir (NULL = $TMPDIR or /tmp). */
 	const char *tmpdir;
+
+	/**
+	 * RUN --security=insecure: keep every capability, no seccomp filter, /sys and /proc
+	 * without docker's read-only and masked paths. Default false: docker's confinement.
+	 */
+	bool privileged;
 };
 
 /** Fills spec with defaults: everything NULL/0, output_fd = -1, network = SANDBOX_NET_HOST. */

@@ -97,6 +97,7 @@ enum {
 	OPT_RESOLV,
 	OPT_OUTPUT_CB,
 	OPT_TMPDIR,
+	OPT_PRIVILEGED,
 	OPT_SCRATCH,
 	OPT_THREADS,
 };
@@ -119,6 +120,7 @@ static const struct option run_longopts[] = {
 	{ "resolv-conf", required_argument, NULL, OPT_RESOLV },
 	{ "output-cb", no_argument, NULL, OPT_OUTPUT_CB },
 	{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
+	{ "privileged", no_argument, NULL, OPT_PRIVILEGED },
 	{ "scratch", required_argument, NULL, OPT_SCRATCH },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ NULL, 0, NULL, 0 },
@@ -221,6 +223,9 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 			break;
 		case OPT_TMPDIR:
 			o->spec.tmpdir = optarg;
+			break;
+		case OPT_PRIVILEGED:
+			o->spec.privileged = true;
 			break;
 		case OPT_SCRATCH:
 			o->scratch = optarg;

@@ -199,3 +199,25 @@ d 755 ./work/dir"
 	assert_contains "$output" "runs=20 threads=4"
 	assert_equal "$(ls -A "$scratch")" ""
 }
+
+@test "sandbox: seccomp refuses new namespaces, keyrings and the mount API" {
+	sbx -- sh -c 'grep ^Seccomp: /proc/self/status; unshare -r true 2>&1; unshare -m true 2>&1; unshare -n true 2>&1; mount -t tmpfs t /tmp 2>&1; sh -c "echo child ok" & wait'
+	assert_equal "$output" "Seccomp:	2
+unshare: unshare(0x10000000): Operation not permitted
+unshare: unshare(0x20000): Operation not permitted
+unshare: unshare(0x40000000): Operation not permitted
+mount: permission denied (are you root?)
+child ok"
+}
+
+@test "sandbox: privileged (RUN --security=insecure) keeps every capability and no filter" {
+	sbx --privileged -- sh -c 'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && echo mounted; umount /tmp/m && echo unmounted'
+	assert_equal "$output" "NoNewPrivs:	0
+Seccomp:	0
+mounted
+unmounted"
+	local host
+	host=$(grep ^CapEff /proc/self/status)
+	sbx --privileged -- grep ^CapEff /proc/self/status
+	assert_equal "$output" "$host"
+}
