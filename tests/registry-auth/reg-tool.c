@@ -7,7 +7,8 @@
  * OPTS: --tls-verify=false|true, --push (pull,push scope), --resume (REG_REQ_RESUME),
  *       --scope SCOPE (extra token scope), --out FILE (write the body there),
  *       --any-status (REG_REQ_ANY_STATUS), --header "Name: value" (repeatable),
- *       --repeat N --sleep-ms MS (N requests on one client, MS apart; the last one is printed)
+ *       --repeat N --sleep-ms MS (N requests on one client, MS apart; the last one is printed),
+ *       --parallel N (first N concurrent requests on the same client: "parallel STATUS SHA256")
  * Credentials come from config.json ($DOCKER_CONFIG) or KILN_TEST_USER/KILN_TEST_PASS.
  */
 #include <errno.h>
@@ -16,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include <openssl/evp.h>
 
@@ -47,6 +50,41 @@ static int hs_restart(void *ctx, kn_error **err)
 	if (h->fd >= 0 && (ftruncate(h->fd, 0) < 0 || lseek(h->fd, 0, SEEK_SET) < 0))
 		return kn_error_errno(err, "truncate");
 	return 0;
+}
+
+struct par {
+	struct reg_client *c;
+	const struct reg_request *tmpl;
+	long status;
+	char sha[2 * EVP_MAX_MD_SIZE + 1];
+	char *errmsg;
+};
+
+static void *par_run(void *arg)
+{
+	struct par *p = arg;
+	struct hash_sink hs = { .fd = -1, .md = EVP_MD_CTX_new() };
+	struct reg_sink sink = { .write = hs_write, .restart = hs_restart, .ctx = &hs };
+	struct reg_request req = *p->tmpl;
+	struct reg_response *resp = NULL;
+	kn_error *err = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	EVP_DigestInit_ex(hs.md, EVP_sha256(), NULL);
+	req.sink = &sink;
+	if (reg_request(p->c, &req, &resp, &err) < 0) {
+		p->errmsg = kn_error_format(err);
+		kn_error_free(err);
+	} else {
+		p->status = resp->status;
+		EVP_DigestFinal_ex(hs.md, md, &mdlen);
+		for (unsigned k = 0; k < mdlen; k++)
+			snprintf(p->sha + 2 * k, 3, "%02x", md[k]);
+	}
+	reg_response_free(resp);
+	EVP_MD_CTX_free(hs.md);
+	return NULL;
 }
 
 static int fail(kn_error *err)
@@ -95,7 +133,7 @@ static int cmd_http(const char *method, int argc, char **argv)
 	struct reg_sink sink = { .write = hs_write, .restart = hs_restart, .ctx = &hs };
 	struct reg_request req = { .method = method, .sink = &sink };
 	unsigned access = REG_ACCESS_PULL;
-	long repeat = 1, sleep_ms = 0;
+	long repeat = 1, sleep_ms = 0, parallel = 0;
 	kn_error *err = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
@@ -117,6 +155,8 @@ static int cmd_http(const char *method, int argc, char **argv)
 			req.flags |= REG_REQ_ANY_STATUS;
 		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
 			repeat = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--parallel") && i + 1 < argc)
+			parallel = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--sleep-ms") && i + 1 < argc)
 			sleep_ms = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--scope") && i + 1 < argc)
@@ -148,6 +188,30 @@ static int cmd_http(const char *method, int argc, char **argv)
 		reg_client_add_scope(c, scopes.v[k]);
 	req.url = argv[i + 1];
 	req.headers = (const char *const *)headers.v;
+	if (parallel > 0 && parallel <= 64) {
+		struct par ps[64];
+		pthread_t th[64];
+		bool failed = false;
+
+		memset(ps, 0, sizeof(ps));
+		for (long k = 0; k < parallel; k++) {
+			ps[k].c = c;
+			ps[k].tmpl = &req;
+			pthread_create(&th[k], NULL, par_run, &ps[k]);
+		}
+		for (long k = 0; k < parallel; k++) {
+			pthread_join(th[k], NULL);
+			if (ps[k].errmsg) {
+				fprintf(stderr, "kiln-reg-tool: %s\n", ps[k].errmsg);
+				free(ps[k].errmsg);
+				failed = true;
+			} else {
+				printf("parallel %ld %s\n", ps[k].status, ps[k].sha);
+			}
+		}
+		if (failed)
+			goto out;
+	}
 	for (long k = 0; k < repeat; k++) {
 		if (k > 0) {
 			struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };

@@ -237,3 +237,16 @@ proxy_count() {
 	assert_contains "$output" "refused the credentials"
 	[[ "$output" != *wrong-Zq8x* ]]
 }
+
+@test "parallel requests on one client share one token and all arrive intact" {
+	registry_start token
+	push_test_image team/app:1
+	store_login "$REGISTRY_HOST"
+	registry_fault_proxy_start --rule 'GET /v2/team/app/blobs/ 500 count=3'
+	store_login "$FAULT_PROXY_HOST"
+	: >"$REGISTRY_TOKEN_LOG"
+	run "$REG_TOOL" get --push --parallel 8 "$FAULT_PROXY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_equal "$(printf '%s\n' "$output" | grep -c "^parallel 200 $LAYER_SHA\$")" 8
+	assert_equal "$(grep -c '"user": "kiln-user"' "$REGISTRY_TOKEN_LOG")" 1
+}
