@@ -126,19 +126,34 @@ void sandbox_spec_init(struct sandbox_spec *spec);
 
 /**
  * Runs spec->argv in a fresh sandbox: new mount, pid, uts and ipc namespaces (and net for
- * SANDBOX_NET_NONE), the overlay root with pivot_root, a fresh /proc, a minimal /dev (null zero
- * full random urandom tty, pts, ptmx, shm, mqueue, fd/stdin/stdout/stderr links), /sys
- * read-only, the resolved user, docker's default capability set, no_new_privs, umask 022. PID 1
- * is kiln's reaper: it forwards signals, reaps zombies and, when the command exits, ends the
- * namespace (every process left, e.g. a daemon, is killed). Nothing is mounted in the caller's
- * mount namespace and no process survives the call.
+ * SANDBOX_NET_NONE, with only `lo`, up), the overlay root with pivot_root (the host's tree is
+ * detached, never reachable), a fresh /proc (docker's read-only /proc/{bus,fs,irq,sys,
+ * sysrq-trigger} and masked /proc/kcore, keys, timer_list...), a minimal /dev on tmpfs (null zero
+ * full random urandom tty as 0666 nodes, pts with its own ptmx, ptmx/fd/stdin/stdout/stderr
+ * links, shm, mqueue), /sys read-only, the resolved user and its supplementary groups, docker's
+ * default capability set (0xa80425fb for root; none effective for another user, bounding set
+ * the same), no_new_privs, a seccomp filter refusing what docker's default profile refuses an
+ * unprivileged container (new namespaces, keyrings, bpf, perf, userfaultfd, io_uring, mount API,
+ * modules, kexec, reboot...), umask 022, every other fd closed, stdin /dev/null. PID 1 is kiln's
+ * reaper ("kiln-init" in ps): it forwards signals (a SIGTERM to it reaches the command), reaps
+ * zombies and, when the command exits, ends the namespace, so every process left (a daemon) is
+ * killed. Nothing is mounted in the caller's mount namespace and no process survives the call;
+ * the upper dir is quiescent (overlay unmounted) when it returns.
  *
  * Returns 0 and sets *ret_exit_status to the command's exit code (128+N when killed by signal
  * N). Returns -1 with *err set when the sandbox could not be set up or the command could not be
- * started, e.g. "run: exec '/bin/foo': No such file or directory" or "unable to find user foo:
- * no matching entries in passwd file". Needs root (CAP_SYS_ADMIN in the initial namespace).
- * Thread-safe: the child never allocates and never takes locks, so the builder may run several
- * at once.
+ * started, e.g. "run: exec '/bin/foo': No such file or directory", "run: exec 'foo': executable
+ * file not found in $PATH" or "unable to find user foo: no matching entries in passwd file".
+ * Needs root (CAP_SYS_ADMIN in the initial user namespace).
+ *
+ * Thread-safe: the children never allocate, take locks or use glibc's set*id wrappers, so the
+ * builder may run several sandboxes at once from different threads. The reaper dies with the
+ * calling thread (PR_SET_PDEATHSIG), so call it from a thread that lives until it returns.
+ * output_cb is called from the calling thread. Do not set SIGCHLD to SIG_IGN in the process.
+ *
+ * Not done (yet): cgroups (no /sys/fs/cgroup, no resource limits), AppArmor/SELinux labels,
+ * user-namespace (rootless) operation, seccomp on architectures other than x86_64 (with its
+ * i386 ABI) and aarch64.
  */
 int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err);
 
