@@ -3,7 +3,8 @@
  *
  * BuildKit splits the whole instruction line into shell words with its shell lexer (quotes and
  * escapes kept raw, no variable set, references to unset variables kept as written), then takes
- * every word matching ^[0-9]*<<-?[^<]*$ as a heredoc. The delimiter is lexed again twice (quotes
+ * every word matching ^[0-9]*<<-?\s*[^<]*$ as a heredoc; the lexer keeps the blanks right
+ * after an unquoted "<<" in its word, so that `<< EOF` names EOF. The delimiter is lexed again twice (quotes
  * removed, quotes kept): when the two differ in their number of quote characters, part of the
  * delimiter was quoted and the body is not to be expanded. A line the lexer rejects (say, an
  * unterminated quote) names no heredoc at all.
@@ -298,6 +299,21 @@ static int process_double_quote(struct lexer *lx, struct kn_buf *out, kn_error *
 	}
 }
 
+/* "<" or "<<" followed by the blanks after it, kept together in the word. */
+static void process_possible_heredoc(struct lexer *lx, struct kn_buf *out)
+{
+	int32_t c;
+
+	lex_next(lx);
+	kn_buf_addch(out, '<');
+	if (lex_peek(lx) != '<')
+		return;
+	lex_next(lx);
+	kn_buf_addch(out, '<');
+	while ((c = lex_peek(lx)) == ' ' || c == '\t' || c == '\r' || c == '\n')
+		add_rune(out, lex_next(lx));
+}
+
 static int process_stop_on_any(struct lexer *lx, const char *stops, bool raw_escapes,
 			       struct kn_buf *out, struct words *w, kn_error **err)
 {
@@ -311,11 +327,13 @@ static int process_stop_on_any(struct lexer *lx, const char *stops, bool raw_esc
 			lx->raw_escapes = saved;
 			return 0;
 		}
-		if (c == '\'' || c == '"' || c == '$') {
+		if (c == '\'' || c == '"' || c == '$' || c == '<') {
 			struct kn_buf tmp = KN_BUF_INIT;
-			int r;
+			int r = 0;
 
-			if (c == '\'')
+			if (c == '<')
+				process_possible_heredoc(lx, &tmp);
+			else if (c == '\'')
 				r = process_single_quote(lx, &tmp, err);
 			else if (c == '"')
 				r = process_double_quote(lx, &tmp, err);
@@ -386,7 +404,10 @@ static size_t count_quotes(const char *s)
 	return n;
 }
 
-/* BuildKit's ParseHeredoc on one word: 1 and *ret filled when it names a heredoc, 0 if not. */
+/*
+ * BuildKit's ParseHeredoc on one word, ^(\d*)<<(-?)\s*([^<]*)$: 1 and *ret filled when it
+ * names a heredoc, 0 if not.
+ */
 static int parse_heredoc_word(const char *word, struct df_heredoc *ret, kn_error **err)
 {
 	_cleanup_(kn_strv_release) struct kn_strv words = KN_STRV_INIT;
@@ -408,6 +429,8 @@ static int parse_heredoc_word(const char *word, struct df_heredoc *ret, kn_error
 		chomp = true;
 		p++;
 	}
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\f' || *p == '\r')
+		p++;
 	rest = p;
 	if (strchr(rest, '<') || !*rest)
 		return 0;

@@ -599,6 +599,12 @@ static int check_input(const char *text, size_t len, const char *file, kn_error 
 
 struct df_ast *df_parse(const char *text, size_t len, const char *file, kn_error **err)
 {
+	return df_parse_ex(text, len, file, 0, err);
+}
+
+struct df_ast *df_parse_ex(const char *text, size_t len, const char *file, unsigned flags,
+			   kn_error **err)
+{
 	struct parse_state st = { 0 };
 	struct kn_buf buf = KN_BUF_INIT;
 	struct df_ast *ast;
@@ -625,7 +631,7 @@ struct df_ast *df_parse(const char *text, size_t len, const char *file, kn_error
 		kn_error_set_at(err, file, st.line, 0, "file with no instructions");
 		goto fail;
 	}
-	for (size_t i = 0; i < st.n_children; i++) {
+	for (size_t i = 0; !(flags & DF_PARSE_ALLOW_UNKNOWN) && i < st.n_children; i++) {
 		if (!df_is_instruction(st.children[i]->value)) {
 			unknown_instruction(file, st.children[i], err);
 			goto fail;

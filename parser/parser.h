@@ -142,6 +142,20 @@ struct df_ast {
  */
 struct df_ast *df_parse(const char *text, size_t len, const char *file, kn_error **err);
 
+/** Options of df_parse_ex(). */
+enum df_parse_flags {
+	/*
+	 * Keep instructions with an unknown name instead of failing, as BuildKit's parser itself
+	 * does (its instructions layer rejects them later): value is the lower-cased name and next
+	 * one empty node, e.g. `(frob "")`.
+	 */
+	DF_PARSE_ALLOW_UNKNOWN = 1 << 0,
+};
+
+/** df_parse() with enum df_parse_flags. */
+struct df_ast *df_parse_ex(const char *text, size_t len, const char *file, unsigned flags,
+			   kn_error **err);
+
 /** Frees the AST and everything in it. NULL-safe. */
 void df_ast_free(struct df_ast *ast);
 DEFINE_FREEP(struct df_ast, df_ast_free)

@@ -38,7 +38,9 @@ static size_t walk(const struct df_node *n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	kn_error *err = NULL;
-	struct df_ast *ast = df_parse((const char *)data, size, "Dockerfile", &err);
+	/* both modes: unknown instructions rejected, or kept as BuildKit's parser does */
+	struct df_ast *ast = df_parse_ex((const char *)data, size, "Dockerfile",
+					 (size & 1) ? DF_PARSE_ALLOW_UNKNOWN : 0, &err);
 	char *dump;
 
 	if (!ast) {

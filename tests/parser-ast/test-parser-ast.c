@@ -284,6 +284,105 @@ static void test_heredoc_forms(void **state)
 	assert_int_equal(child(ast, 8)->n_heredocs, 0);
 }
 
+/*
+ * The heredoc cases of BuildKit's parser_heredoc_test.go (TestParseExtractsHeredoc and
+ * TestHeredocsFromLine), with their expected names, bodies and flags.
+ */
+struct hd_expect {
+	const char *name;
+	const char *content;
+	bool expand;
+	bool chomp;
+	unsigned fd;
+};
+
+static void test_heredoc_buildkit_cases(void **state)
+{
+	static const char text[] =
+		"\nFROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nUSER <<INVALID\nINVALID\n\n"
+		"RUN <<EMPTY\nEMPTY\n\nRUN 3<<EMPTY2\nEMPTY2\n\nRUN \"<<NOHEREDOC\"\n\n"
+		"RUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\n"
+		"RUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\n"
+		"RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\n"
+		"RUN <<-EXPAND\n\texpand $NAME\nEXPAND\n\n"
+		"RUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\n"
+		"RUN <<COPY\necho hello world\necho foo bar\nCOPY\n\n"
+		"RUN <<COMMENT\n# internal comment\necho hello world\necho foo bar # trailing comment\nCOMMENT\n\n"
+		"RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\n"
+		"COPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\n\n"
+		"COPY <<EOF /quotes\n\"foo\"\n'bar'\nEOF\n\n"
+		"COPY <<X <<Y /dest\nY\nX\nX\nY\n\n"
+		"RUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX\n\n"
+		"COPY <<file.txt /dest\nhello world\nfile.txt\n\n"
+		"RUN <<eo'f'\necho foo\neof\n\n"
+		"RUN <<eo\\'f\necho foo\neo'f\n\n"
+		"RUN <<'e'o\\'f\necho foo\neo'f\n\n"
+		"RUN <<'one two'\necho bar\none two\n\n"
+		"RUN <<$EOF\n$EOF\n\n"
+		"RUN <<  EOF\nEOF\n\n"
+		"RUN <<  EOF  > foo\nEOF\n\t";
+	/* per instruction after FROM: number of heredocs, then the heredocs */
+	static const struct {
+		size_t n;
+		struct hd_expect h[2];
+	} want[] = {
+		{ 0, { { 0 } } }, /* ENV */
+		{ 0, { { 0 } } }, /* RUN ls */
+		{ 0, { { 0 } } }, /* USER <<INVALID */
+		{ 0, { { 0 } } }, /* INVALID */
+		{ 1, { { "EMPTY", "", true, false, 0 } } },
+		{ 1, { { "EMPTY2", "", true, false, 3 } } },
+		{ 0, { { 0 } } }, /* RUN "<<NOHEREDOC" */
+		{ 1, { { "INDENT", "\tfoo\n\tbar\n", true, false, 0 } } },
+		{ 1, { { "UNINDENT", "\tbaz\n\tquux\n", true, true, 0 } } },
+		{ 1, { { "UNINDENT2", "\tbaz\n\tquux\n", true, true, 0 } } },
+		{ 1, { { "EXPAND", "\texpand $NAME\n", true, true, 0 } } },
+		{ 1, { { "NOEXPAND", "\tdon't expand $NAME\n", false, true, 0 } } },
+		{ 1, { { "COPY", "echo hello world\necho foo bar\n", true, false, 0 } } },
+		{ 1, { { "COMMENT", "# internal comment\necho hello world\necho foo bar # trailing comment\n", true, false, 0 } } },
+		{ 1, { { "MOUNT", "echo hello\n", true, false, 0 } } },
+		{ 2, { { "FILE1", "content 1\n", true, false, 0 }, { "FILE2", "content 2\n", true, false, 0 } } },
+		{ 1, { { "EOF", "\"foo\"\n'bar'\n", true, false, 0 } } },
+		{ 2, { { "X", "Y\n", true, false, 0 }, { "Y", "X\n", true, false, 0 } } },
+		{ 1, { { "COMPLEX", "print('hello world')\n", true, false, 0 } } },
+		{ 1, { { "file.txt", "hello world\n", true, false, 0 } } },
+		{ 1, { { "eof", "echo foo\n", false, false, 0 } } },
+		{ 1, { { "eo'f", "echo foo\n", true, false, 0 } } },
+		{ 1, { { "eo'f", "echo foo\n", false, false, 0 } } },
+		{ 1, { { "one two", "echo bar\n", false, false, 0 } } },
+		{ 1, { { "$EOF", "", true, false, 0 } } },
+		{ 1, { { "EOF", "", true, false, 0 } } },
+		{ 1, { { "EOF", "", true, false, 0 } } },
+	};
+	kn_error *err = NULL;
+	_cleanup_(df_ast_freep) struct df_ast *ast =
+		df_parse_ex(text, strlen(text), "Dockerfile", DF_PARSE_ALLOW_UNKNOWN, &err);
+	_cleanup_free_ char *d = NULL;
+
+	(void)state;
+	assert_non_null(ast);
+	/* BuildKit's parser keeps the unknown INVALID line: so does DF_PARSE_ALLOW_UNKNOWN */
+	d = df_node_dump(child(ast, 4));
+	assert_string_equal(d, "invalid \"\"");
+	assert_int_equal(ast->root->n_children, KN_ARRAY_SIZE(want) + 1);
+	for (size_t i = 0; i < KN_ARRAY_SIZE(want); i++) {
+		const struct df_node *n = child(ast, i + 1);
+
+		assert_int_equal(n->n_heredocs, want[i].n);
+		for (size_t k = 0; k < want[i].n; k++) {
+			assert_string_equal(n->heredocs[k].name, want[i].h[k].name);
+			assert_string_equal(n->heredocs[k].content, want[i].h[k].content);
+			assert_int_equal(n->heredocs[k].expand, want[i].h[k].expand);
+			assert_int_equal(n->heredocs[k].chomp, want[i].h[k].chomp);
+			assert_int_equal(n->heredocs[k].fd, want[i].h[k].fd);
+		}
+	}
+	/* TestHeredocsFromLine */
+	assert_dump("FROM a\nRUN << -EOF\nEOF\n-EOF\n", "(from \"a\")\n(run \"<< -EOF\")\n");
+	assert_dump("FROM a\nRUN 4<<EOF <<EOF2\nEOF\nEOF2\n", "(from \"a\")\n(run \"4<<EOF <<EOF2\")\n");
+	assert_dump("FROM a\nRUN '<<EOF'\n", "(from \"a\")\n(run \"'<<EOF'\")\n");
+}
+
 static void test_heredoc_errors(void **state)
 {
 	_cleanup_free_ char *m1 = NULL, *m2 = NULL;
@@ -588,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_heredoc_buildah_copy),
 		cmocka_unit_test(test_heredoc_buildah_quoting),
 		cmocka_unit_test(test_heredoc_forms),
+		cmocka_unit_test(test_heredoc_buildkit_cases),
 		cmocka_unit_test(test_heredoc_errors),
 		cmocka_unit_test(test_directives),
 		cmocka_unit_test(test_directive_errors),
