@@ -51,6 +51,7 @@ extern const struct cli_cmd cli_commands[];
 
 /* Commands: each lives in cli/cmd-<name>.c. */
 /* KILN-COMMAND-DECLARATIONS (keep sorted; one line per command) */
+int cmd_build(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_import(int argc, char **argv);

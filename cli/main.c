@@ -6,6 +6,7 @@
 
 const struct cli_cmd cli_commands[] = {
 	/* KILN-COMMAND-TABLE (keep sorted; one line per command) */
+	{ "build", cmd_build, "build an image from a Dockerfile" },
 	{ "fsck", cmd_fsck, "verify the digests and references of the local store" },
 	{ "images", cmd_images, "list images in the local store" },
 	{ "import", cmd_import, "make a one-layer image from a root file system tarball" },
