@@ -98,6 +98,7 @@ enum {
 	OPT_OUTPUT_CB,
 	OPT_TMPDIR,
 	OPT_PRIVILEGED,
+	OPT_SECRET_OWNER,
 	OPT_SCRATCH,
 	OPT_THREADS,
 };
@@ -121,6 +122,7 @@ static const struct option run_longopts[] = {
 	{ "output-cb", no_argument, NULL, OPT_OUTPUT_CB },
 	{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
 	{ "privileged", no_argument, NULL, OPT_PRIVILEGED },
+	{ "secret-owner", required_argument, NULL, OPT_SECRET_OWNER },
 	{ "scratch", required_argument, NULL, OPT_SCRATCH },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ NULL, 0, NULL, 0 },
@@ -226,6 +228,15 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 			break;
 		case OPT_PRIVILEGED:
 			o->spec.privileged = true;
+			break;
+		case OPT_SECRET_OWNER: /* MODE:UID:GID of the last --secret */
+			n = split3(o, optarg, parts);
+			if (n < 3 || !o->n_mounts || o->mounts[o->n_mounts - 1].type != SANDBOX_MOUNT_SECRET)
+				return -1;
+			m = &o->mounts[o->n_mounts - 1];
+			m->mode = (mode_t)strtoul(parts[0], NULL, 8);
+			m->uid = (uid_t)strtoul(parts[1], NULL, 10);
+			m->gid = (gid_t)strtoul(parts[2], NULL, 10);
 			break;
 		case OPT_SCRATCH:
 			o->scratch = optarg;

@@ -402,7 +402,7 @@ static void test_directives(void **state)
 	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse(
 		"# syntax = docker/dockerfile:1\n"
 		"#ESCAPE=`\n"
-		"# check=skip=JSONArgsRecommended, StageNameCasing;error=true\n"
+		"# check=skip=JSONArgsRecommended,StageNameCasing;error=true\n"
 		"# the first comment\n"
 		"# escape=\\\n"
 		"FROM a\n"
@@ -441,9 +441,19 @@ static void test_directive_errors(void **state)
 		     "Dockerfile:1: invalid escape token 'x' does not match ` or \\");
 	assert_error("# escape=`\n# escape=`\nFROM a\n",
 		     "Dockerfile:2: only one escape parser directive can be used");
-	assert_error("# check=frob\nFROM a\n", "Dockerfile:1: invalid check option 'frob'");
-	assert_error("# check=error=maybe\nFROM a\n",
-		     "Dockerfile:1: failed to parse check option 'error=maybe': invalid boolean");
+	assert_error("# check=frob\nFROM a\n",
+		     "Dockerfile:1: failed to parse check options: invalid check option 'frob'");
+	assert_error("# syntax=x\n# check=error=maybe\nFROM a\n",
+		     "Dockerfile:2: failed to parse check options: failed to parse check option "
+		     "'error=maybe': invalid boolean");
+	{
+		/* as BuildKit's linter: a first #! line is skipped, the value ends at a space */
+		_cleanup_(df_ast_freep) struct df_ast *ast =
+			must_parse("#!/bin/kiln\n# check = skip=all // not this\nFROM a\n");
+
+		assert_true(ast->check.skip_all);
+		assert_null(df_ast_directive(ast, "check"));
+	}
 	/* after an instruction, a blank line or another comment it is only a comment */
 	assert_dump("FROM a\n# escape=x\n", "(from \"a\")\n");
 	assert_dump("\n# escape=x\nFROM a\n", "(from \"a\")\n");

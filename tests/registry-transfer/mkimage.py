@@ -7,7 +7,7 @@
 One image manifest (or, with several --platforms, an OCI index of one manifest per platform)
 is written to OUT (created or extended) and named TAG in OUT/index.json. Layer i holds
 /layer<i>/f<j> (F small text files); --big-mib adds one more layer of M MiB of incompressible
-bytes; --files-dir adds a layer made from a directory tree (used by the benchmark).
+bytes; --files-dir (repeatable) adds a layer made from each directory tree (the benchmark).
 Each config carries the label kiln.test.platform=<os/arch[/variant]> and its architecture.
 Prints the digest of what TAG names.
 """
@@ -99,8 +99,8 @@ def make_image(out, args, plat, salt):
     if args.big_mib:
         data = rng.randbytes(args.big_mib << 20)
         add_layer(tar_of([("big", None), ("big/blob.bin", data)]))
-    if args.files_dir:
-        add_layer(tar_of_dir(args.files_dir))
+    for d in args.files_dir or []:
+        add_layer(tar_of_dir(d))
     parts = plat.split("/")
     config = {
         "architecture": parts[1],
@@ -132,7 +132,7 @@ def main():
     ap.add_argument("--big-mib", type=int, default=0)
     ap.add_argument("--seed", default="kiln")
     ap.add_argument("--platforms", default="linux/amd64")
-    ap.add_argument("--files-dir")
+    ap.add_argument("--files-dir", action="append", help="a layer from this tree (repeatable)")
     args = ap.parse_args()
     out = args.out
     os.makedirs(os.path.join(out, "blobs", "sha256"), exist_ok=True)

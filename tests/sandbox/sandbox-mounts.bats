@@ -73,6 +73,14 @@ f ./tmp/copy"
 	[ "$status" -ne 0 ]
 }
 
+@test "sandbox: a secret's mode and owner" {
+	echo -n pw > "$BATS_TEST_TMPDIR/secret"
+	sbx --secret pw:"$BATS_TEST_TMPDIR/secret" --secret-owner 0440:1000:50 --user app -- sh -c 'stat -c "%a %u %g" /run/secrets/pw; cat /run/secrets/pw'
+	assert_equal "$output" "440 1000 50
+pw"
+	assert_equal "$(upper_listing)" ""
+}
+
 @test "sandbox: a missing secret or bind source is a clear error" {
 	sbx 125 --secret gone:/nonexistent/secret -- true
 	assert_contains "$output" "run: secret 'gone'"

@@ -55,6 +55,13 @@ done"
 	assert_contains "$(cat "$out")" "got TERM"
 }
 
+@test "sandbox: stdin is /dev/null and no other fd of the caller leaks in" {
+	exec 7>"$BATS_TEST_TMPDIR/leak"
+	sbx -- sh -c 'cat; ls /proc/self/fd | tr "\n" " "; readlink /proc/self/fd/0'
+	exec 7>&-
+	assert_equal "$output" "0 1 2 3 /dev/null"
+}
+
 @test "sandbox: hostname, /etc/hosts, /etc/resolv.conf and /etc/hostname" {
 	sbx --hostname builder1 -- sh -c 'hostname; cat /etc/hostname; cat /etc/hosts'
 	assert_equal "$output" "builder1
@@ -86,11 +93,12 @@ crw-rw-rw- 1, 8 random
 crw-rw-rw- 5, 0 tty
 crw-rw-rw- 1, 9 urandom
 crw-rw-rw- 1, 5 zero"
-	sbx -- sh -c 'ls /dev | tr "\n" " "; echo; readlink /dev/ptmx; readlink /dev/fd; stat -c "%a" /dev/shm; grep -E " /dev/pts | /dev/shm | /proc | /sys " /proc/self/mounts | cut -d" " -f1-3'
+	sbx -- sh -c 'ls /dev | tr "\n" " "; echo; readlink /dev/ptmx; readlink /dev/fd; stat -c "%a" /dev/shm /dev/pts/ptmx; grep -E " /dev/pts | /dev/shm | /proc | /sys " /proc/self/mounts | cut -d" " -f1-3'
 	assert_equal "$output" "core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero 
 pts/ptmx
 /proc/self/fd
 1777
+666
 proc /proc proc
 devpts /dev/pts devpts
 shm /dev/shm tmpfs
