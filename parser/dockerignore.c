@@ -381,7 +381,7 @@ int df_ignore_new(char *const *patterns, size_t n, struct df_ignore **ret, kn_er
 		if (c[0] == '!') {
 			if (!c[1]) {
 				df_ignore_free(m);
-				return kn_error_set(err, EINVAL, "illegal exclusion pattern: \"!\"");
+				return kn_error_set(err, 0, "illegal exclusion pattern: \"!\"");
 			}
 			p->exclusion = true;
 			m->exclusions = true;
@@ -391,7 +391,7 @@ int df_ignore_new(char *const *patterns, size_t n, struct df_ignore **ret, kn_er
 		}
 		m->n++;
 		if (pattern_compile(p) < 0) {
-			kn_error_set(err, EINVAL, "syntax error in pattern '%s'", patterns[i]);
+			kn_error_set(err, 0, "syntax error in pattern '%s'", patterns[i]);
 			df_ignore_free(m);
 			return -1;
 		}

@@ -291,8 +291,6 @@ static int perr(const struct pctx *c, const char *fmt, ...)
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	kn_error_set_at(c->err, c->file, c->line, c->col, "%s", msg);
-	if (c->err && *c->err)
-		(*c->err)->code = EINVAL;
 	free(msg);
 	return -1;
 }
@@ -513,7 +511,7 @@ int df_duration_parse(const char *s, long long *ret_ns, kn_error **err)
 		return 0;
 	}
 	if (!*p)
-		return kn_error_set(err, EINVAL, "time: invalid duration \"%s\"", s);
+		return kn_error_set(err, 0, "time: invalid duration \"%s\"", s);
 	while (*p) {
 		long double v = 0, scale = 1;
 		bool digits = false;
@@ -533,7 +531,7 @@ int df_duration_parse(const char *s, long long *ret_ns, kn_error **err)
 			}
 		}
 		if (!digits)
-			return kn_error_set(err, EINVAL, "time: invalid duration \"%s\"", s);
+			return kn_error_set(err, 0, "time: invalid duration \"%s\"", s);
 		for (size_t i = 0; i < KN_ARRAY_SIZE(units); i++) {
 			ul = strlen(units[i].unit);
 			if (strncmp(p, units[i].unit, ul) == 0 && ul > best) {
@@ -543,14 +541,14 @@ int df_duration_parse(const char *s, long long *ret_ns, kn_error **err)
 		}
 		if (!best) {
 			if (!*p)
-				return kn_error_set(err, EINVAL, "time: missing unit in duration \"%s\"", s);
-			return kn_error_set(err, EINVAL, "time: unknown unit \"%.*s\" in duration \"%s\"",
+				return kn_error_set(err, 0, "time: missing unit in duration \"%s\"", s);
+			return kn_error_set(err, 0, "time: unknown unit \"%.*s\" in duration \"%s\"",
 					    (int)strcspn(p, "0123456789."), p, s);
 		}
 		p += best;
 		total += v * mult;
 		if (total > 9223372036854775807.0L)
-			return kn_error_set(err, EINVAL, "time: invalid duration \"%s\"", s);
+			return kn_error_set(err, 0, "time: invalid duration \"%s\"", s);
 	}
 	*ret_ns = (long long)(neg ? -total : total);
 	return 0;
@@ -597,12 +595,12 @@ int df_chmod_parse(const char *s, struct df_chmod *ret, kn_error **err)
 		unsigned long v = strtoul(p, NULL, 8);
 
 		if (strlen(p) > 5 || v > 07777)
-			return kn_error_set(err, EINVAL, "invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777", s);
+			return kn_error_set(err, 0, "invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777", s);
 		ret->mode = (unsigned int)v;
 		return 0;
 	}
 	if (!chmod_symbolic_valid(s))
-		return kn_error_set(err, EINVAL, "invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777, or a symbolic mode like 'u+x'", s);
+		return kn_error_set(err, 0, "invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777, or a symbolic mode like 'u+x'", s);
 	ret->symbolic = true;
 	ret->spec = xstrdup(s);
 	return 0;
@@ -681,25 +679,25 @@ int df_port_parse(const char *s, struct df_port *ret, kn_error **err)
 
 	memset(ret, 0, sizeof(*ret));
 	if (!*proto || strlen(proto) >= sizeof(ret->proto))
-		return kn_error_set(err, EINVAL, "invalid proto: %s", proto);
+		return kn_error_set(err, 0, "invalid proto: %s", proto);
 	for (size_t i = 0; proto[i]; i++)
 		ret->proto[i] = (char)((proto[i] >= 'A' && proto[i] <= 'Z') ? proto[i] + 32 : proto[i]);
 	if (strcmp(ret->proto, "tcp") && strcmp(ret->proto, "udp") && strcmp(ret->proto, "sctp"))
-		return kn_error_set(err, EINVAL, "invalid proto: %s", proto);
+		return kn_error_set(err, 0, "invalid proto: %s", proto);
 	dash = strchr(num, '-');
 	if (dash)
 		*dash = 0;
 	if (!*num || strspn(num, "0123456789") != strlen(num))
-		return kn_error_set(err, EINVAL, "invalid containerPort: %s", s);
+		return kn_error_set(err, 0, "invalid containerPort: %s", s);
 	a = strtoul(num, &end, 10);
 	b = a;
 	if (dash) {
 		if (!dash[1] || strspn(dash + 1, "0123456789") != strlen(dash + 1))
-			return kn_error_set(err, EINVAL, "invalid containerPort: %s", s);
+			return kn_error_set(err, 0, "invalid containerPort: %s", s);
 		b = strtoul(dash + 1, &end, 10);
 	}
 	if (a > 65535 || b > 65535 || b < a)
-		return kn_error_set(err, EINVAL, "invalid containerPort: %s", s);
+		return kn_error_set(err, 0, "invalid containerPort: %s", s);
 	ret->start = (unsigned int)a;
 	ret->end = (unsigned int)b;
 	return 0;
@@ -1174,8 +1172,6 @@ static int check_multi_source_dest(const struct pctx *c, const struct df_instr *
 		kn_error_set_at(c->err, c->file, c->line, 0,
 				"%s with more than one source requires the destination to end with \"/\"",
 				df_instr_kind_name(in->kind));
-		if (c->err && *c->err)
-			(*c->err)->code = EINVAL;
 		return -1;
 	}
 	return 0;
@@ -1641,8 +1637,6 @@ static void note_vars(struct df_instr *out, const struct df_expansion *x)
 static int xerr(struct xctx *x, kn_error *e)
 {
 	kn_error_set_at(x->err, x->in->file, x->in->line, x->in->col, "%s", e->msg);
-	if (x->err && *x->err)
-		(*x->err)->code = EINVAL;
 	kn_error_free(e);
 	return -1;
 }

@@ -106,7 +106,7 @@ int df_platform_parse(const char *s, struct df_platform *ret, kn_error **err)
 		p = slash ? slash + 1 : NULL;
 	}
 	if (p || n == 0 || !*parts[0] || (n > 1 && !*parts[1]) || (n > 2 && !*parts[2]))
-		return kn_error_set(err, EINVAL, "invalid platform '%s': want os/arch[/variant]", s);
+		return kn_error_set(err, 0, "invalid platform '%s': want os/arch[/variant]", s);
 	ret->os = xstrdup(parts[0]);
 	if (n == 1) {
 		struct df_platform native;
@@ -191,8 +191,6 @@ static int berr(struct builder *b, int line, const char *fmt, ...)
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	kn_error_set_at(b->err, b->plan->file, line, line > 0 ? 1 : 0, "%s", msg);
-	if (b->err && *b->err)
-		(*b->err)->code = EINVAL;
 	free(msg);
 	return -1;
 }
@@ -234,8 +232,6 @@ static char *expand_at(struct builder *b, const struct df_instr *in, const char 
 
 	if (!r) {
 		kn_error_set_at(b->err, in->file, in->line, in->col, "%s", e->msg);
-		if (b->err && *b->err)
-			(*b->err)->code = EINVAL;
 		kn_error_free(e);
 	}
 	return r;
@@ -585,7 +581,7 @@ static int plan_fill(struct builder *b, const struct df_node *root, const struct
 		    strlen(opts->target) < 10 && strtol(opts->target, NULL, 10) < (long)p->n_stages)
 			idx = strtol(opts->target, NULL, 10);
 		if (idx < 0) {
-			kn_error_set(b->err, EINVAL, "target stage '%s' could not be found", opts->target);
+			kn_error_set(b->err, 0, "target stage '%s' could not be found", opts->target);
 			return -1;
 		}
 		p->target = (size_t)idx;

@@ -1184,7 +1184,7 @@ int df_expand(const char *word, const struct df_env *env, int escape, unsigned f
 		struct kn_buf q = KN_BUF_INIT;
 
 		sem_add_goquoted(&q, word);
-		kn_error_set(err, EINVAL, "failed to process %s: %s", q.buf, lx.errmsg);
+		kn_error_set(err, 0, "failed to process %s: %s", q.buf, lx.errmsg);
 		kn_buf_release(&q);
 		free(lx.errmsg);
 		df_env_release(&lx.matched);
