@@ -74,7 +74,7 @@ struct sandbox_mount {
  * network: SANDBOX_NET_HOST or SANDBOX_NET_NONE.
  * hosts, resolv_conf: the content of /etc/hosts and /etc/resolv.conf during the run; NULL = a
  *   default hosts ("127.0.0.1 localhost <hostname>" and the ::1 line) / the host's
- *   /etc/resolv.conf. /etc/hostname gets the hostname. These files are bind-mounted from a
+ *   /etc/resolv.conf. /etc/hostname holds the hostname. These files are bind-mounted from a
  *   tmpfs private to the sandbox and never reach the upper dir (a stub created as mount point
  *   is removed after the run, see below).
  * mounts: extra mounts, mounted in order after the base ones.
