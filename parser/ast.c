@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include "parser/ast-internal.h"
 
@@ -211,6 +212,54 @@ static int parse_check(const char *value, struct df_check *ret, kn_error **err)
 		p = semi ? semi + 1 : NULL;
 	}
 	return 0;
+}
+
+/*
+ * The `# check=` value as BuildKit's linter finds it (parser.ParseDirective): a separate scan
+ * of the top of the file where a BOM and a first "#!" line are skipped, lines are not
+ * left-trimmed, the scan stops at the first line that is no directive (or at a repeated one)
+ * and the value ends at its first space ("skip=all // note" is "skip=all").
+ */
+static bool find_check(const char *text, size_t len, char **ret_value, int *ret_line)
+{
+	struct scanner sc = { .text = text, .len = len };
+	struct raw_line raw;
+	bool seen[3] = { false, false, false };
+	static const char *const names[3] = { "syntax", "escape", "check" };
+	int line = 0;
+
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+		sc.pos = 3;
+	while (scan_line(&sc, &raw)) {
+		struct df_span name, value;
+		size_t l = raw.len;
+		size_t k;
+
+		line++;
+		if (line == 1 && l >= 2 && raw.s[0] == '#' && raw.s[1] == '!')
+			continue;
+		if (l > 0 && raw.s[l - 1] == '\n')
+			l--;
+		if (l > 0 && raw.s[l - 1] == '\r')
+			l--;
+		if (!match_directive(raw.s, l, &name, &value))
+			return false;
+		for (k = 0; k < 3; k++)
+			if (name.len == strlen(names[k]) && !strncasecmp(raw.s + name.off, names[k], name.len))
+				break;
+		if (k == 3 || seen[k])
+			return false;
+		seen[k] = true;
+		if (k == 2) {
+			const char *sp = memchr(raw.s + value.off, ' ', value.len);
+
+			*ret_value = xstrndup(raw.s + value.off,
+					      sp ? (size_t)(sp - (raw.s + value.off)) : value.len);
+			*ret_line = line;
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -610,7 +659,8 @@ struct df_ast *df_parse_ex(const char *text, size_t len, const char *file, unsig
 	struct df_ast *ast;
 	struct raw_line raw;
 	struct df_check check = { 0 };
-	const char *check_value;
+	char *check_value = NULL;
+	int check_line = 0;
 
 	if (!file)
 		file = "Dockerfile";
@@ -637,17 +687,16 @@ struct df_ast *df_parse_ex(const char *text, size_t len, const char *file, unsig
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < st.dirs.n; i++) {
-		if (strcmp(st.dirs.list[i].name, "check"))
-			continue;
-		check_value = st.dirs.list[i].value;
-		if (parse_check(check_value, &check, err) < 0) {
-			locate(err, file, st.dirs.list[i].line, 0);
-			kn_strv_free(check.skip);
-			kn_strv_free(check.experimental);
-			goto fail;
-		}
+	if (find_check(text, len, &check_value, &check_line) &&
+	    parse_check(check_value, &check, err) < 0) {
+		kn_error_wrap(err, "failed to parse check options");
+		locate(err, file, check_line, 0);
+		free(check_value);
+		kn_strv_free(check.skip);
+		kn_strv_free(check.experimental);
+		goto fail;
 	}
+	free(check_value);
 	if (!check.skip)
 		check.skip = kn_strv_detach(&(struct kn_strv)KN_STRV_INIT);
 	if (!check.experimental)

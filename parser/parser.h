@@ -105,7 +105,11 @@ struct df_directive {
 	int line;	/* 1-based */
 };
 
-/** The parsed `# check=` directive (BuildKit's linter options). */
+/**
+ * The parsed `# check=` directive (BuildKit's linter options), found the way BuildKit's linter
+ * finds it: a first "#!" line is skipped and the value ends at its first space. All false and
+ * empty when there is none.
+ */
 struct df_check {
 	bool skip_all;		/* skip=all */
 	char **skip;		/* NULL-terminated rule names from skip=a,b (never NULL) */

@@ -502,6 +502,24 @@ static void test_dump_details(void **state)
 	/* out-of-range JSON numbers make the whole array "not JSON" */
 	assert_dump("CMD [\"a\", 1e999]\n", "(cmd \"[\\\"a\\\", 1e999]\")\n");
 	assert_dump("CMD [\"a\",]\n", "(cmd \"[\\\"a\\\",]\")\n");
+	/* BuildKit's json_test.go: valid arrays of strings, and arrays with other values */
+	assert_dump("CMD \t[\t\"a\",\t\"b\"\t]\t\n", "(cmd \"a\" \"b\")\n");
+	assert_dump("CMD [\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0000\"]\n",
+		    "(cmd \"\\\" \\\\ / \\b \\f \\n \\r \\t \\x00\")\n");
+	{
+		static const char *const bad[] = {
+			"[\"a\",42,\"b\"]",	     "[\"a\",123.456,\"b\"]", "[\"a\",{},\"b\"]",
+			"[\"a\",{\"c\": \"d\"},\"b\"]", "[\"a\",[\"c\"],\"b\"]",   "[\"a\",true,\"b\"]",
+			"[\"a\",false,\"b\"]",	     "[\"a\",null,\"b\"]",
+		};
+
+		for (size_t i = 0; i < KN_ARRAY_SIZE(bad); i++) {
+			_cleanup_free_ char *text = xasprintf("RUN %s\n", bad[i]);
+			_cleanup_free_ char *m = must_fail(text, strlen(text));
+
+			assert_non_null(strstr(m, "arrays must be comprised of strings only"));
+		}
+	}
 	assert_dump("VOLUME [\"/a\" \"/b\"]\n", "(volume \"[\\\"/a\\\"\" \"\\\"/b\\\"]\")\n");
 	assert_dump("FROM --platform=linux/amd64 a AS b\n",
 		    "(from [\"--platform=linux/amd64\"] \"a\" \"AS\" \"b\")\n");
