@@ -491,6 +491,29 @@ static void test_continuations(void **state)
 
 /* ---- instruction shapes and dump ----------------------------------------------------------- */
 
+/* BuildKit's TestParseWarnsOnEmptyContinutationLine and TestParseWords. */
+static void test_buildkit_parser_test_cases(void **state)
+{
+	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse(
+		"\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n"
+		"    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\n"
+		"RUN non-indented \\\n# this is a comment\n   after-comment\n\n"
+		"RUN indented \\\n    # this is an indented comment\n    comment\n\t");
+
+	(void)state;
+	assert_int_equal(ast->n_warnings, 2);
+	assert_non_null(strstr(ast->warnings[0].msg, "Empty continuation line found in"));
+	assert_non_null(strstr(ast->warnings[0].msg, "RUN something     following     more"));
+	assert_non_null(strstr(ast->warnings[1].msg, "RUN another     thing"));
+	assert_dump("ARG foo\nARG foo bar\nARG foo\\ bar\nARG foo=bar\nARG foo bar 'abc xyz'\n"
+		    "ARG foo bar \"abc xyz\"\nARG \xC3\xA0\xC3\xB6\xC3\xBB\n"
+		    "ARG f\xC3\xB6o b\xC3\xA0r \"\xC3\xA2" "bc x\xC3\xBFz\"\n",
+		    "(arg \"foo\")\n(arg \"foo\" \"bar\")\n(arg \"foo\\\\ bar\")\n(arg \"foo=bar\")\n"
+		    "(arg \"foo\" \"bar\" \"'abc xyz'\")\n(arg \"foo\" \"bar\" \"\\\"abc xyz\\\"\")\n"
+		    "(arg \"\xC3\xA0\xC3\xB6\xC3\xBB\")\n"
+		    "(arg \"f\xC3\xB6o\" \"b\xC3\xA0r\" \"\\\"\xC3\xA2" "bc x\xC3\xBFz\\\"\")\n");
+}
+
 static void test_dump_details(void **state)
 {
 	(void)state;
@@ -720,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_directives),
 		cmocka_unit_test(test_directive_errors),
 		cmocka_unit_test(test_continuations),
+		cmocka_unit_test(test_buildkit_parser_test_cases),
 		cmocka_unit_test(test_dump_details),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_big_inputs),
