@@ -198,8 +198,9 @@ struct sandbox_user_raw {
 	const char *name;
 	size_t name_len;
 };
-int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len, const char *group,
-			     size_t group_len, gid_t *gids, size_t max_gids, struct sandbox_user_raw *ret);
+int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len,
+			     const char *group, size_t group_len, gid_t *gids, size_t max_gids,
+			     struct sandbox_user_raw *ret);
 
 /**
  * Resolves user through the image files without running anything (for COPY --chown and
@@ -209,8 +210,8 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
  * missing rootfs, or no rootfs and no lowerdirs: FROM scratch) counts as empty, so numeric ids
  * still resolve. On success fills *ret (release with sandbox_user_release()).
  */
-int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs, const char *user,
-			struct sandbox_user *ret, kn_error **err);
+int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs,
+			const char *user, struct sandbox_user *ret, kn_error **err);
 
 /** Limits: passwd/group files larger than this are refused; supplementary groups cap. */
 #define SANDBOX_USER_FILE_MAX (4u << 20)

@@ -54,197 +54,246 @@
 /* docker's default capabilities: 0x00000000a80425fb. */
 #define CAP_BIT(c) (1ull << (c))
 static const uint64_t docker_caps =
-	CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FSETID) | CAP_BIT(CAP_FOWNER) |
-	CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_NET_RAW) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) |
-	CAP_BIT(CAP_SETFCAP) | CAP_BIT(CAP_SETPCAP) | CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_SYS_CHROOT) |
-	CAP_BIT(CAP_KILL) | CAP_BIT(CAP_AUDIT_WRITE);
+    CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FSETID) | CAP_BIT(CAP_FOWNER) |
+    CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_NET_RAW) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) |
+    CAP_BIT(CAP_SETFCAP) | CAP_BIT(CAP_SETPCAP) | CAP_BIT(CAP_NET_BIND_SERVICE) |
+    CAP_BIT(CAP_SYS_CHROOT) | CAP_BIT(CAP_KILL) | CAP_BIT(CAP_AUDIT_WRITE);
 
 /* docker's masked and read-only /proc and /sys paths. */
 static const char *const masked_paths[] = {
-	"/proc/asound",	      "/proc/acpi",	    "/proc/kcore",     "/proc/keys",
-	"/proc/latency_stats", "/proc/timer_list",   "/proc/timer_stats", "/proc/sched_debug",
-	"/proc/scsi",	      "/sys/firmware",	    "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 };
 static const char *const readonly_paths[] = {
-	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 
-/* Denied syscalls of the native ABI (those docker's default profile refuses without CAP_SYS_ADMIN). */
+/* Denied syscalls of the native ABI (docker's default profile refuses them without SYS_ADMIN). */
 static const int seccomp_denied[] = {
 #ifdef __NR_acct
-	__NR_acct,
+    __NR_acct,
 #endif
 #ifdef __NR_add_key
-	__NR_add_key,
+    __NR_add_key,
 #endif
 #ifdef __NR_bpf
-	__NR_bpf,
+    __NR_bpf,
 #endif
 #ifdef __NR_keyctl
-	__NR_keyctl,
+    __NR_keyctl,
 #endif
 #ifdef __NR_request_key
-	__NR_request_key,
+    __NR_request_key,
 #endif
 #ifdef __NR_kexec_load
-	__NR_kexec_load,
+    __NR_kexec_load,
 #endif
 #ifdef __NR_kexec_file_load
-	__NR_kexec_file_load,
+    __NR_kexec_file_load,
 #endif
 #ifdef __NR_init_module
-	__NR_init_module,
+    __NR_init_module,
 #endif
 #ifdef __NR_finit_module
-	__NR_finit_module,
+    __NR_finit_module,
 #endif
 #ifdef __NR_delete_module
-	__NR_delete_module,
+    __NR_delete_module,
 #endif
 #ifdef __NR_create_module
-	__NR_create_module,
+    __NR_create_module,
 #endif
 #ifdef __NR_get_kernel_syms
-	__NR_get_kernel_syms,
+    __NR_get_kernel_syms,
 #endif
 #ifdef __NR_query_module
-	__NR_query_module,
+    __NR_query_module,
 #endif
 #ifdef __NR_mount
-	__NR_mount,
+    __NR_mount,
 #endif
 #ifdef __NR_umount2
-	__NR_umount2,
+    __NR_umount2,
 #endif
 #ifdef __NR_umount
-	__NR_umount,
+    __NR_umount,
 #endif
 #ifdef __NR_pivot_root
-	__NR_pivot_root,
+    __NR_pivot_root,
 #endif
 #ifdef __NR_swapon
-	__NR_swapon,
+    __NR_swapon,
 #endif
 #ifdef __NR_swapoff
-	__NR_swapoff,
+    __NR_swapoff,
 #endif
 #ifdef __NR_reboot
-	__NR_reboot,
+    __NR_reboot,
 #endif
 #ifdef __NR_syslog
-	__NR_syslog,
+    __NR_syslog,
 #endif
 #ifdef __NR_setns
-	__NR_setns,
+    __NR_setns,
 #endif
 #ifdef __NR_unshare
-	__NR_unshare,
+    __NR_unshare,
 #endif
 #ifdef __NR_userfaultfd
-	__NR_userfaultfd,
+    __NR_userfaultfd,
 #endif
 #ifdef __NR_perf_event_open
-	__NR_perf_event_open,
+    __NR_perf_event_open,
 #endif
 #ifdef __NR_open_by_handle_at
-	__NR_open_by_handle_at,
+    __NR_open_by_handle_at,
 #endif
 #ifdef __NR_quotactl
-	__NR_quotactl,
+    __NR_quotactl,
 #endif
 #ifdef __NR_uselib
-	__NR_uselib,
+    __NR_uselib,
 #endif
 #ifdef __NR_iopl
-	__NR_iopl,
+    __NR_iopl,
 #endif
 #ifdef __NR_ioperm
-	__NR_ioperm,
+    __NR_ioperm,
 #endif
 #ifdef __NR_vm86
-	__NR_vm86,
+    __NR_vm86,
 #endif
 #ifdef __NR_vm86old
-	__NR_vm86old,
+    __NR_vm86old,
 #endif
 #ifdef __NR_lookup_dcookie
-	__NR_lookup_dcookie,
+    __NR_lookup_dcookie,
 #endif
 #ifdef __NR_nfsservctl
-	__NR_nfsservctl,
+    __NR_nfsservctl,
 #endif
 #ifdef __NR_kcmp
-	__NR_kcmp,
+    __NR_kcmp,
 #endif
 #ifdef __NR_io_uring_setup
-	__NR_io_uring_setup,
+    __NR_io_uring_setup,
 #endif
 #ifdef __NR_io_uring_enter
-	__NR_io_uring_enter,
+    __NR_io_uring_enter,
 #endif
 #ifdef __NR_io_uring_register
-	__NR_io_uring_register,
+    __NR_io_uring_register,
 #endif
 #ifdef __NR_open_tree
-	__NR_open_tree,
+    __NR_open_tree,
 #endif
 #ifdef __NR_move_mount
-	__NR_move_mount,
+    __NR_move_mount,
 #endif
 #ifdef __NR_fsopen
-	__NR_fsopen,
+    __NR_fsopen,
 #endif
 #ifdef __NR_fsconfig
-	__NR_fsconfig,
+    __NR_fsconfig,
 #endif
 #ifdef __NR_fsmount
-	__NR_fsmount,
+    __NR_fsmount,
 #endif
 #ifdef __NR_fspick
-	__NR_fspick,
+    __NR_fspick,
 #endif
 #ifdef __NR_mount_setattr
-	__NR_mount_setattr,
+    __NR_mount_setattr,
 #endif
 #ifdef __NR_ustat
-	__NR_ustat,
+    __NR_ustat,
 #endif
 #ifdef __NR_sysfs
-	__NR_sysfs,
+    __NR_sysfs,
 #endif
 #ifdef __NR__sysctl
-	__NR__sysctl,
+    __NR__sysctl,
 #endif
 #ifdef __NR_settimeofday
-	__NR_settimeofday,
+    __NR_settimeofday,
 #endif
 #ifdef __NR_clock_settime
-	__NR_clock_settime,
+    __NR_clock_settime,
 #endif
 #ifdef __NR_stime
-	__NR_stime,
+    __NR_stime,
 #endif
 };
 #if defined(__x86_64__)
 /* The same for the i386 ABI (int 0x80 from a 64-bit process), from asm/unistd_32.h (stable ABI). */
 static const int seccomp_denied_i386[] = {
-	21 /* mount */, 22 /* umount */, 25 /* stime */, 51 /* acct */, 52 /* umount2 */, 62 /* ustat */,
-	79 /* settimeofday */, 86 /* uselib */, 87 /* swapon */, 88 /* reboot */, 101 /* ioperm */,
-	103 /* syslog */, 110 /* iopl */, 113 /* vm86old */, 115 /* swapoff */, 127 /* create_module */,
-	128 /* init_module */, 129 /* delete_module */, 130 /* get_kernel_syms */, 131 /* quotactl */,
-	135 /* sysfs */, 149 /* _sysctl */, 166 /* vm86 */, 167 /* query_module */, 169 /* nfsservctl */,
-	217 /* pivot_root */, 253 /* lookup_dcookie */, 264 /* clock_settime */, 283 /* kexec_load */,
-	286 /* add_key */, 287 /* request_key */, 288 /* keyctl */, 310 /* unshare */, 336 /* perf_event_open */,
-	342 /* open_by_handle_at */, 346 /* setns */, 349 /* kcmp */, 350 /* finit_module */, 357 /* bpf */,
-	374 /* userfaultfd */, 404 /* clock_settime64 */, 425 /* io_uring_setup */, 426 /* io_uring_enter */,
-	427 /* io_uring_register */, 428 /* open_tree */, 429 /* move_mount */, 430 /* fsopen */,
-	431 /* fsconfig */, 432 /* fsmount */, 433 /* fspick */, 442 /* mount_setattr */,
+    21 /* mount */,
+    22 /* umount */,
+    25 /* stime */,
+    51 /* acct */,
+    52 /* umount2 */,
+    62 /* ustat */,
+    79 /* settimeofday */,
+    86 /* uselib */,
+    87 /* swapon */,
+    88 /* reboot */,
+    101 /* ioperm */,
+    103 /* syslog */,
+    110 /* iopl */,
+    113 /* vm86old */,
+    115 /* swapoff */,
+    127 /* create_module */,
+    128 /* init_module */,
+    129 /* delete_module */,
+    130 /* get_kernel_syms */,
+    131 /* quotactl */,
+    135 /* sysfs */,
+    149 /* _sysctl */,
+    166 /* vm86 */,
+    167 /* query_module */,
+    169 /* nfsservctl */,
+    217 /* pivot_root */,
+    253 /* lookup_dcookie */,
+    264 /* clock_settime */,
+    283 /* kexec_load */,
+    286 /* add_key */,
+    287 /* request_key */,
+    288 /* keyctl */,
+    310 /* unshare */,
+    336 /* perf_event_open */,
+    342 /* open_by_handle_at */,
+    346 /* setns */,
+    349 /* kcmp */,
+    350 /* finit_module */,
+    357 /* bpf */,
+    374 /* userfaultfd */,
+    404 /* clock_settime64 */,
+    425 /* io_uring_setup */,
+    426 /* io_uring_enter */,
+    427 /* io_uring_register */,
+    428 /* open_tree */,
+    429 /* move_mount */,
+    430 /* fsopen */,
+    431 /* fsconfig */,
+    432 /* fsmount */,
+    433 /* fspick */,
+    442 /* mount_setattr */,
 };
 #endif
 
 /* clone(2) flags that create namespaces: refused in the sandbox (docker: needs CAP_SYS_ADMIN). */
 #define CLONE_NS_FLAGS                                                                             \
-	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |             \
+	 CLONE_NEWPID | CLONE_NEWNET)
 
 #if defined(__x86_64__)
 #define SECCOMP_NATIVE_ARCH AUDIT_ARCH_X86_64
@@ -259,13 +308,13 @@ struct dev_node {
 	unsigned int major, minor;
 };
 static const struct dev_node dev_nodes[] = {
-	{ "/dev/null", 1, 3 },	  { "/dev/zero", 1, 5 },    { "/dev/full", 1, 7 },
-	{ "/dev/random", 1, 8 }, { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},	   {"/dev/full", 1, 7},
+    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 static const char *const dev_links[][2] = {
-	{ "/dev/ptmx", "pts/ptmx" },	     { "/dev/fd", "/proc/self/fd" },
-	{ "/dev/stdin", "/proc/self/fd/0" }, { "/dev/stdout", "/proc/self/fd/1" },
-	{ "/dev/stderr", "/proc/self/fd/2" }, { "/dev/core", "/proc/kcore" },
+    {"/dev/ptmx", "pts/ptmx"},		{"/dev/fd", "/proc/self/fd"},
+    {"/dev/stdin", "/proc/self/fd/0"},	{"/dev/stdout", "/proc/self/fd/1"},
+    {"/dev/stderr", "/proc/self/fd/2"}, {"/dev/core", "/proc/kcore"},
 };
 
 /* Child -> parent records: a header, then len bytes of path or message. */
@@ -287,7 +336,7 @@ struct stub_times {
 
 /* A file served from the sandbox's private tmpfs: hosts, resolv.conf, hostname, secrets. */
 struct sbx_file {
-	char *stage; /* its path in the state dir (before pivot_root) */
+	char *stage;  /* its path in the state dir (before pivot_root) */
 	char *target; /* writable copy of the container path */
 	char *data;
 	size_t len;
@@ -316,7 +365,7 @@ struct sbx_plan {
 	char *run;
 	bool overlay;
 	const char *root_src; /* bind source of the root when not an overlay */
-	char *lower_joined; /* "lowerdir=" fallback for kernels without lowerdir+ */
+	char *lower_joined;   /* "lowerdir=" fallback for kernels without lowerdir+ */
 
 	struct sbx_file *files;
 	size_t n_files;
@@ -354,7 +403,7 @@ static size_t c_strlen(const char *s)
 
 static void rec_writev(const struct sbx_plan *p, uint32_t kind, int e, struct iovec *iov, int n)
 {
-	struct rec_hdr h = { kind, e, 0 };
+	struct rec_hdr h = {kind, e, 0};
 	ssize_t total, done = 0;
 	int i = 0;
 
@@ -384,13 +433,14 @@ static void rec_writev(const struct sbx_plan *p, uint32_t kind, int e, struct io
 	}
 }
 
-static void rec_write(const struct sbx_plan *p, uint32_t kind, int e, const char *a, const char *b, const char *c)
+static void rec_write(const struct sbx_plan *p, uint32_t kind, int e, const char *a, const char *b,
+		      const char *c)
 {
 	struct iovec iov[4] = {
-		{ NULL, 0 },
-		{ (void *)a, c_strlen(a) },
-		{ (void *)b, c_strlen(b) },
-		{ (void *)c, c_strlen(c) },
+	    {NULL, 0},
+	    {(void *)a, c_strlen(a)},
+	    {(void *)b, c_strlen(b)},
+	    {(void *)c, c_strlen(c)},
 	};
 
 	rec_writev(p, kind, e, iov, 4);
@@ -440,7 +490,8 @@ static void parent_mtime(char *path, struct timespec *ret)
 }
 
 /* Reports a stub created at path: resolved through /proc/self/fd so symlinks do not matter. */
-static void report_stub(const struct sbx_plan *p, uint32_t kind, int fd, char *path, struct stub_times *t)
+static void report_stub(const struct sbx_plan *p, uint32_t kind, int fd, char *path,
+			struct stub_times *t)
 {
 	char proc[40] = "/proc/self/fd/";
 	const char *real = path;
@@ -457,9 +508,9 @@ static void report_stub(const struct sbx_plan *p, uint32_t kind, int fd, char *p
 	}
 	{
 		struct iovec iov[3] = {
-			{ NULL, 0 },
-			{ t, sizeof(*t) },
-			{ (void *)real, strlen(real) },
+		    {NULL, 0},
+		    {t, sizeof(*t)},
+		    {(void *)real, strlen(real)},
 		};
 
 		rec_writev(p, kind, 0, iov, 3);
@@ -540,14 +591,15 @@ static int ensure_file(const struct sbx_plan *p, char *path)
 
 static int mount_fd_at(const struct sbx_plan *p, int fd, const char *target)
 {
-	if (move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) < 0)
+	if (move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) <
+	    0)
 		return child_fail(p, errno, "run: mount '", target, "'");
 	return 0;
 }
 
 static int set_mount_attr(int dfd, const char *path, unsigned int flags, uint64_t attrs)
 {
-	struct mount_attr attr = { .attr_set = attrs };
+	struct mount_attr attr = {.attr_set = attrs};
 
 	return mount_setattr(dfd, path, flags, &attr, sizeof(attr));
 }
@@ -621,7 +673,8 @@ static int mount_overlay(const struct sbx_plan *p)
 		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", s->lowerdirs[i], 0) < 0) {
 			if (errno == EINVAL && i == 0 && p->lower_joined) {
 				/* Kernels before 6.8: one colon-separated option. */
-				if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p->lower_joined, 0) < 0)
+				if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p->lower_joined,
+					     0) < 0)
 					goto fail;
 				break;
 			}
@@ -669,8 +722,9 @@ static int open_sources(struct sbx_plan *p)
 		f->fd = open_tree(AT_FDCWD, f->stage, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		if (f->fd < 0)
 			return child_fail(p, errno, "run: clone '", f->stage, "'");
-		if (f->readonly && set_mount_attr(f->fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-									    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
+		if (f->readonly && set_mount_attr(f->fd, "", AT_EMPTY_PATH,
+						  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+						      MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
 			return child_fail(p, errno, "run: make '", f->target, "' read-only");
 	}
 	for (size_t i = 0; i < p->n_mnts; i++) {
@@ -678,7 +732,8 @@ static int open_sources(struct sbx_plan *p)
 
 		if (m->type != SANDBOX_MOUNT_BIND)
 			continue;
-		m->fd = open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		m->fd = open_tree(AT_FDCWD, m->source,
+				  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (m->fd < 0)
 			return child_fail(p, errno, "run: bind source '", m->source, "'");
 		if (m->readonly &&
@@ -692,7 +747,8 @@ static int enter_root(const struct sbx_plan *p)
 {
 	if (chdir(p->root) < 0)
 		return child_fail(p, errno, "run: chdir '", p->root, "'");
-	/* Stack the old root on the new one, then detach it: nothing of the host stays reachable. */
+	/* Stack the old root on the new one, then detach it: nothing of the host stays reachable.
+	 */
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return child_fail(p, errno, "run: pivot_root", NULL, NULL);
 	if (umount2(".", MNT_DETACH) < 0)
@@ -729,11 +785,14 @@ static int setup_dev(const struct sbx_plan *p)
 		if (mknod(d->path, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0)
 			return child_fail(p, errno, "run: mknod '", d->path, "'");
 	}
-	if (mkdir("/dev/pts", 0755) < 0 || mkdir("/dev/shm", 01777) < 0 || mkdir("/dev/mqueue", 0755) < 0)
+	if (mkdir("/dev/pts", 0755) < 0 || mkdir("/dev/shm", 01777) < 0 ||
+	    mkdir("/dev/mqueue", 0755) < 0)
 		return child_fail(p, errno, "run: populate '/dev'", NULL, NULL);
-	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
 		return child_fail(p, errno, "run: mount '/dev/pts'", NULL, NULL);
-	if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+	if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=1777,size=65536k") < 0)
 		return child_fail(p, errno, "run: mount '/dev/shm'", NULL, NULL);
 	if (mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return child_fail(p, errno, "run: mount '/dev/mqueue'", NULL, NULL);
@@ -750,13 +809,15 @@ static int setup_sys(const struct sbx_plan *p)
 
 	if (ensure_dir(p, sys, true) < 0)
 		return -1;
-	if (mount("sysfs", "/sys", "sysfs", (p->spec->privileged ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	if (mount("sysfs", "/sys", "sysfs",
+		  (p->spec->privileged ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL) < 0)
 		return child_fail(p, errno, "run: mount '/sys'", NULL, NULL);
 	return 0;
 }
 
-/* docker's masked paths (hidden behind /dev/null or an empty read-only tmpfs) and read-only ones. */
+/* docker's masked paths (hidden behind /dev/null or an empty read-only tmpfs) and read-only ones.
+ */
 static int setup_proc_masks(const struct sbx_plan *p)
 {
 	if (p->spec->privileged)
@@ -770,7 +831,8 @@ static int setup_proc_masks(const struct sbx_plan *p)
 			return child_fail(p, errno, "run: bind '", path, "'");
 		}
 		if (set_mount_attr(AT_FDCWD, path, AT_RECURSIVE,
-				   MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
+				   MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+				       MOUNT_ATTR_NOEXEC) < 0)
 			return child_fail(p, errno, "run: make '", path, "' read-only");
 	}
 	for (size_t i = 0; i < sizeof(masked_paths) / sizeof(masked_paths[0]); i++) {
@@ -827,11 +889,14 @@ static int setup_files_and_mounts(struct sbx_plan *p)
 		if (m->type == SANDBOX_MOUNT_TMPFS) {
 			if (ensure_dir(p, m->target, true) < 0)
 				return -1;
-			if (mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV, m->tmpfs_opts) < 0)
-				return child_fail(p, errno, "run: mount tmpfs on '", m->target, "'");
+			if (mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV,
+				  m->tmpfs_opts) < 0)
+				return child_fail(p, errno, "run: mount tmpfs on '", m->target,
+						  "'");
 			continue;
 		}
-		if (m->src_is_dir ? ensure_dir(p, m->target, true) < 0 : ensure_file(p, m->target) < 0)
+		if (m->src_is_dir ? ensure_dir(p, m->target, true) < 0
+				  : ensure_file(p, m->target) < 0)
 			return -1;
 		if (mount_fd_at(p, m->fd, m->target) < 0)
 			return -1;
@@ -842,7 +907,8 @@ static int setup_files_and_mounts(struct sbx_plan *p)
 }
 
 /* Reads a small regular file of the new root into buf (at most cap bytes); missing = empty. */
-static int read_root_file(const struct sbx_plan *p, const char *path, char *buf, size_t cap, size_t *ret_len)
+static int read_root_file(const struct sbx_plan *p, const char *path, char *buf, size_t cap,
+			  size_t *ret_len)
 {
 	struct stat st;
 	size_t len = 0;
@@ -851,7 +917,9 @@ static int read_root_file(const struct sbx_plan *p, const char *path, char *buf,
 	*ret_len = 0;
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT || errno == ENOTDIR ? 0 : child_fail(p, errno, "run: open '", path, "'");
+		return errno == ENOENT || errno == ENOTDIR
+			   ? 0
+			   : child_fail(p, errno, "run: open '", path, "'");
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return 0;
@@ -896,8 +964,8 @@ static int resolve_user(struct sbx_plan *p, struct cmd_ids *ids)
 	if (read_root_file(p, "/etc/passwd", p->passwd, p->file_cap, &plen) < 0 ||
 	    read_root_file(p, "/etc/group", p->group, p->file_cap, &glen) < 0)
 		return -1;
-	r = sandbox_user_resolve_raw(p->spec->user, p->passwd, plen, p->group, glen, p->gids, SANDBOX_MAX_GROUPS,
-				     &raw);
+	r = sandbox_user_resolve_raw(p->spec->user, p->passwd, plen, p->group, glen, p->gids,
+				     SANDBOX_MAX_GROUPS, &raw);
 	if (r < 0) {
 		/* The name is a slice of the USER string or of passwd: copy it NUL-terminated. */
 		size_t n = raw.name_len < p->msgbuf_cap - 1 ? raw.name_len : p->msgbuf_cap - 1;
@@ -925,7 +993,7 @@ static pid_t raw_clone(unsigned long flags)
 
 static int drop_privileges(const struct sbx_plan *p, const struct cmd_ids *ids)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 
 	bool privileged = p->spec->privileged;
@@ -955,7 +1023,7 @@ static int drop_privileges(const struct sbx_plan *p, const struct cmd_ids *ids)
 	if (!privileged && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return child_fail(p, errno, "run: set no_new_privs", NULL, NULL);
 	if (p->bpf) {
-		struct sock_fprog prog = { (unsigned short)p->n_bpf, p->bpf };
+		struct sock_fprog prog = {(unsigned short)p->n_bpf, p->bpf};
 
 		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
 			return child_fail(p, errno, "run: install the seccomp filter", NULL, NULL);
@@ -1004,8 +1072,8 @@ static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const str
 		execve(*c, (char *const *)s->argv, p->envp);
 		if (errno == EACCES)
 			eacces = true;
-		else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV &&
-			 errno != ETIMEDOUT) {
+		else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
+			 errno != ENODEV && errno != ETIMEDOUT) {
 			e = errno;
 			child_fail(p, e, "run: exec '", p->path_search ? *c : argv0, "'");
 			_exit(EXIT_SETUP);
@@ -1055,7 +1123,7 @@ static const char init_name[] = "kiln-init";
  */
 static void hide_cmdline(const struct sbx_plan *p)
 {
-	unsigned long v[2] = { 0, 0 };
+	unsigned long v[2] = {0, 0};
 	ssize_t n = -1;
 	char *s, *end;
 	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field = 2;
@@ -1087,7 +1155,7 @@ static void hide_cmdline(const struct sbx_plan *p)
 
 static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 {
-	struct cmd_ids ids = { 0 };
+	struct cmd_ids ids = {0};
 	sigset_t all;
 	pid_t cmd;
 	int status = 0, nullfd;
@@ -1123,7 +1191,8 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	}
 	if (p->spec->network == SANDBOX_NET_NONE && setup_net_none(p) < 0)
 		_exit(EXIT_SETUP);
-	if (setup_files_and_mounts(p) < 0 || ensure_dir(p, p->cwd, false) < 0 || resolve_user(p, &ids) < 0)
+	if (setup_files_and_mounts(p) < 0 || ensure_dir(p, p->cwd, false) < 0 ||
+	    resolve_user(p, &ids) < 0)
 		_exit(EXIT_SETUP);
 
 	cmd = raw_clone(0);
@@ -1158,8 +1227,11 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 			if (pid <= 0)
 				break;
 			if (pid == cmd) {
-				status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1;
-				/* The step is over: end whatever it left behind, as the namespace would. */
+				status = WIFEXITED(st)	   ? WEXITSTATUS(st)
+					 : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+							   : 1;
+				/* The step is over: end whatever it left behind, as the namespace
+				 * would. */
 				(void)kill(-1, SIGKILL);
 				while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 					;
@@ -1172,7 +1244,8 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 /* ---------- parent side ---------- */
 
 #ifdef SECCOMP_NATIVE_ARCH
-static size_t bpf_emit(struct sbx_plan *p, size_t *alloc, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
+static size_t bpf_emit(struct sbx_plan *p, size_t *alloc, uint16_t code, uint8_t jt, uint8_t jf,
+		       uint32_t k)
 {
 	KN_GROW(p->bpf, *alloc, p->n_bpf + 1);
 	p->bpf[p->n_bpf] = (struct sock_filter)BPF_JUMP(code, k, jt, jf);
@@ -1180,10 +1253,11 @@ static size_t bpf_emit(struct sbx_plan *p, size_t *alloc, uint16_t code, uint8_t
 }
 
 /* One architecture's checks: the denied numbers, clone with namespace flags, clone3. */
-static void bpf_arch_section(struct sbx_plan *p, size_t *alloc, const int *deny, size_t n, uint32_t clone_nr,
-			     uint32_t clone3_nr, bool x32)
+static void bpf_arch_section(struct sbx_plan *p, size_t *alloc, const int *deny, size_t n,
+			     uint32_t clone_nr, uint32_t clone3_nr, bool x32)
 {
-	bpf_emit(p, alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, nr));
+	bpf_emit(p, alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0,
+		 (uint32_t)offsetof(struct seccomp_data, nr));
 	if (x32) /* x32 numbers are the x86_64 ones with bit 30 set */
 		bpf_emit(p, alloc, BPF_ALU | BPF_AND | BPF_K, 0, 0, ~0x40000000u);
 	for (size_t i = 0; i < n; i++) {
@@ -1194,7 +1268,8 @@ static void bpf_arch_section(struct sbx_plan *p, size_t *alloc, const int *deny,
 	bpf_emit(p, alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, clone3_nr);
 	bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS);
 	bpf_emit(p, alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 3, clone_nr);
-	bpf_emit(p, alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, args[0]));
+	bpf_emit(p, alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0,
+		 (uint32_t)offsetof(struct seccomp_data, args[0]));
 	bpf_emit(p, alloc, BPF_JMP | BPF_JSET | BPF_K, 0, 1, CLONE_NS_FLAGS);
 	bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM);
 	bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
@@ -1210,7 +1285,8 @@ static void build_seccomp(struct sbx_plan *p)
 {
 	size_t alloc = 0, ja_native, ja_i386 = 0;
 
-	bpf_emit(p, &alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, arch));
+	bpf_emit(p, &alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0,
+		 (uint32_t)offsetof(struct seccomp_data, arch));
 	bpf_emit(p, &alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, SECCOMP_NATIVE_ARCH);
 	ja_native = bpf_emit(p, &alloc, BPF_JMP | BPF_JA, 0, 0, 0);
 #ifdef SECCOMP_I386_CLONE
@@ -1219,11 +1295,13 @@ static void build_seccomp(struct sbx_plan *p)
 #endif
 	bpf_emit(p, &alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS);
 	p->bpf[ja_native].k = (uint32_t)(p->n_bpf - ja_native - 1);
-	bpf_arch_section(p, &alloc, seccomp_denied, sizeof(seccomp_denied) / sizeof(seccomp_denied[0]), __NR_clone,
+	bpf_arch_section(p, &alloc, seccomp_denied,
+			 sizeof(seccomp_denied) / sizeof(seccomp_denied[0]), __NR_clone,
 			 __NR_clone3, SECCOMP_NATIVE_ARCH == AUDIT_ARCH_X86_64);
 #ifdef SECCOMP_I386_CLONE
 	p->bpf[ja_i386].k = (uint32_t)(p->n_bpf - ja_i386 - 1);
-	bpf_arch_section(p, &alloc, seccomp_denied_i386, sizeof(seccomp_denied_i386) / sizeof(seccomp_denied_i386[0]),
+	bpf_arch_section(p, &alloc, seccomp_denied_i386,
+			 sizeof(seccomp_denied_i386) / sizeof(seccomp_denied_i386[0]),
 			 SECCOMP_I386_CLONE, SECCOMP_I386_CLONE3, false);
 #else
 	(void)ja_i386;
@@ -1316,15 +1394,16 @@ static const char *env_get(const char *const *env, const char *key)
 	return NULL;
 }
 
-static int add_file(struct sbx_plan *p, const char *target, char *data, size_t len, mode_t mode, uid_t uid,
-		    gid_t gid, bool readonly, kn_error **err)
+static int add_file(struct sbx_plan *p, const char *target, char *data, size_t len, mode_t mode,
+		    uid_t uid, gid_t gid, bool readonly, kn_error **err)
 {
 	struct sbx_file *f;
 	char *t = normalize_target(target);
 
 	if (!t) {
 		free(data);
-		return kn_error_set(err, EINVAL, "run: invalid mount target '%s'", target ? target : "");
+		return kn_error_set(err, EINVAL, "run: invalid mount target '%s'",
+				    target ? target : "");
 	}
 	p->files = xreallocarray(p->files, p->n_files + 1, sizeof(*p->files));
 	f = &p->files[p->n_files];
@@ -1395,8 +1474,9 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 		if (s->hosts)
 			hosts = xstrdup(s->hosts);
 		else
-			hosts = xasprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-					  p->hostname);
+			hosts = xasprintf(
+			    "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+			    p->hostname);
 		if (add_file(p, "/etc/hosts", hosts, strlen(hosts), 0644, 0, 0, false, err) < 0)
 			return -1;
 		if (s->resolv_conf) {
@@ -1404,7 +1484,8 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 		} else {
 			kn_error *ignored = NULL;
 
-			/* No resolv.conf on the host: an empty one, as docker without DNS config. */
+			/* No resolv.conf on the host: an empty one, as docker without DNS config.
+			 */
 			if (kn_read_file("/etc/resolv.conf", RESOLV_MAX, &rb, &ignored) < 0)
 				kn_error_free(ignored);
 		}
@@ -1418,7 +1499,8 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 		{
 			char *hn = xasprintf("%s\n", p->hostname);
 
-			if (add_file(p, "/etc/hostname", hn, strlen(hn), 0644, 0, 0, false, err) < 0)
+			if (add_file(p, "/etc/hostname", hn, strlen(hn), 0644, 0, 0, false, err) <
+			    0)
 				return -1;
 		}
 	}
@@ -1432,17 +1514,19 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 			size_t len;
 
 			if (!m->id || !*m->id || strchr(m->id, '/'))
-				return kn_error_set(err, EINVAL, "run: invalid secret id '%s'", m->id ? m->id : "");
+				return kn_error_set(err, EINVAL, "run: invalid secret id '%s'",
+						    m->id ? m->id : "");
 			if (!m->source)
-				return kn_error_set(err, EINVAL, "run: secret '%s' has no source", m->id);
+				return kn_error_set(err, EINVAL, "run: secret '%s' has no source",
+						    m->id);
 			if (kn_read_file(m->source, SECRET_MAX, &sb, err) < 0) {
 				kn_buf_release(&sb);
 				return kn_error_wrap(err, "run: secret '%s'", m->id);
 			}
 			def = xasprintf("/run/secrets/%s", m->id);
 			len = sb.len;
-			if (add_file(p, m->target ? m->target : def, kn_buf_detach(&sb), len, m->mode ? m->mode : 0400,
-				     m->uid, m->gid, true, err) < 0)
+			if (add_file(p, m->target ? m->target : def, kn_buf_detach(&sb), len,
+				     m->mode ? m->mode : 0400, m->uid, m->gid, true, err) < 0)
 				return -1;
 			continue;
 		}
@@ -1462,20 +1546,25 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 			x->fd = -1;
 			x->readonly = m->readonly;
 			if (m->type == SANDBOX_MOUNT_TMPFS) {
-				x->tmpfs_opts = m->size ? xasprintf("mode=%o,size=%llu", m->mode ? (unsigned int)m->mode : 01777u,
-								    (unsigned long long)m->size)
-							: xasprintf("mode=%o", m->mode ? (unsigned int)m->mode : 01777u);
+				x->tmpfs_opts =
+				    m->size ? xasprintf("mode=%o,size=%llu",
+							m->mode ? (unsigned int)m->mode : 01777u,
+							(unsigned long long)m->size)
+					    : xasprintf("mode=%o",
+							m->mode ? (unsigned int)m->mode : 01777u);
 				continue;
 			}
 			if (!m->source || stat(m->source, &st) < 0)
-				return kn_error_set(err, m->source ? errno : EINVAL, "run: mount source '%s'",
+				return kn_error_set(err, m->source ? errno : EINVAL,
+						    "run: mount source '%s'",
 						    m->source ? m->source : "");
 			x->source = m->source;
 			x->src_is_dir = S_ISDIR(st.st_mode);
 		}
 	}
 
-	/* argv[0]: a path is used as is, a name is searched in the command's PATH (execvp rules). */
+	/* argv[0]: a path is used as is, a name is searched in the command's PATH (execvp rules).
+	 */
 	{
 		struct kn_strv cands = KN_STRV_INIT;
 		const char *argv0 = s->argv[0];
@@ -1530,7 +1619,8 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	p->cwd = normalize_target(s->cwd && *s->cwd ? s->cwd : "/");
 	if (!p->cwd) {
 		if (s->cwd && strcmp(s->cwd, "/") != 0 && s->cwd[0] != '/')
-			return kn_error_set(err, EINVAL, "run: working directory '%s' is not absolute", s->cwd);
+			return kn_error_set(err, EINVAL,
+					    "run: working directory '%s' is not absolute", s->cwd);
 		p->cwd = xstrdup("/");
 	}
 	return 0;
@@ -1540,8 +1630,9 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 static int open_parent_nofollow(int rootfd, const char *rel, const char **ret_base, char **ret_dir)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	    .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    .resolve =
+		RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
 	const char *slash = strrchr(rel, '/');
 
@@ -1575,8 +1666,9 @@ static bool same_as_lower(const struct sandbox_spec *s, const char *rel, const s
 {
 	for (size_t i = 0; i < s->n_lowerdirs; i++) {
 		struct open_how how = {
-			.flags = O_PATH | O_CLOEXEC,
-			.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+		    .flags = O_PATH | O_CLOEXEC,
+		    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			       RESOLVE_NO_XDEV,
 		};
 		_cleanup_close_ int lfd = open(s->lowerdirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
 		_cleanup_close_ int fd = -1;
@@ -1589,8 +1681,8 @@ static bool same_as_lower(const struct sandbox_spec *s, const char *rel, const s
 			continue;
 		if (fstat(fd, &lst) < 0)
 			return false;
-		return S_ISDIR(lst.st_mode) && lst.st_mode == st->st_mode && lst.st_uid == st->st_uid &&
-		       lst.st_gid == st->st_gid;
+		return S_ISDIR(lst.st_mode) && lst.st_mode == st->st_mode &&
+		       lst.st_uid == st->st_uid && lst.st_gid == st->st_gid;
 	}
 	return false;
 }
@@ -1599,8 +1691,8 @@ static bool same_as_lower(const struct sandbox_spec *s, const char *rel, const s
  * Removes, from the upper dir (or rootfs), a stub the child created for a mount point, when it
  * is still empty, then (overlay) its copied-up parents that are left empty and unchanged.
  */
-static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind, const struct stub_times *t,
-			const char *path)
+static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind,
+			const struct stub_times *t, const char *path)
 {
 	_cleanup_free_ char *rel = NULL;
 	bool removed = false;
@@ -1616,7 +1708,8 @@ static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind,
 		_cleanup_close_ int dfd = open_parent_nofollow(rootfd, rel, &base, &dir);
 		struct stat st, pst;
 
-		if (dfd < 0 || fstat(dfd, &pst) < 0 || fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (dfd < 0 || fstat(dfd, &pst) < 0 ||
+		    fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return;
 		if (kind == REC_STUB_FILE && S_ISREG(st.st_mode) && st.st_size == 0)
 			removed = unlinkat(dfd, base, 0) == 0;
@@ -1624,11 +1717,11 @@ static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind,
 			removed = unlinkat(dfd, base, AT_REMOVEDIR) == 0;
 		if (removed) {
 			/*
-			 * Neither the stub nor its removal may change the parent's mtime: back to its
-			 * time before the stub when the command did not touch the directory since,
-			 * else to the time the command left (as BuildKit).
+			 * Neither the stub nor its removal may change the parent's mtime: back to
+			 * its time before the stub when the command did not touch the directory
+			 * since, else to the time the command left (as BuildKit).
 			 */
-			struct timespec times[2] = { { 0, UTIME_OMIT }, pst.st_mtim };
+			struct timespec times[2] = {{0, UTIME_OMIT}, pst.st_mtim};
 
 			if (t->pre.tv_nsec != UTIME_OMIT && pst.st_mtim.tv_sec == t->post.tv_sec &&
 			    pst.st_mtim.tv_nsec == t->post.tv_nsec)
@@ -1674,7 +1767,8 @@ struct stub {
 };
 
 /* Parses the child's records: stubs are cleaned up after the run, the first error kept. */
-static void parse_records(const struct kn_buf *recs, struct stub **stubs, size_t *n_stubs, struct run_result *res)
+static void parse_records(const struct kn_buf *recs, struct stub **stubs, size_t *n_stubs,
+			  struct run_result *res)
 {
 	size_t off = 0;
 
@@ -1688,7 +1782,8 @@ static void parse_records(const struct kn_buf *recs, struct stub **stubs, size_t
 		if (h.kind == REC_ERROR && !res->err_msg) {
 			res->err_code = h.err;
 			res->err_msg = xstrndup(recs->buf + off, h.len);
-		} else if ((h.kind == REC_STUB_FILE || h.kind == REC_STUB_DIR) && h.len > sizeof(struct stub_times)) {
+		} else if ((h.kind == REC_STUB_FILE || h.kind == REC_STUB_DIR) &&
+			   h.len > sizeof(struct stub_times)) {
 			struct stub *st;
 
 			*stubs = xreallocarray(*stubs, *n_stubs + 1, sizeof(**stubs));
@@ -1722,8 +1817,8 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	struct kn_buf recs = KN_BUF_INIT;
 	struct stub *stubs = NULL;
 	size_t n_stubs = 0;
-	struct run_result res = { 0, NULL };
-	int pipefd[2] = { -1, -1 }, outpipe[2] = { -1, -1 };
+	struct run_result res = {0, NULL};
+	int pipefd[2] = {-1, -1}, outpipe[2] = {-1, -1};
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	kn_error *read_err = NULL;
 	int status = 0, r = -1;
@@ -1780,8 +1875,8 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	free(p.state);
 	p.state = NULL;
 	{
-		_cleanup_close_ int rootfd =
-			open(spec->rootfs ? spec->rootfs : spec->upperdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int rootfd = open(spec->rootfs ? spec->rootfs : spec->upperdir,
+						  O_PATH | O_DIRECTORY | O_CLOEXEC);
 
 		for (size_t i = n_stubs; rootfd >= 0 && i-- > 0;)
 			remove_stub(spec, rootfd, stubs[i].kind, &stubs[i].t, stubs[i].path);

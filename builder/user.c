@@ -101,7 +101,7 @@ static bool is_member(struct span members, struct span name)
 
 	while (p <= end && members.n) {
 		const char *c = memchr(p, ',', (size_t)(end - p));
-		struct span m = { p, c ? (size_t)(c - p) : (size_t)(end - p) };
+		struct span m = {p, c ? (size_t)(c - p) : (size_t)(end - p)};
 
 		while (m.n && (m.p[0] == ' ' || m.p[0] == '\t')) {
 			m.p++;
@@ -118,10 +118,11 @@ static bool is_member(struct span members, struct span name)
 	return false;
 }
 
-int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len, const char *group,
-			     size_t group_len, gid_t *gids, size_t max_gids, struct sandbox_user_raw *ret)
+int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len,
+			     const char *group, size_t group_len, gid_t *gids, size_t max_gids,
+			     struct sandbox_user_raw *ret)
 {
-	struct span uarg = { "", 0 }, garg = { "", 0 }, name = { "", 0 }, line, f[7];
+	struct span uarg = {"", 0}, garg = {"", 0}, name = {"", 0}, line, f[7];
 	bool has_group = false, found = false, unum, gnum = false;
 	uint32_t uid_arg = 0, gid_arg = 0, v;
 	const char *p, *end;
@@ -150,7 +151,8 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
 	if (has_group)
 		gnum = span_to_id(garg, &gid_arg);
 
-	/* passwd: name:password:uid:gid:gecos:home:shell; the first entry matching by name or id. */
+	/* passwd: name:password:uid:gid:gecos:home:shell; the first entry matching by name or id.
+	 */
 	p = passwd ? passwd : "";
 	end = p + (passwd ? passwd_len : 0);
 	while (next_line(&p, end, &line)) {
@@ -254,8 +256,8 @@ void sandbox_user_release(struct sandbox_user *u)
 static int openat2_in_root(int dirfd, const char *path, int flags)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
 
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
@@ -316,7 +318,8 @@ enum layer_hit { LAYER_MISS, LAYER_FOUND, LAYER_HIDDEN };
  * Looks "etc/<name>" up in one layer: found (read it), hidden (a whiteout or an opaque /etc
  * ends the search) or missing (look further down).
  */
-static int lookup_layer(const char *layer, const char *name, struct kn_buf *out, enum layer_hit *hit, kn_error **err)
+static int lookup_layer(const char *layer, const char *name, struct kn_buf *out,
+			enum layer_hit *hit, kn_error **err)
 {
 	_cleanup_close_ int rootfd = -1, etcfd = -1;
 	_cleanup_free_ char *rel = xasprintf("etc/%s", name);
@@ -356,8 +359,8 @@ static int lookup_layer(const char *layer, const char *name, struct kn_buf *out,
 	return 0;
 }
 
-static int read_image_file(const char *const *lowerdirs, size_t n, const char *rootfs, const char *name,
-			   struct kn_buf *out, kn_error **err)
+static int read_image_file(const char *const *lowerdirs, size_t n, const char *rootfs,
+			   const char *name, struct kn_buf *out, kn_error **err)
 {
 	if (!lowerdirs || n == 0) {
 		_cleanup_close_ int rootfd = -1;
@@ -383,8 +386,8 @@ static int read_image_file(const char *const *lowerdirs, size_t n, const char *r
 	return 0;
 }
 
-int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs, const char *user,
-			struct sandbox_user *ret, kn_error **err)
+int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs,
+			const char *user, struct sandbox_user *ret, kn_error **err)
 {
 	struct kn_buf passwd = KN_BUF_INIT, group = KN_BUF_INIT;
 	struct sandbox_user_raw raw;
@@ -395,9 +398,10 @@ int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const 
 	    read_image_file(lowerdirs, n_lowerdirs, rootfs, "group", &group, err) < 0)
 		goto out;
 	gids = xreallocarray(NULL, SANDBOX_MAX_GROUPS, sizeof(*gids));
-	if (sandbox_user_resolve_raw(user, passwd.buf, passwd.len, group.buf, group.len, gids, SANDBOX_MAX_GROUPS,
-				     &raw) < 0) {
-		kn_error_set(err, 0, "%s%.*s%s", raw.msg, (int)raw.name_len, raw.name, raw.msg_suffix);
+	if (sandbox_user_resolve_raw(user, passwd.buf, passwd.len, group.buf, group.len, gids,
+				     SANDBOX_MAX_GROUPS, &raw) < 0) {
+		kn_error_set(err, 0, "%s%.*s%s", raw.msg, (int)raw.name_len, raw.name,
+			     raw.msg_suffix);
 		goto out;
 	}
 	ret->uid = raw.uid;

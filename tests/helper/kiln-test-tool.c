@@ -104,28 +104,28 @@ enum {
 };
 
 static const struct option run_longopts[] = {
-	{ "lower", required_argument, NULL, OPT_LOWER },
-	{ "upper", required_argument, NULL, OPT_UPPER },
-	{ "work", required_argument, NULL, OPT_WORK },
-	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
-	{ "user", required_argument, NULL, OPT_USER },
-	{ "cwd", required_argument, NULL, OPT_CWD },
-	{ "env", required_argument, NULL, OPT_ENV },
-	{ "no-env", no_argument, NULL, OPT_NO_ENV },
-	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
-	{ "network", required_argument, NULL, OPT_NETWORK },
-	{ "bind", required_argument, NULL, OPT_BIND },
-	{ "tmpfs", required_argument, NULL, OPT_TMPFS },
-	{ "secret", required_argument, NULL, OPT_SECRET },
-	{ "hosts", required_argument, NULL, OPT_HOSTS },
-	{ "resolv-conf", required_argument, NULL, OPT_RESOLV },
-	{ "output-cb", no_argument, NULL, OPT_OUTPUT_CB },
-	{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
-	{ "privileged", no_argument, NULL, OPT_PRIVILEGED },
-	{ "secret-owner", required_argument, NULL, OPT_SECRET_OWNER },
-	{ "scratch", required_argument, NULL, OPT_SCRATCH },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ NULL, 0, NULL, 0 },
+    {"lower", required_argument, NULL, OPT_LOWER},
+    {"upper", required_argument, NULL, OPT_UPPER},
+    {"work", required_argument, NULL, OPT_WORK},
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"user", required_argument, NULL, OPT_USER},
+    {"cwd", required_argument, NULL, OPT_CWD},
+    {"env", required_argument, NULL, OPT_ENV},
+    {"no-env", no_argument, NULL, OPT_NO_ENV},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"network", required_argument, NULL, OPT_NETWORK},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"tmpfs", required_argument, NULL, OPT_TMPFS},
+    {"secret", required_argument, NULL, OPT_SECRET},
+    {"hosts", required_argument, NULL, OPT_HOSTS},
+    {"resolv-conf", required_argument, NULL, OPT_RESOLV},
+    {"output-cb", no_argument, NULL, OPT_OUTPUT_CB},
+    {"tmpdir", required_argument, NULL, OPT_TMPDIR},
+    {"privileged", no_argument, NULL, OPT_PRIVILEGED},
+    {"secret-owner", required_argument, NULL, OPT_SECRET_OWNER},
+    {"scratch", required_argument, NULL, OPT_SCRATCH},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {NULL, 0, NULL, 0},
 };
 
 static void run_opts_release(struct run_opts *o)
@@ -145,7 +145,7 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 	o->spec.output_fd = 1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+n:", run_longopts, NULL)) != -1) {
-		char *parts[3] = { NULL, NULL, NULL };
+		char *parts[3] = {NULL, NULL, NULL};
 		struct sandbox_mount *m;
 		size_t n;
 
@@ -231,7 +231,8 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 			break;
 		case OPT_SECRET_OWNER: /* MODE:UID:GID of the last --secret */
 			n = split3(o, optarg, parts);
-			if (n < 3 || !o->n_mounts || o->mounts[o->n_mounts - 1].type != SANDBOX_MOUNT_SECRET)
+			if (n < 3 || !o->n_mounts ||
+			    o->mounts[o->n_mounts - 1].type != SANDBOX_MOUNT_SECRET)
 				return -1;
 			m = &o->mounts[o->n_mounts - 1];
 			m->mode = (mode_t)strtoul(parts[0], NULL, 8);
@@ -258,7 +259,8 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 	o->spec.lowerdirs = (const char *const *)o->lowers.v;
 	o->spec.n_lowerdirs = o->lowers.n;
 	if (!o->no_env && !o->env.n)
-		kn_strv_push(&o->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+		kn_strv_push(&o->env,
+			     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	kn_strv_push(&o->env, "KILN_TEST=1");
 	o->spec.env = (const char *const *)o->env.v;
 	o->spec.mounts = o->mounts;
@@ -277,7 +279,7 @@ static void write_stdout(const char *data, size_t len, void *unused)
 
 static int cmd_sandbox_run(int argc, char **argv)
 {
-	struct run_opts o = { 0 };
+	struct run_opts o = {0};
 	kn_error *err = NULL;
 	int status = 0, r;
 
@@ -360,7 +362,7 @@ static void *bench_thread(void *arg)
 /* Runs the command -n times (in each of --threads threads at once), with fresh upper/work dirs. */
 static int cmd_sandbox_bench(int argc, char **argv)
 {
-	struct run_opts o = { 0 };
+	struct run_opts o = {0};
 	struct bench_worker *w;
 	pthread_t *tids;
 	double total = 0, min = 1e18, max = 0;
@@ -368,8 +370,10 @@ static int cmd_sandbox_bench(int argc, char **argv)
 
 	o.runs = 20;
 	o.threads = 1;
-	if (parse_run_opts(&o, argc, argv) < 0 || !o.scratch || o.runs <= 0 || o.threads <= 0 || o.threads > 64) {
-		fprintf(stderr, "kiln-test-tool: sandbox-bench needs --scratch DIR, -n N and --threads 1..64\n");
+	if (parse_run_opts(&o, argc, argv) < 0 || !o.scratch || o.runs <= 0 || o.threads <= 0 ||
+	    o.threads > 64) {
+		fprintf(stderr, "kiln-test-tool: sandbox-bench needs --scratch DIR, -n N and "
+				"--threads 1..64\n");
 		run_opts_release(&o);
 		return 2;
 	}
@@ -392,8 +396,9 @@ static int cmd_sandbox_bench(int argc, char **argv)
 		max = w[t].max > max ? w[t].max : max;
 	}
 	if (rc == 0)
-		printf("runs=%ld threads=%ld mean_ms=%.2f min_ms=%.2f max_ms=%.2f\n", o.runs * o.threads, o.threads,
-		       total / (double)(o.runs * o.threads), min, max);
+		printf("runs=%ld threads=%ld mean_ms=%.2f min_ms=%.2f max_ms=%.2f\n",
+		       o.runs * o.threads, o.threads, total / (double)(o.runs * o.threads), min,
+		       max);
 	free(w);
 	free(tids);
 	run_opts_release(&o);
@@ -404,7 +409,7 @@ static int cmd_user_lookup(int argc, char **argv)
 {
 	struct kn_strv lowers = KN_STRV_INIT;
 	const char *rootfs = NULL;
-	struct sandbox_user u = { 0 };
+	struct sandbox_user u = {0};
 	kn_error *err = NULL;
 	int c, r;
 
@@ -420,11 +425,13 @@ static int cmd_user_lookup(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: kiln-test-tool user-lookup [--lower DIR]... [--rootfs DIR] USER\n");
+		fprintf(stderr,
+			"usage: kiln-test-tool user-lookup [--lower DIR]... [--rootfs DIR] USER\n");
 		kn_strv_release(&lowers);
 		return 2;
 	}
-	r = sandbox_user_lookup((const char *const *)lowers.v, lowers.n, rootfs, argv[optind], &u, &err);
+	r = sandbox_user_lookup((const char *const *)lowers.v, lowers.n, rootfs, argv[optind], &u,
+				&err);
 	kn_strv_release(&lowers);
 	if (r < 0) {
 		die_err(err);
@@ -442,9 +449,9 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "sandbox-run", cmd_sandbox_run },
-	{ "sandbox-bench", cmd_sandbox_bench },
-	{ "user-lookup", cmd_user_lookup },
+    {"sandbox-run", cmd_sandbox_run},
+    {"sandbox-bench", cmd_sandbox_bench},
+    {"user-lookup", cmd_user_lookup},
 };
 
 int main(int argc, char **argv)

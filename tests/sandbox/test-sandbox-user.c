@@ -28,7 +28,8 @@ static const char group[] = "root:x:0:\n"
 
 static int resolve(const char *user, struct sandbox_user_raw *r, gid_t *gids, size_t max)
 {
-	return sandbox_user_resolve_raw(user, passwd, strlen(passwd), group, strlen(group), gids, max, r);
+	return sandbox_user_resolve_raw(user, passwd, strlen(passwd), group, strlen(group), gids,
+					max, r);
 }
 
 static void test_root_default(void **state)
@@ -143,9 +144,9 @@ static void test_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_root_default), cmocka_unit_test(test_name_and_groups),
-		cmocka_unit_test(test_numeric),	     cmocka_unit_test(test_user_group),
-		cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_root_default), cmocka_unit_test(test_name_and_groups),
+	    cmocka_unit_test(test_numeric),	 cmocka_unit_test(test_user_group),
+	    cmocka_unit_test(test_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
