@@ -842,3 +842,61 @@ out:
 	image_manifest_release(&m);
 	return r;
 }
+
+int store_index_write(struct store *s, const struct store_desc *manifests, size_t n,
+		      enum image_format fmt, const char *name, struct store_desc *ret_index,
+		      kn_error **err)
+{
+	struct image_index ix = { 0 };
+	struct store_desc d = { 0 };
+	_cleanup_free_ char *norm = NULL, *json = NULL, *digest = NULL;
+	size_t len;
+	int r = -1;
+
+	if (!n)
+		return kn_error_set(err, EINVAL, "an image index needs at least one manifest");
+	if (name && store_ref_normalize(name, &norm, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!manifests[i].platform || !manifests[i].platform->os ||
+		    !manifests[i].platform->architecture)
+			return kn_error_set(err, EINVAL, "index manifest '%s' has no platform",
+					    manifests[i].digest);
+		if (!store_blob_exists(s, manifests[i].digest))
+			return kn_error_set(err, ENOENT, "manifest blob '%s' is not in the store",
+					    manifests[i].digest);
+	}
+	ix.media_type = xstrdup(fmt == IMAGE_FORMAT_DOCKER ? STORE_MT_DOCKER_LIST : STORE_MT_OCI_INDEX);
+	ix.manifests = xcalloc(n, sizeof(*ix.manifests));
+	for (size_t i = 0; i < n; i++) {
+		store_desc_copy(&ix.manifests[i], &manifests[i]);
+		if (ix.manifests[i].annotations) {
+			json_object_del(ix.manifests[i].annotations, STORE_ANNOT_REF_NAME);
+			if (!json_object_size(ix.manifests[i].annotations)) {
+				json_decref(ix.manifests[i].annotations);
+				ix.manifests[i].annotations = NULL;
+			}
+		}
+		ix.n_manifests++;
+	}
+	json = image_index_dump(&ix, &len);
+	if (store_blob_put(s, json, len, &digest, err) < 0)
+		goto out;
+	d.media_type = xstrdup(ix.media_type);
+	d.digest = steal_ptr(&digest);
+	d.size = (int64_t)len;
+	if (store_ref_set(s, norm, &d, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (store_ref_delete_untagged(s, manifests[i].digest, err) < 0)
+			goto out;
+	if (ret_index) {
+		*ret_index = d;
+		memset(&d, 0, sizeof(d));
+	}
+	r = 0;
+out:
+	store_desc_release(&d);
+	image_index_release(&ix);
+	return r;
+}

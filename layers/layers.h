@@ -193,6 +193,8 @@ int store_ref_get(const struct store *s, const char *name, struct store_desc *re
 int store_ref_delete(struct store *s, const char *name, kn_error **err);
 /** Removes every index entry (named or not) whose digest is digest. */
 int store_ref_delete_digest(struct store *s, const char *digest, kn_error **err);
+/** Removes only the untagged index.json entries whose digest is digest (none: fine). */
+int store_ref_delete_untagged(struct store *s, const char *digest, kn_error **err);
 /** Lists index.json entries in file order. *ret (may be NULL when *ret_n is 0) is owned. */
 int store_ref_list(const struct store *s, struct store_ref **ret, size_t *ret_n, kn_error **err);
 
@@ -318,6 +320,16 @@ int store_image_resolve(const struct store *s, const char *name, struct store_im
 int store_image_write(struct store *s, const struct image_config *config,
 		      const struct store_desc *layers, size_t n_layers, enum image_format fmt,
 		      const char *name, struct store_desc *ret_manifest, char **ret_id,
+		      kn_error **err);
+/**
+ * Writes a multi-platform image: an OCI index (IMAGE_FORMAT_OCI) or Docker manifest list over
+ * manifests[] (descriptors of manifests already in the store, each with its platform set, e.g.
+ * from store_image_write + the config's os/architecture), and points name (normalized here; NULL:
+ * untagged) at it; the untagged entries store_image_write(name NULL) left for those manifests
+ * are removed. ret_index (may be NULL) receives the index descriptor (owned).
+ */
+int store_index_write(struct store *s, const struct store_desc *manifests, size_t n,
+		      enum image_format fmt, const char *name, struct store_desc *ret_index,
 		      kn_error **err);
 /** Total size of an image: config + manifest + compressed layers (docker "SIZE" shows this). */
 int64_t store_image_size(const struct store_image *img);

@@ -944,7 +944,8 @@ int store_ref_get(const struct store *s, const char *name, struct store_desc *re
 	return kn_error_set(err, ENOENT, "image '%s' not found", name);
 }
 
-static int ref_remove(struct store *s, const char *name, const char *digest, kn_error **err)
+static int ref_remove(struct store *s, const char *name, const char *digest, bool unnamed_only,
+		      kn_error **err)
 {
 	_cleanup_close_ int lock = -1;
 	json_t *ix, *arr;
@@ -962,7 +963,8 @@ static int ref_remove(struct store *s, const char *name, const char *digest, kn_
 		json_t *e = json_array_get(arr, i);
 		const char *en = entry_name(e), *ed = entry_digest(e);
 
-		if ((name && en && !strcmp(en, name)) || (digest && ed && !strcmp(ed, digest))) {
+		if ((name && en && !strcmp(en, name)) ||
+		    (digest && ed && !strcmp(ed, digest) && (!unnamed_only || !en))) {
 			json_array_remove(arr, i);
 			found++;
 			continue;
@@ -982,12 +984,17 @@ static int ref_remove(struct store *s, const char *name, const char *digest, kn_
 
 int store_ref_delete(struct store *s, const char *name, kn_error **err)
 {
-	return ref_remove(s, name, NULL, err);
+	return ref_remove(s, name, NULL, false, err);
 }
 
 int store_ref_delete_digest(struct store *s, const char *digest, kn_error **err)
 {
-	return ref_remove(s, NULL, digest, err);
+	return ref_remove(s, NULL, digest, false, err);
+}
+
+int store_ref_delete_untagged(struct store *s, const char *digest, kn_error **err)
+{
+	return ref_remove(s, NULL, digest, true, err);
 }
 
 void store_refs_free(struct store_ref *refs, size_t n)

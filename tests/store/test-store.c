@@ -207,6 +207,70 @@ static void test_blobs_refs_gc(void **state)
 	(void)kn_rm_rf(root, NULL);
 }
 
+static void test_index(void **state)
+{
+	_cleanup_free_ char *root = tmpdir_new();
+	_cleanup_(store_freep) struct store *s = NULL;
+	_cleanup_(store_image_freep) struct store_image *img = NULL;
+	_cleanup_free_ char *d = NULL, *id_host = NULL, *id_other = NULL;
+	struct store_desc layer = { 0 }, m[2] = { { 0 } }, ix = { 0 };
+	const char *arch, *os, *variant;
+	int64_t freed = -1;
+
+	(void)state;
+	store_platform_host(&arch, &os, &variant);
+	assert_int_equal(store_open(root, STORE_EXCLUSIVE, &s, NULL), 0);
+	assert_int_equal(store_blob_put(s, "layer", 5, &d, NULL), 0);
+	layer.media_type = xstrdup(STORE_MT_OCI_LAYER);
+	layer.digest = xstrdup(d);
+	layer.size = 5;
+	for (int i = 0; i < 2; i++) {
+		_cleanup_(image_config_freep) struct image_config *c = image_config_new();
+
+		if (i == 1) {
+			free(c->architecture);
+			c->architecture = xstrdup(strcmp(arch, "s390x") ? "s390x" : "ppc64le");
+			free(c->variant);
+			c->variant = NULL;
+		}
+		image_config_add_layer(c, d);
+		assert_int_equal(store_image_write(s, c, &layer, 1, IMAGE_FORMAT_OCI, NULL, &m[i],
+						   i ? &id_other : &id_host, NULL), 0);
+		m[i].platform = xcalloc(1, sizeof(*m[i].platform));
+		m[i].platform->os = xstrdup(c->os);
+		m[i].platform->architecture = xstrdup(c->architecture);
+	}
+	/* Put the foreign platform first: resolve must still pick the host's. */
+	{
+		struct store_desc order[2] = { m[1], m[0] };
+
+		assert_int_equal(store_index_write(s, order, 2, IMAGE_FORMAT_OCI, "multi:1", &ix, NULL), 0);
+	}
+	assert_string_equal(ix.media_type, STORE_MT_OCI_INDEX);
+	assert_int_equal(store_image_resolve(s, "multi:1", &img, NULL), 0);
+	assert_string_equal(img->id, id_host);
+	assert_string_equal(img->top.digest, ix.digest);
+	/* The untagged entries of both manifests went when the index named them. */
+	{
+		struct store_ref *refs = NULL;
+		size_t n = 0;
+
+		assert_int_equal(store_ref_list(s, &refs, &n, NULL), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(refs[0].name, "docker.io/library/multi:1");
+		store_refs_free(refs, n);
+	}
+	assert_int_equal(store_gc(s, 0, &freed, NULL), 0);
+	assert_int_equal(freed, 0);
+	assert_true(store_blob_exists(s, id_other));
+	assert_int_equal(store_fsck(s, NULL, NULL, NULL), 0);
+	store_desc_release(&layer);
+	store_desc_release(&m[0]);
+	store_desc_release(&m[1]);
+	store_desc_release(&ix);
+	(void)kn_rm_rf(root, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_config_canonical),
 		cmocka_unit_test(test_blobs_refs_gc),
+		cmocka_unit_test(test_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
