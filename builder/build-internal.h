@@ -51,9 +51,9 @@ struct bld {
 	bool have_epoch;
 	int64_t epoch;
 	struct bld_secret *secrets;
-	size_t n_secrets;
+	size_t n_secrets, alloc_secrets;
 	struct bld_ext_image *ext;
-	size_t n_ext;
+	size_t n_ext, alloc_ext;
 	struct bld_statcache *statcache; /* context file digests by stat, NULL when unused */
 	pthread_mutex_t lock; /* serialises progress events */
 	unsigned step_seq;    /* names per-step temp dirs */

@@ -262,7 +262,7 @@ static int image_get(struct bld *b, const char *ref, const struct store_image **
 		reg_pull_result_release(&pr);
 	}
 found:
-	KN_GROW(b->ext, b->n_ext, b->n_ext + 1);
+	KN_GROW(b->ext, b->alloc_ext, b->n_ext + 1);
 	b->ext[b->n_ext].ref = xstrdup(ref);
 	b->ext[b->n_ext].img = img;
 	b->n_ext++;
@@ -1269,7 +1269,7 @@ static int parse_secrets(struct bld *b, kn_error **err)
 			free(s.env);
 			return r;
 		}
-		KN_GROW(b->secrets, b->n_secrets, b->n_secrets + 1);
+		KN_GROW(b->secrets, b->alloc_secrets, b->n_secrets + 1);
 		b->secrets[b->n_secrets++] = s;
 	}
 	return 0;
