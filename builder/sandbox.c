@@ -348,6 +348,7 @@ struct sbx_file {
 };
 
 /* A bind or tmpfs mount from the spec. */
+/* A mount from the spec: a bind, a tmpfs or a secret (then files[file_idx] has its bytes). */
 struct sbx_mnt {
 	enum sandbox_mount_type type;
 	const char *source;
@@ -355,6 +356,7 @@ struct sbx_mnt {
 	char *tmpfs_opts;
 	bool readonly;
 	bool src_is_dir;
+	size_t file_idx;
 	int fd;
 };
 
@@ -369,6 +371,7 @@ struct sbx_plan {
 
 	struct sbx_file *files;
 	size_t n_files;
+	size_t n_base_files; /* hosts, resolv.conf, hostname; secrets follow */
 	struct sbx_mnt *mnts;
 	size_t n_mnts;
 
@@ -875,17 +878,21 @@ fail:
 
 static int setup_files_and_mounts(struct sbx_plan *p)
 {
-	for (size_t i = 0; i < p->n_files; i++) {
-		struct sbx_file *f = &p->files[i];
+	for (size_t i = 0; i < p->n_base_files + p->n_mnts; i++) {
+		struct sbx_mnt *m = i < p->n_base_files ? NULL : &p->mnts[i - p->n_base_files];
+		struct sbx_file *f = NULL;
 
-		if (ensure_file(p, f->target) < 0 || mount_fd_at(p, f->fd, f->target) < 0)
-			return -1;
-		close(f->fd);
-		f->fd = -1;
-	}
-	for (size_t i = 0; i < p->n_mnts; i++) {
-		struct sbx_mnt *m = &p->mnts[i];
-
+		if (!m)
+			f = &p->files[i];
+		else if (m->type == SANDBOX_MOUNT_SECRET)
+			f = &p->files[m->file_idx];
+		if (f) {
+			if (ensure_file(p, f->target) < 0 || mount_fd_at(p, f->fd, f->target) < 0)
+				return -1;
+			close(f->fd);
+			f->fd = -1;
+			continue;
+		}
 		if (m->type == SANDBOX_MOUNT_TMPFS) {
 			if (ensure_dir(p, m->target, true) < 0)
 				return -1;
@@ -1394,6 +1401,30 @@ static const char *env_get(const char *const *env, const char *key)
 	return NULL;
 }
 
+static size_t path_depth(const char *path)
+{
+	size_t n = 0;
+
+	for (; *path; path++)
+		n += *path == '/';
+	return n;
+}
+
+/* Stable sort by target depth, as docker does: a mount inside another comes after it. */
+static void sort_mounts(struct sbx_mnt *m, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct sbx_mnt x = m[i];
+		size_t d = path_depth(x.target), j = i;
+
+		while (j > 0 && path_depth(m[j - 1].target) > d) {
+			m[j] = m[j - 1];
+			j--;
+		}
+		m[j] = x;
+	}
+}
+
 static int add_file(struct sbx_plan *p, const char *target, char *data, size_t len, mode_t mode,
 		    uid_t uid, gid_t gid, bool readonly, kn_error **err)
 {
@@ -1505,6 +1536,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 		}
 	}
 
+	p->n_base_files = p->n_files;
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const struct sandbox_mount *m = &s->mounts[i];
 
@@ -1528,6 +1560,13 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 			if (add_file(p, m->target ? m->target : def, kn_buf_detach(&sb), len,
 				     m->mode ? m->mode : 0400, m->uid, m->gid, true, err) < 0)
 				return -1;
+			p->mnts = xreallocarray(p->mnts, p->n_mnts + 1, sizeof(*p->mnts));
+			memset(&p->mnts[p->n_mnts], 0, sizeof(p->mnts[0]));
+			p->mnts[p->n_mnts].type = SANDBOX_MOUNT_SECRET;
+			p->mnts[p->n_mnts].target = xstrdup(p->files[p->n_files - 1].target);
+			p->mnts[p->n_mnts].file_idx = p->n_files - 1;
+			p->mnts[p->n_mnts].fd = -1;
+			p->n_mnts++;
 			continue;
 		}
 		{
@@ -1562,6 +1601,8 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 			x->src_is_dir = S_ISDIR(st.st_mode);
 		}
 	}
+
+	sort_mounts(p->mnts, p->n_mnts);
 
 	/* argv[0]: a path is used as is, a name is searched in the command's PATH (execvp rules).
 	 */

@@ -184,3 +184,14 @@ uid=2000(extra) gid=2000 groups=2000"
 	run upper_listing
 	assert_equal "$(printf '%s\n' "$output" | cut -d' ' -f1,4)" "f ./made"
 }
+
+@test "sandbox: nested mounts are mounted parents first, whatever their order" {
+	local src="$BATS_TEST_TMPDIR/src"
+	mkdir -p "$src/inner" && echo outer > "$src/o" && echo inner-src > "$BATS_TEST_TMPDIR/i"
+	echo -n nested > "$BATS_TEST_TMPDIR/secret"
+	sbx --secret n:"$BATS_TEST_TMPDIR/secret":/run/x/s --bind "$BATS_TEST_TMPDIR/i:/src/inner/i:ro" --tmpfs /run/x --bind "$src:/src" -- sh -c 'cat /run/x/s; echo; cat /src/o /src/inner/i'
+	assert_equal "$output" "nested
+outer
+inner-src"
+	assert_equal "$(upper_listing)" ""
+}
