@@ -53,6 +53,7 @@ struct reg_client {
 	struct token_entry *tokens;
 	size_t ntokens, tokens_alloc;
 
+	struct curl_slist *connect_to; /* KILN_REGISTRY_CONNECT_TO, as curl --connect-to */
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock; /* separate: token requests run with c->lock held */
@@ -201,6 +202,21 @@ int reg_client_new(const struct reg_ref *ref, const struct reg_opts *opts, unsig
 		      (access & REG_ACCESS_PUSH) ? "pull,push" : "pull");
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
+	{
+		const char *ct = getenv("KILN_REGISTRY_CONNECT_TO");
+
+		for (const char *p = ct; p && *p;) {
+			size_t n = strcspn(p, ",");
+			char *one = xstrndup(p, n);
+
+			if (*one)
+				c->connect_to = curl_slist_append(c->connect_to, one);
+			free(one);
+			p += n;
+			if (*p == ',')
+				p++;
+		}
+	}
 	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_locks[i], NULL);
 	c->share = curl_share_init();
@@ -223,6 +239,7 @@ void reg_client_free(struct reg_client *c)
 	for (size_t i = 0; i < c->npool; i++)
 		curl_easy_cleanup(c->pool[i]);
 	free(c->pool);
+	curl_slist_free_all(c->connect_to);
 	if (c->share)
 		curl_share_cleanup(c->share);
 	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -597,6 +614,8 @@ static CURLcode perform_once(struct reg_client *c, const char *method, const cha
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	if (c->connect_to)
+		curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
 
 	if (!strcmp(method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -1161,6 +1180,16 @@ int reg_request(struct reg_client *c, const struct reg_request *req, struct reg_
 			char *scope = NULL;
 
 			if (learn_challenge(c, &x.headers, &scope)) {
+				bool basic_without_creds;
+
+				pthread_mutex_lock(&c->lock);
+				ensure_creds_locked(c);
+				basic_without_creds = c->scheme == AUTH_BASIC && (!c->creds || !c->creds->username);
+				pthread_mutex_unlock(&c->lock);
+				if (basic_without_creds) {
+					free(scope);
+					goto done;
+				}
 				auth_tries++;
 				free(extra_scope);
 				extra_scope = scope;

@@ -130,3 +130,23 @@ login_cycle() {
 	assert_contains "$output" "cannot connect to '127.0.0.1:1'"
 	[[ "$output" != *pw* ]] || [[ "$output" != *"pw:"* ]]
 }
+
+@test "docker.io: login stores under https://index.docker.io/v1/ and short names use it" {
+	registry_start htpasswd
+	push_test_image library/alpine:3
+	# Route Docker Hub's API host to the local registry (curl's --connect-to), plain HTTP.
+	export KILN_REGISTRY_CONNECT_TO="registry-1.docker.io::$REGISTRY_HOST"
+	export KILN_INSECURE_REGISTRIES=registry-1.docker.io
+	run_kiln login -u "$REGISTRY_USER" --password-stdin docker.io <<<"$REGISTRY_PASS"
+	assert_contains "$output" "Login Succeeded"
+	assert_equal "$(jq -r '.auths | keys[]' "$DOCKER_CONFIG/config.json")" "https://index.docker.io/v1/"
+	run "$REG_TOOL" get alpine:3 "/v2/library/alpine/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "sha256 $LAYER_SHA"
+	assert_contains "$output" "base http://registry-1.docker.io"
+	run_kiln logout
+	assert_equal "$(jq -r '.auths | length' "$DOCKER_CONFIG/config.json")" 0
+	run "$REG_TOOL" get alpine:3 "/v2/library/alpine/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "not logged in to 'docker.io' (kiln login docker.io)"
+}
