@@ -648,20 +648,32 @@ static int setup_state(const struct sbx_plan *p)
 	return 0;
 }
 
-static int fs_error(const struct sbx_plan *p, int fsfd, int e, const char *what)
+/* Reports a failed overlay option or creation: "what 'path': <kernel's message>" and errno. */
+static int fs_error(const struct sbx_plan *p, int fsfd, int e, const char *what, const char *path)
 {
 	ssize_t n = -1;
+	struct iovec iov[7] = {
+	    {NULL, 0},
+	    {(void *)what, strlen(what)},
+	    {(void *)" '", path ? 2 : 0},
+	    {(void *)path, c_strlen(path)},
+	    {(void *)"'", path ? 1 : 0},
+	    {(void *)": ", 0},
+	    {p->msgbuf, 0},
+	};
 
-	/* The kernel queues a message on the fs context; it says which option was wrong. */
+	/* The kernel may queue a message on the fs context ("e overlay: ..."): add it. */
 	if (fsfd >= 0)
 		n = read(fsfd, p->msgbuf, p->msgbuf_cap - 1);
-	if (n > 0) {
-		p->msgbuf[n] = '\0';
-		while (n > 0 && p->msgbuf[n - 1] == '\n')
-			p->msgbuf[--n] = '\0';
-		return child_fail(p, e, what, ": ", p->msgbuf);
+	while (n > 0 && p->msgbuf[n - 1] == '\n')
+		n--;
+	if (n > 2 && p->msgbuf[1] == ' ') {
+		iov[5].iov_len = 2;
+		iov[6].iov_base = p->msgbuf + 2;
+		iov[6].iov_len = (size_t)n - 2;
 	}
-	return child_fail(p, e, what, NULL, NULL);
+	rec_writev(p, REC_ERROR, e, iov, 7);
+	return -1;
 }
 
 static int mount_overlay(const struct sbx_plan *p)
@@ -677,17 +689,25 @@ static int mount_overlay(const struct sbx_plan *p)
 			if (errno == EINVAL && i == 0 && p->lower_joined) {
 				/* Kernels before 6.8: one colon-separated option. */
 				if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p->lower_joined,
-					     0) < 0)
-					goto fail;
+					     0) < 0) {
+					fs_error(p, fsfd, errno, "run: overlay lowerdir",
+						 p->lower_joined);
+					goto out;
+				}
 				break;
 			}
-			fs_error(p, fsfd, errno, "run: overlay lowerdir");
+			fs_error(p, fsfd, errno, "run: overlay lowerdir", s->lowerdirs[i]);
 			goto out;
 		}
 	}
-	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", s->upperdir, 0) < 0 ||
-	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", s->workdir, 0) < 0)
-		goto fail;
+	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", s->upperdir, 0) < 0) {
+		fs_error(p, fsfd, errno, "run: overlay upperdir", s->upperdir);
+		goto out;
+	}
+	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", s->workdir, 0) < 0) {
+		fs_error(p, fsfd, errno, "run: overlay workdir", s->workdir);
+		goto out;
+	}
 	/* Keep the upper dir a plain tree the layer differ can read: no redirects or metacopy. */
 	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "redirect_dir", "off", 0);
 	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "metacopy", "off", 0);
@@ -701,7 +721,7 @@ static int mount_overlay(const struct sbx_plan *p)
 	close(mfd);
 	goto out;
 fail:
-	fs_error(p, fsfd, errno, "run: mount overlay");
+	fs_error(p, fsfd, errno, "run: mount overlay with upperdir", s->upperdir);
 out:
 	close(fsfd);
 	return r;

@@ -195,3 +195,15 @@ outer
 inner-src"
 	assert_equal "$(upper_listing)" ""
 }
+
+@test "sandbox: overlay setup errors name the directory" {
+	SBX_LAYERS=(--lower "$BATS_TEST_TMPDIR/missing-layer" --upper "$UP" --work "$WK")
+	sbx 125 -- true
+	assert_equal "$output" "kiln-test-tool: run: overlay lowerdir '$BATS_TEST_TMPDIR/missing-layer': No such file or directory"
+	SBX_LAYERS=(--lower "$SBX_BASE/rootfs" --upper "$BATS_TEST_TMPDIR/missing-upper" --work "$WK")
+	mkdir -p "$BATS_TEST_TMPDIR/state"
+	sbx 125 --tmpdir "$BATS_TEST_TMPDIR/state" -- true
+	assert_equal "$output" "kiln-test-tool: run: overlay upperdir '$BATS_TEST_TMPDIR/missing-upper': No such file or directory"
+	# the sandbox's state dir is gone after a failure too
+	assert_equal "$(ls -A "$BATS_TEST_TMPDIR/state")" ""
+}
