@@ -108,6 +108,46 @@ static int write_blob(const struct store *s, struct archive *a, struct kn_strv *
 	return 0;
 }
 
+/*
+ * oci-archive of a multi-platform image: the index and every platform manifest the store has
+ * (with configs and layers); manifests of platforms never pulled are left out of the index.
+ */
+static int write_index_tree(const struct store *s, struct archive *a, struct kn_strv *written,
+			    const struct store_desc *top, kn_error **err)
+{
+	struct kn_buf b = KN_BUF_INIT;
+	struct image_index ix = { 0 };
+	int r = -1;
+
+	if (store_blob_read(s, top->digest, STORE_JSON_MAX, &b, err) < 0 ||
+	    image_index_parse(b.buf, b.len, &ix, err) < 0)
+		goto out;
+	for (size_t i = 0; i < ix.n_manifests; i++) {
+		struct kn_buf mb = KN_BUF_INIT;
+		struct image_manifest m = { 0 };
+		int mr;
+
+		if (!store_blob_exists(s, ix.manifests[i].digest))
+			continue;
+		mr = store_blob_read(s, ix.manifests[i].digest, STORE_JSON_MAX, &mb, err) < 0 ||
+		     image_manifest_parse(mb.buf, mb.len, &m, err) < 0 ||
+		     write_blob(s, a, written, m.config.digest, err) < 0 ? -1 : 0;
+		for (size_t k = 0; mr == 0 && k < m.n_layers; k++)
+			mr = write_blob(s, a, written, m.layers[k].digest, err);
+		if (mr == 0)
+			mr = write_blob(s, a, written, ix.manifests[i].digest, err);
+		kn_buf_release(&mb);
+		image_manifest_release(&m);
+		if (mr < 0)
+			goto out;
+	}
+	r = write_blob(s, a, written, top->digest, err);
+out:
+	kn_buf_release(&b);
+	image_index_release(&ix);
+	return r;
+}
+
 int store_archive_save(const struct store *s, char *const *images, enum store_archive_format fmt,
 		       int fd, kn_error **err)
 {
@@ -178,6 +218,9 @@ int store_archive_save(const struct store *s, char *const *images, enum store_ar
 		}
 		if (write_blob(s, a, &written, img->manifest_desc.digest, err) < 0)
 			goto out_m;
+		if (fmt == STORE_ARCHIVE_OCI && strcmp(img->top.digest, img->manifest_desc.digest) &&
+		    write_index_tree(s, a, &written, &img->top, err) < 0)
+			goto out_m;
 		for (size_t k = 0; k < imgs[i].names.n; k++) {
 			const char *full = imgs[i].names.v[k];
 			_cleanup_free_ char *fam = store_ref_familiar(full);
@@ -192,7 +235,7 @@ int store_archive_save(const struct store *s, char *const *images, enum store_ar
 			json_object_set_new(json_object_get(repos, frepo), ftag ? ftag : "latest",
 					    json_string(store_digest_hex(img->id)));
 			store_ref_split(full, &repo, &tag);
-			store_desc_copy(&d, &img->manifest_desc);
+			store_desc_copy(&d, fmt == STORE_ARCHIVE_OCI ? &img->top : &img->manifest_desc);
 			jd = store_desc_to_json(&d);
 			store_desc_release(&d);
 			json_object_del(jd, "platform");
@@ -206,7 +249,7 @@ int store_archive_save(const struct store *s, char *const *images, enum store_ar
 			struct store_desc d;
 			json_t *jd;
 
-			store_desc_copy(&d, &img->manifest_desc);
+			store_desc_copy(&d, fmt == STORE_ARCHIVE_OCI ? &img->top : &img->manifest_desc);
 			jd = store_desc_to_json(&d);
 			store_desc_release(&d);
 			json_object_del(jd, "annotations");
@@ -888,8 +931,20 @@ static int load_oci(struct loader *l, json_t *index, kn_error **err)
 				goto out;
 			}
 			kn_buf_release(&b);
-			/* Keep every platform the archive carries; the host one must be there. */
-			ci = image_index_choose(&sub, NULL, NULL, NULL, err);
+			/* Keep every platform the archive carries. */
+			ci = image_index_choose(&sub, NULL, NULL, NULL, NULL);
+			if (ci < 0) {
+				/* No host platform: keep what is there, the first as "the" image. */
+				for (size_t k = 0; ci < 0 && k < sub.n_manifests; k++)
+					if (blob_entry(l, sub.manifests[k].digest, NULL))
+						ci = (int)k;
+				if (ci < 0) {
+					kn_error_set(err, ENOENT, "index '%s' has no manifest in the archive",
+						     d->digest);
+					image_index_release(&sub);
+					goto out;
+				}
+			}
 			for (size_t k = 0; ci >= 0 && k < sub.n_manifests; k++) {
 				_cleanup_free_ char *sid = NULL;
 

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -264,6 +266,27 @@ static void test_index(void **state)
 	assert_int_equal(freed, 0);
 	assert_true(store_blob_exists(s, id_other));
 	assert_int_equal(store_fsck(s, NULL, NULL, NULL), 0);
+	/* An oci-archive keeps the index with both platforms through save and load. */
+	{
+		_cleanup_free_ char *tar = xasprintf("%s/multi.tar", root);
+		_cleanup_free_ char *root2 = xasprintf("%s/second", root);
+		_cleanup_(store_freep) struct store *s2 = NULL;
+		_cleanup_(store_image_freep) struct store_image *img2 = NULL;
+		char *names[] = { (char *)"multi:1", NULL };
+		int fd = open(tar, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		assert_true(fd >= 0);
+		assert_int_equal(store_archive_save(s, names, STORE_ARCHIVE_OCI, fd, NULL), 0);
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		assert_int_equal(store_open(root2, STORE_WRITE, &s2, NULL), 0);
+		assert_int_equal(store_archive_load(s2, fd, NULL, NULL, NULL), 0);
+		close(fd);
+		assert_int_equal(store_image_resolve(s2, "multi:1", &img2, NULL), 0);
+		assert_string_equal(img2->top.digest, ix.digest);
+		assert_string_equal(img2->id, id_host);
+		assert_true(store_blob_exists(s2, id_other));
+		assert_int_equal(store_fsck(s2, NULL, NULL, NULL), 0);
+	}
 	store_desc_release(&layer);
 	store_desc_release(&m[0]);
 	store_desc_release(&m[1]);
