@@ -680,7 +680,7 @@ int df_port_parse(const char *s, struct df_port *ret, kn_error **err)
 	memset(ret, 0, sizeof(*ret));
 	if (!*proto || strlen(proto) >= sizeof(ret->proto))
 		return kn_error_set(err, 0, "invalid proto: %s", proto);
-	for (size_t i = 0; proto[i]; i++)
+	for (size_t i = 0; proto[i] && i + 1 < sizeof(ret->proto); i++)
 		ret->proto[i] = (char)((proto[i] >= 'A' && proto[i] <= 'Z') ? proto[i] + 32 : proto[i]);
 	if (strcmp(ret->proto, "tcp") && strcmp(ret->proto, "udp") && strcmp(ret->proto, "sctp"))
 		return kn_error_set(err, 0, "invalid proto: %s", proto);
@@ -1649,7 +1649,7 @@ static int xword(struct xctx *x, char **word, unsigned flags)
 
 	if (!*word)
 		return 0;
-	if (df_expand(*word, x->env, x->in->escape, flags, &e, &ke) < 0)
+	if (df_expand(*word, x->env, x->in->escape, flags | DF_LEX_PRIVATE_NO_WORDS, &e, &ke) < 0)
 		return xerr(x, ke);
 	free(*word);
 	*word = steal_ptr(&e.result);

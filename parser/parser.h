@@ -629,6 +629,7 @@ struct df_stage_env {
 	const struct df_plan *plan;	/* borrowed */
 	struct df_env env;
 	struct df_env args;
+	struct df_env lookup;	/* private: args overlaid by env, kept up to date by _apply */
 };
 int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 		      const struct df_stage *stage, char *const *base_env, kn_error **err);

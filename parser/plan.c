@@ -655,6 +655,8 @@ int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 	for (size_t i = 0; i < plan->build_args.n; i++)
 		if (is_proxy_arg(plan->build_args.keys[i]))
 			df_env_set(&se->args, plan->build_args.keys[i], plan->build_args.values[i]);
+	df_env_merge(&se->lookup, &se->args);
+	df_env_merge(&se->lookup, &se->env);
 	return 0;
 }
 
@@ -664,6 +666,7 @@ void df_stage_env_release(struct df_stage_env *se)
 		return;
 	df_env_release(&se->env);
 	df_env_release(&se->args);
+	df_env_release(&se->lookup);
 	se->plan = NULL;
 }
 
@@ -677,28 +680,27 @@ void df_stage_env_lookup_env(const struct df_stage_env *se, struct df_env *ret)
 int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in,
 			struct df_instr **ret, kn_error **err)
 {
-	struct df_env env;
-	int r;
-
-	df_stage_env_lookup_env(se, &env);
-	r = df_instr_expand(in, &env, ret, err);
-	df_env_release(&env);
-	return r;
+	return df_instr_expand(in, &se->lookup, ret, err);
 }
 
 int df_stage_env_apply(struct df_stage_env *se, const struct df_instr *expanded, kn_error **err)
 {
 	(void)err;
 	if (expanded->kind == DF_INSTR_ENV) {
-		for (size_t i = 0; i < expanded->kv.n; i++)
+		for (size_t i = 0; i < expanded->kv.n; i++) {
 			df_env_set(&se->env, expanded->kv.kvs[i].key, expanded->kv.kvs[i].value);
+			df_env_set(&se->lookup, expanded->kv.kvs[i].key, expanded->kv.kvs[i].value);
+		}
 	} else if (expanded->kind == DF_INSTR_ARG) {
 		for (size_t i = 0; i < expanded->kv.n; i++) {
 			const struct df_kv *kv = &expanded->kv.kvs[i];
 			const char *v = arg_value(se->plan, kv->key, kv->value, true);
 
-			if (v)
-				df_env_set(&se->args, kv->key, v);
+			if (!v)
+				continue;
+			df_env_set(&se->args, kv->key, v);
+			if (!df_env_get(&se->env, kv->key))
+				df_env_set(&se->lookup, kv->key, v);
 		}
 	}
 	return 0;

@@ -8,6 +8,9 @@
 
 #include "base/base.h"
 
+/* Private df_expand() flag: the caller only wants the expanded string, not the split words. */
+#define DF_LEX_PRIVATE_NO_WORDS (1u << 31)
+
 /* Decodes one UTF-8 rune at s[0..len); returns its width (1 for an invalid byte, *ret = byte). */
 size_t sem_utf8_decode(const char *s, size_t len, uint32_t *ret);
 /* Go's unicode.IsSpace, unicode.IsLetter (approximated for non-ASCII), unicode.IsDigit (ASCII). */

@@ -701,16 +701,21 @@ struct words {
 	struct kn_buf word;
 	struct kn_strv words;
 	bool in_word;
+	bool off;	/* nobody wants the split words: skip the work */
 };
 
 static void words_add_raw(struct words *w, const char *s, size_t n)
 {
+	if (w->off)
+		return;
 	kn_buf_add(&w->word, s, n);
 	w->in_word = true;
 }
 
 static void words_add_char(struct words *w, const char *s, size_t n, uint32_t r)
 {
+	if (w->off)
+		return;
 	if (sem_is_space(r)) {
 		if (w->in_word && w->word.len != 0) {
 			kn_strv_push_owned(&w->words, kn_buf_detach(&w->word));
@@ -723,7 +728,11 @@ static void words_add_char(struct words *w, const char *s, size_t n, uint32_t r)
 
 static void words_add_string(struct words *w, const char *s)
 {
-	size_t len = strlen(s);
+	size_t len;
+
+	if (w->off)
+		return;
+	len = strlen(s);
 
 	for (size_t i = 0; i < len;) {
 		uint32_t r;
@@ -736,6 +745,8 @@ static void words_add_string(struct words *w, const char *s)
 
 static char **words_get(struct words *w)
 {
+	if (w->off)
+		return xcalloc(1, sizeof(char *));
 	if (w->word.len > 0)
 		kn_strv_push_owned(&w->words, kn_buf_detach(&w->word));
 	kn_buf_release(&w->word);
@@ -1099,9 +1110,12 @@ static int process_stop_on(struct lexer *lx, int stop, bool raw_escapes, char **
 			   char ***ret_words)
 {
 	struct kn_buf result = KN_BUF_INIT;
-	struct words w = { KN_BUF_INIT, KN_STRV_INIT, false };
+	struct words w = { KN_BUF_INIT, KN_STRV_INIT, false, false };
 	bool saved = lx->raw_escapes;
 	int r = 0;
+
+	/* the words of a ${...} operand are never used; only the top level may want them */
+	w.off = stop != SEM_EOF || (lx->flags & DF_LEX_PRIVATE_NO_WORDS);
 
 	lx->raw_escapes = raw_escapes;
 	while (lx->pos < lx->len) {
@@ -1167,6 +1181,38 @@ fail:
 	return -1;
 }
 
+/* Words without '$', quotes, escapes or non-ASCII bytes expand to themselves: no lexer needed. */
+static bool expand_fast(const char *word, int escape, unsigned flags, struct df_expansion *ret)
+{
+	struct kn_strv words = KN_STRV_INIT;
+	const char *p;
+
+	for (p = word; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '$' || c == '\'' || c == '"' || c == escape || c >= 0x80)
+			return false;
+	}
+	ret->result = xstrdup(word);
+	if (flags & DF_LEX_PRIVATE_NO_WORDS) {
+		ret->words = xcalloc(1, sizeof(char *));
+		return true;
+	}
+	for (p = word; *p;) {
+		size_t n;
+
+		while (*p && sem_is_space((unsigned char)*p))
+			p++;
+		for (n = 0; p[n] && !sem_is_space((unsigned char)p[n]); n++)
+			;
+		if (n)
+			kn_strv_push_owned(&words, xstrndup(p, n));
+		p += n;
+	}
+	ret->words = words.v ? kn_strv_detach(&words) : xcalloc(1, sizeof(char *));
+	return true;
+}
+
 int df_expand(const char *word, const struct df_env *env, int escape, unsigned flags,
 	      struct df_expansion *ret, kn_error **err)
 {
@@ -1174,6 +1220,8 @@ int df_expand(const char *word, const struct df_env *env, int escape, unsigned f
 	char *result = NULL, **words = NULL;
 
 	memset(ret, 0, sizeof(*ret));
+	if (expand_fast(word, escape ? escape : '\\', flags, ret))
+		return 0;
 	lx.s = word;
 	lx.len = strlen(word);
 	lx.env = env;
@@ -1218,7 +1266,7 @@ char *df_expand_word(const char *word, const struct df_env *env, int escape, kn_
 	struct df_expansion x;
 	char *r;
 
-	if (df_expand(word, env, escape, 0, &x, err) < 0)
+	if (df_expand(word, env, escape, DF_LEX_PRIVATE_NO_WORDS, &x, err) < 0)
 		return NULL;
 	r = steal_ptr(&x.result);
 	df_expansion_release(&x);
