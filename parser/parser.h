@@ -621,7 +621,7 @@ char *df_platform_format(const struct df_platform *p);
  *                   df_stage_env_apply(&se, x)            (ENV and ARG update the state)
  * env is the image config Env (base env, then ENV instructions). args are the ARGs in scope
  * with a value (build-arg override, else default, else the global value for a bare re-declared
- * global ARG or automatic platform ARG): RUN gets args + env in its environment (env wins), and
+ * global ARG or automatic platform ARG): RUN has args + env in its environment (env wins), and
  * the builder folds the used args' values into cache keys. Predefined proxy ARGs given as build
  * args (HTTP_PROXY ...) are in args without a declaration (docker excludes them from history).
  */

@@ -5,7 +5,7 @@
  * The lexer is a recursive descent over the word: process_stop_on() reads until a stop
  * character, dollar() handles $name and ${...}; a ${...} operand is itself read with
  * process_stop_on(), so nesting recurses. The depth is bounded (DF_EXPAND_MAX_DEPTH) so that
- * hostile input gets an error instead of a stack overflow.
+ * hostile input is refused with an error instead of a stack overflow.
  */
 #include <errno.h>
 #include <limits.h>
