@@ -22,7 +22,7 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Splits the text at newlines in place: returns the next line or NULL (no strtok). */
+/* Splits the text at newlines in place: returns the next line or NULL. */
 static char *next_line(char **cursor)
 {
 	char *line = *cursor, *nl;
