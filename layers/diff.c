@@ -434,7 +434,6 @@ static int emit_entry(struct dw *w, const char *name, kn_error **err)
 			kn_error_errno(err, "cannot open '%s'", data_path ? data_path : w->path.buf);
 			goto out;
 		}
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		if (write_header(w, e, err) < 0)
 			goto out;
 		if (write_data_fd(w, fd, st.st_size, w->path.buf, err) < 0)

@@ -1,0 +1,86 @@
+#!/bin/bash
+# Layer creation benchmark: kiln (gzip, zstd) vs tar | gzip -6, tar | pigz -p2, tar | zstd -3 -T2
+# on the same ~300 MB tree of ~20,000 files (40% of the bytes incompressible), in one run; prints
+# seconds, sizes, ratios and kiln's peak RSS (/usr/bin/time -v).
+#
+# usage: bench/layers/run.sh [BUILD_DIR] [WORKDIR]
+#   BUILD_DIR  a kiln build dir holding tests/layer/layer-tool (default: build)
+#   WORKDIR    scratch dir (default: /var/tmp/kiln-bench-layers); the tree is made once and kept
+# env: MB (300), FILES (20000), RANDOM_PCT (40), RUNS (3: best of)
+#
+# kiln's side runs layer-tool create (the same code path as a build step's layer: tar -> diff_id
+# -> compression -> digest -> store blob writer with fsync), not a kiln CLI flag.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+BUILD=${1:-$here/../../build}
+W=${2:-/var/tmp/kiln-bench-layers}
+MB=${MB:-300} FILES=${FILES:-20000} RANDOM_PCT=${RANDOM_PCT:-40} RUNS=${RUNS:-3}
+TOOL=$BUILD/tests/layer/layer-tool
+[ -x "$TOOL" ] || { echo "bench: $TOOL missing (build the tree first)" >&2; exit 1; }
+for t in pigz zstd gzip /usr/bin/time; do
+	command -v "$t" >/dev/null || { echo "bench: $t missing" >&2; exit 1; }
+done
+
+tree=$W/tree-$MB-$FILES-$RANDOM_PCT
+if [ ! -d "$tree" ]; then
+	echo "bench: making $tree (once)"
+	/usr/bin/python3 "$here/gen-tree.py" "$tree.tmp" --mb "$MB" --files "$FILES" --random-pct "$RANDOM_PCT"
+	mv "$tree.tmp" "$tree"
+fi
+out=$W/out
+rm -rf "$out"
+mkdir -p "$out"
+files=$(find "$tree" -type f | wc -l)
+tarsize=$(tar --sort=name -C "$tree" -cf - . | wc -c)
+echo "bench: tree $tree: $files files, tar $((tarsize / 1048576)) MiB; $(nproc) CPUs; best of $RUNS"
+
+# best SECONDS-VAR CMD...: runs CMD $RUNS times, keeps the best wall time.
+best() {
+	local var=$1 b= s e t
+	shift
+	for _ in $(seq "$RUNS"); do
+		s=$(date +%s.%N)
+		"$@"
+		e=$(date +%s.%N)
+		t=$(echo "$e - $s" | bc)
+		if [ -z "$b" ] || [ "$(echo "$t < $b" | bc)" = 1 ]; then b=$t; fi
+	done
+	printf -v "$var" '%.2f' "$b"
+}
+
+shell_gzip() { tar --sort=name -C "$tree" -cf - . | gzip -6 >"$out/gzip.tar.gz"; }
+shell_pigz() { tar --sort=name -C "$tree" -cf - . | pigz -6 -p2 >"$out/pigz.tar.gz"; }
+shell_zstd() { tar --sort=name -C "$tree" -cf - . | zstd -q -3 -T2 >"$out/zstd.tar.zst"; }
+kiln_layer() {
+	rm -rf "$out/store-$1"
+	"$TOOL" create "$out/store-$1" "$tree" -c "$1" >"$out/kiln-$1.out"
+}
+rss() {
+	rm -rf "$out/store-$1"
+	/usr/bin/time -v "$TOOL" create "$out/store-$1" "$tree" -c "$1" 2>&1 >/dev/null |
+		awk '/Maximum resident set size/ {printf "%.1f", $6 / 1024}'
+}
+size_of() { stat -c %s "$1"; }
+kiln_size() { awk '$1 == "size" {print $2}' "$out/kiln-$1.out"; }
+
+tar --sort=name -C "$tree" -cf - . >/dev/null # warm the page cache
+best t_tar bash -c "tar --sort=name -C '$tree' -cf - . >/dev/null"
+best t_gzip shell_gzip
+best t_pigz shell_pigz
+best t_zstd shell_zstd
+best t_kgz kiln_layer gzip
+best t_kzst kiln_layer zstd
+rss_gz=$(rss gzip)
+rss_zst=$(rss zstd)
+
+row() { printf '%-28s %8s s %10s MiB %7s %s\n' "$1" "$2" "$(echo "scale=1; $3 / 1048576" | bc)" "$(echo "scale=3; $3 / $tarsize" | bc)" "${4:-}"; }
+echo
+printf '%-28s %10s %14s %7s %s\n' "method" "time" "size" "ratio" "peak RSS"
+printf '%-28s %8s s %10s MiB %7s\n' "tar -c (no compression)" "$t_tar" "$((tarsize / 1048576))" "1.000"
+row "tar -c | gzip -6" "$t_gzip" "$(size_of "$out/gzip.tar.gz")"
+row "tar -c | pigz -6 -p2" "$t_pigz" "$(size_of "$out/pigz.tar.gz")"
+row "kiln layer gzip (level 6)" "$t_kgz" "$(kiln_size gzip)" "${rss_gz} MiB"
+row "tar -c | zstd -3 -T2" "$t_zstd" "$(size_of "$out/zstd.tar.zst")"
+row "kiln layer zstd (level 3)" "$t_kzst" "$(kiln_size zstd)" "${rss_zst} MiB"
+rm -rf "$out"
