@@ -383,11 +383,20 @@ int reg_credentials_lookup(const char *domain, const struct reg_opts *opts, stru
 
 static int config_save(const char *dir, const char *path, json_t *root, kn_error **err)
 {
+	_cleanup_free_ char *resolved = NULL;
+	struct stat st;
 	char *text;
 	int r;
 
 	if (kn_mkdir_p(dir, 0700, err) < 0)
 		return -1;
+	/* A symlinked config.json (dotfile managers) is updated where it points, as docker does. */
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		resolved = realpath(path, NULL);
+		if (!resolved)
+			return kn_error_errno(err, "resolve '%s'", path);
+		path = resolved;
+	}
 	text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	if (!text)
 		return kn_error_set(err, ENOMEM, "cannot serialize '%s'", path);

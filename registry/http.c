@@ -719,14 +719,14 @@ static int curl_error(const char *url, CURLcode rc, const char *errbuf, kn_error
 
 /* ---- error bodies --------------------------------------------------------------------- */
 
-static void format_registry_errors(const struct kn_buf *body, struct kn_buf *out, const char **first_code)
+/* Appends ": CODE: message; ..." from a registry JSON error body; *ret_code: the first code. */
+static void format_registry_errors(const struct kn_buf *body, struct kn_buf *out, char **ret_code)
 {
 	json_error_t jerr;
-	json_t *root, *errors;
+	json_t *root, *errors, *e;
 	size_t i;
-	json_t *e;
 
-	*first_code = NULL;
+	*ret_code = NULL;
 	if (body->len == 0)
 		return;
 	root = json_loadb(body->buf, body->len, 0, &jerr);
@@ -742,13 +742,9 @@ static void format_registry_errors(const struct kn_buf *body, struct kn_buf *out
 				break;
 			kn_buf_adds(out, i ? "; " : ": ");
 			if (code) {
-				kn_buf_adds(out, code);
-				if (i == 0) {
-					static __thread char codebuf[64];
-
-					snprintf(codebuf, sizeof(codebuf), "%s", code);
-					*first_code = codebuf;
-				}
+				kn_buf_addf(out, "%.64s", code);
+				if (!*ret_code)
+					*ret_code = xstrndup(code, 64);
 			}
 			if (msg)
 				kn_buf_addf(out, "%s%.300s", code ? ": " : "", msg);
@@ -770,7 +766,7 @@ static int response_error_from(long status, const struct kn_buf *body, const cha
 {
 	struct kn_buf msg = KN_BUF_INIT;
 	_cleanup_free_ char *u = url ? url_for_message(url) : NULL;
-	const char *code = NULL;
+	_cleanup_free_ char *code = NULL;
 	int e;
 
 	if (what)

@@ -150,3 +150,14 @@ login_cycle() {
 	[ "$status" -eq 1 ]
 	assert_contains "$output" "not logged in to 'docker.io' (kiln login docker.io)"
 }
+
+@test "a symlinked config.json is updated where it points" {
+	registry_start htpasswd
+	mkdir -p "$DOCKER_CONFIG" "$BATS_TEST_TMPDIR/dotfiles"
+	printf '{"auths":{}}\n' >"$BATS_TEST_TMPDIR/dotfiles/config.json"
+	ln -s "$BATS_TEST_TMPDIR/dotfiles/config.json" "$DOCKER_CONFIG/config.json"
+	run_kiln login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST" <<<"$REGISTRY_PASS"
+	[ -L "$DOCKER_CONFIG/config.json" ]
+	assert_equal "$(jq -r '.auths | keys[]' "$BATS_TEST_TMPDIR/dotfiles/config.json")" "$REGISTRY_HOST"
+	assert_equal "$(stat -c %a "$BATS_TEST_TMPDIR/dotfiles/config.json")" 600
+}
