@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the Dockerfile parser: any bytes must give an AST or an error, never a
  * crash, a leak, a read past the input or a hang. The AST is dumped and walked so that every
- * field the parser fills is read.
+ * field the parser fills is read, then planned (typed instructions, stage graph, expansion)
+ * and the plan formatted, as `kiln parse --plan` does.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +62,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)walk(ast->root);
 	(void)df_ast_directive(ast, "syntax");
+	if (!(size & 1)) {
+		struct df_plan_opts opts = { "Dockerfile", NULL, NULL, NULL };
+		struct df_plan *plan = NULL;
+		struct kn_buf out = KN_BUF_INIT;
+
+		if (df_plan_build(ast->root, ast->escape, &opts, &plan, &err) == 0 &&
+		    df_plan_format(plan, &out, &err) == 0)
+			kn_buf_release(&out);
+		kn_buf_release(&out);
+		df_plan_free(plan);
+		kn_error_free(err);
+	}
 	df_ast_free(ast);
 	return 0;
 }
