@@ -303,7 +303,6 @@ static bool is_opaque(int dirfd)
 {
 	char v[2];
 	struct stat st;
-	_cleanup_close_ int fd = -1;
 
 	if (fgetxattr(dirfd, "trusted.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y')
 		return true;
