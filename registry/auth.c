@@ -253,8 +253,14 @@ int reg_auth_fetch_token(struct reg_client *c, const struct reg_challenge *ch, c
 		goto out;
 	}
 	if (r->status == 401 || r->status == 403) {
-		kn_error_set(err, EACCES, "unauthorized: the token server at '%s' refused %s", ch->realm,
-			     creds ? "the credentials" : "anonymous access");
+		if (creds)
+			kn_error_set(err, EACCES, "unauthorized: the token server at '%s' refused the credentials",
+				     ch->realm);
+		else
+			kn_error_set(err, EACCES,
+				     "unauthorized: the token server at '%s' refused anonymous access (log in with "
+				     "'kiln login %s')",
+				     ch->realm, reg_client_host(c));
 		goto out;
 	}
 	if (r->status < 200 || r->status >= 300) {

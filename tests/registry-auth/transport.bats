@@ -250,3 +250,15 @@ proxy_count() {
 	assert_equal "$(printf '%s\n' "$output" | grep -c "^parallel 200 $LAYER_SHA\$")" 8
 	assert_equal "$(grep -c '"user": "kiln-user"' "$REGISTRY_TOKEN_LOG")" 1
 }
+
+@test "token auth without anonymous access: a clear hint to log in" {
+	REGISTRY_TOKEN_ARGS="--no-anonymous" registry_start token
+	push_test_image team/app:1
+	run "$REG_TOOL" get "$REGISTRY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "refused anonymous access (log in with 'kiln login $REGISTRY_HOST')"
+	store_login "$REGISTRY_HOST"
+	run "$REG_TOOL" get "$REGISTRY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "sha256 $LAYER_SHA"
+}
