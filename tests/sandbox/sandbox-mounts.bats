@@ -207,3 +207,23 @@ inner-src"
 	# the sandbox's state dir is gone after a failure too
 	assert_equal "$(ls -A "$BATS_TEST_TMPDIR/state")" ""
 }
+
+@test "sandbox: an opaque /etc in an upper layer hides the lower passwd, for lookup and run alike" {
+	local l2="$BATS_TEST_TMPDIR/l2"
+	mkdir -p "$l2/etc"
+	/usr/bin/python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")' "$l2/etc"
+	echo 'solo:x:3000:3000::/solo:/bin/sh' > "$l2/etc/passwd"
+	SBX_LAYERS=(--lower "$l2" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	sbx -- sh -c 'ls /etc'
+	assert_equal "$output" "hostname
+hosts
+passwd
+resolv.conf"
+	assert_equal "$(upper_listing)" ""
+	sbx 125 --user app -- true
+	assert_equal "$output" "kiln-test-tool: unable to find user app: no matching entries in passwd file"
+	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" app
+	assert_equal "$output" "kiln-test-tool: unable to find user app: no matching entries in passwd file"
+	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" solo
+	assert_equal "$output" "uid=3000 gid=3000 groups= home=/solo"
+}
