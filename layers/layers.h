@@ -540,7 +540,7 @@ int snapshot_prepare(struct store *s, const struct store_desc *layers, char *con
 /**
  * Makes dir (an overlay upper dir already in overlay form, on the store's file system, e.g. under
  * store_tmpdir()) the snapshot of chain_id by renaming it into place; when that snapshot already
- * exists dir is removed instead. On success dir no longer exists.
+ * exists dir is removed instead. On success dir no longer exists. The snapshot root is made mode 0755.
  */
 int snapshot_commit(struct store *s, const char *chain_id, const char *dir, kn_error **err);
 /** Owned path of chain_id's snapshot if it exists, else NULL with ENOENT. */

@@ -141,6 +141,12 @@ int snapshot_commit(struct store *s, const char *chain_id, const char *dir, kn_e
 		return -1;
 	if (is_dir(dst))
 		return kn_rm_rf(dir, err);
+	/*
+	 * The root's mode is no part of a layer; a mkdtemp()'d upper dir is 0700, which would
+	 * make "/" unreadable for non-root users when this snapshot is the top lowerdir.
+	 */
+	if (chmod(dir, 0755) < 0)
+		return kn_error_errno(err, "cannot set the mode of '%s'", dir);
 	return publish(dir, dst, err);
 }
 
