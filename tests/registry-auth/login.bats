@@ -161,3 +161,18 @@ login_cycle() {
 	assert_equal "$(jq -r '.auths | keys[]' "$BATS_TEST_TMPDIR/dotfiles/config.json")" "$REGISTRY_HOST"
 	assert_equal "$(stat -c %a "$BATS_TEST_TMPDIR/dotfiles/config.json")" 600
 }
+
+@test "on a terminal, login asks for the user and the password, without echoing the password" {
+	registry_start htpasswd
+	run /usr/bin/python3 "$BATS_TEST_DIRNAME/pty-login.py" "$REGISTRY_USER" "$REGISTRY_PASS" \
+		"$KILN" --root "$KILN_TEST_ROOT" login "$REGISTRY_HOST"
+	printf '%s\n' "$output" | sed 's/^/#   /' >&3
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "Username: $REGISTRY_USER"
+	assert_contains "$output" "Password: "
+	assert_contains "$output" "Login Succeeded"
+	assert_contains "$output" "EXIT 0"
+	[[ "$output" != *"$REGISTRY_PASS"* ]]
+	assert_equal "$(jq -r --arg h "$REGISTRY_HOST" '.auths[$h].auth' "$DOCKER_CONFIG/config.json")" \
+		"$(printf '%s:%s' "$REGISTRY_USER" "$REGISTRY_PASS" | base64 -w0)"
+}
