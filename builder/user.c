@@ -311,59 +311,149 @@ static bool is_opaque(int dirfd)
 	return fstatat(dirfd, ".wh..wh..opq", &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-enum layer_hit { LAYER_MISS, LAYER_FOUND, LAYER_HIDDEN };
+#define MAX_SYMLINK_HOPS 40
+
+/* What one layer says about name inside the (already resolved) directory prefix. */
+enum layer_hit {
+	LAYER_MISS,   /* nothing here: look in the layers below */
+	LAYER_FOUND,  /* *ret_dfd is the directory holding it, *st its lstat */
+	LAYER_HIDDEN, /* a whiteout, an opaque directory or a non-directory hides the layers below
+		       */
+};
+
+static enum layer_hit layer_lookup(int layerfd, const char *prefix, const char *name,
+				   struct stat *st, int *ret_dfd)
+{
+	struct open_how how = {
+	    .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    .resolve =
+		RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	_cleanup_close_ int dfd = -1;
+
+	dfd = (int)syscall(SYS_openat2, layerfd, *prefix ? prefix : ".", &how, sizeof(how));
+	if (dfd < 0)
+		/* A file, symlink or whiteout on the way masks whatever lies below. */
+		return errno == ENOENT ? LAYER_MISS : LAYER_HIDDEN;
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0))
+			return LAYER_HIDDEN;
+		*ret_dfd = steal_fd(&dfd);
+		return LAYER_FOUND;
+	}
+	if (is_whiteout(dfd, name) || is_opaque(dfd))
+		return LAYER_HIDDEN;
+	return LAYER_MISS;
+}
 
 /*
- * Looks "etc/<name>" up in one layer: found (read it), hidden (a whiteout or an opaque /etc
- * ends the search) or missing (look further down).
+ * Opens path (relative to the image root) as the merged overlay view of layers[] (top first)
+ * shows it: whiteouts and opaque directories respected, symlinks followed inside the image
+ * (absolute ones from its root, at most 40). Returns an O_RDONLY fd, or -1 with errno.
  */
-static int lookup_layer(const char *layer, const char *name, struct kn_buf *out,
-			enum layer_hit *hit, kn_error **err)
+static int merged_open(const int *layers, size_t n, const char *path)
 {
-	_cleanup_close_ int rootfd = -1, etcfd = -1;
-	_cleanup_free_ char *rel = xasprintf("etc/%s", name);
-	struct stat st;
+	struct kn_buf todo = KN_BUF_INIT, prefix = KN_BUF_INIT, next = KN_BUF_INIT;
+	int hops = 0, fd = -1, e = ENOENT;
 
-	*hit = LAYER_MISS;
-	rootfd = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return kn_error_errno(err, "open layer '%s'", layer);
-	if (fstatat(rootfd, "etc", &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (is_whiteout(rootfd, "etc"))
-			*hit = LAYER_HIDDEN;
-		return 0;
-	}
-	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
-		*hit = LAYER_HIDDEN;
-		return 0;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		/* /etc replaced by a symlink or file in this layer: resolve it here and stop. */
-		*hit = LAYER_FOUND;
-		return read_in_root(rootfd, rel, out, err);
-	}
-	etcfd = openat(rootfd, "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (etcfd < 0)
-		return kn_error_errno(err, "open '%s/etc'", layer);
-	if (fstatat(etcfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
-			*hit = LAYER_HIDDEN;
-			return 0;
+	kn_buf_adds(&todo, path);
+restart:
+	kn_buf_reset(&prefix);
+	for (const char *p = todo.buf; *p;) {
+		_cleanup_close_ int dfd = -1;
+		_cleanup_free_ char *name = NULL;
+		const char *end;
+		struct stat st;
+		bool found = false;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		end = strchrnul(p, '/');
+		name = xstrndup(p, (size_t)(end - p));
+		p = end;
+		if (strcmp(name, ".") == 0)
+			continue;
+		if (strcmp(name, "..") == 0) {
+			char *slash = strrchr(prefix.buf, '/');
+
+			kn_buf_setlen(&prefix, slash ? (size_t)(slash - prefix.buf) : 0);
+			continue;
 		}
-		*hit = LAYER_FOUND;
-		return read_in_root(rootfd, rel, out, err);
+		for (size_t i = 0; i < n && !found; i++) {
+			enum layer_hit hit = layer_lookup(layers[i], prefix.buf, name, &st, &dfd);
+
+			if (hit == LAYER_HIDDEN)
+				break;
+			found = hit == LAYER_FOUND;
+		}
+		if (!found) {
+			e = ENOENT;
+			goto out;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			struct kn_buf target = KN_BUF_INIT;
+			ssize_t len;
+
+			if (++hops > MAX_SYMLINK_HOPS || st.st_size <= 0 || st.st_size > 4096) {
+				e = ELOOP;
+				goto out;
+			}
+			kn_buf_grow(&target, (size_t)st.st_size + 1);
+			len = readlinkat(dfd, name, target.buf, (size_t)st.st_size + 1);
+			if (len <= 0 || len > st.st_size) {
+				kn_buf_release(&target);
+				e = ELOOP;
+				goto out;
+			}
+			kn_buf_setlen(&target, (size_t)len);
+			kn_buf_reset(&next);
+			if (target.buf[0] != '/')
+				kn_buf_addf(&next, "%s/", prefix.buf);
+			kn_buf_addf(&next, "%s%s", target.buf, p);
+			kn_buf_release(&target);
+			kn_buf_reset(&todo);
+			kn_buf_adds(&todo, next.buf);
+			goto restart;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (prefix.len)
+				kn_buf_addch(&prefix, '/');
+			kn_buf_adds(&prefix, name);
+			continue;
+		}
+		while (*p == '/')
+			p++;
+		if (*p) {
+			e = ENOTDIR;
+			goto out;
+		}
+		fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+		e = errno;
+		goto out;
 	}
-	if (is_whiteout(etcfd, name) || is_opaque(etcfd))
-		*hit = LAYER_HIDDEN;
-	return 0;
+	e = EISDIR;
+out:
+	kn_buf_release(&todo);
+	kn_buf_release(&prefix);
+	kn_buf_release(&next);
+	if (fd < 0)
+		errno = e;
+	return fd;
 }
 
 static int read_image_file(const char *const *lowerdirs, size_t n, const char *rootfs,
 			   const char *name, struct kn_buf *out, kn_error **err)
 {
+	_cleanup_free_ char *rel = xasprintf("etc/%s", name);
+	_cleanup_free_ int *fds = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int r = 0;
+
 	if (!lowerdirs || n == 0) {
 		_cleanup_close_ int rootfd = -1;
-		_cleanup_free_ char *rel = xasprintf("etc/%s", name);
 
 		if (!rootfs)
 			return 0;
@@ -374,15 +464,33 @@ static int read_image_file(const char *const *lowerdirs, size_t n, const char *r
 			return kn_error_errno(err, "open rootfs '%s'", rootfs);
 		return read_in_root(rootfd, rel, out, err);
 	}
+	fds = xreallocarray(NULL, n, sizeof(*fds));
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -1;
 	for (size_t i = 0; i < n; i++) {
-		enum layer_hit hit;
-
-		if (lookup_layer(lowerdirs[i], name, out, &hit, err) < 0)
-			return -1;
-		if (hit != LAYER_MISS)
-			return 0;
+		fds[i] = open(lowerdirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			r = kn_error_errno(err, "open layer '%s'", lowerdirs[i]);
+			goto out;
+		}
 	}
-	return 0;
+	fd = merged_open(fds, n, rel);
+	if (fd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR && errno != EISDIR)
+			r = kn_error_errno(err, "open '/%s' in the image", rel);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = kn_error_errno(err, "stat '/%s'", rel);
+		goto out;
+	}
+	if (S_ISREG(st.st_mode) && kn_read_fd(fd, SANDBOX_USER_FILE_MAX, out, err) < 0)
+		r = kn_error_wrap(err, "read '/%s'", rel);
+out:
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return r;
 }
 
 int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs,

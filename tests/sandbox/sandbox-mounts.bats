@@ -227,3 +227,24 @@ resolv.conf"
 	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" solo
 	assert_equal "$output" "uid=3000 gid=3000 groups= home=/solo"
 }
+
+@test "sandbox: USER lookup follows symlinks across layers like the merged view" {
+	local l1="$BATS_TEST_TMPDIR/l1" l2="$BATS_TEST_TMPDIR/l2" l3="$BATS_TEST_TMPDIR/l3"
+	mkdir -p "$l1/usr/share/pw" "$l2/etc" "$l3/conf"
+	echo 'linked:x:4000:4000::/home/linked:/bin/sh' > "$l1/usr/share/pw/passwd"
+	ln -s ../usr/share/pw/passwd "$l2/etc/passwd"
+	ln -s /conf/group "$l2/etc/group"
+	printf 'linked:x:4000:\nextra:x:4100:linked\n' > "$l3/conf/group"
+	# top first: l3 (group target), l2 (symlinks), l1 (passwd target), base
+	SBX_LAYERS=(--lower "$l3" --lower "$l2" --lower "$l1" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	sbx --user linked -- id
+	assert_equal "$output" "uid=4000(linked) gid=4000(linked) groups=4100(extra)"
+	run "$TOOL" user-lookup --lower "$l3" --lower "$l2" --lower "$l1" --lower "$SBX_BASE/rootfs" linked
+	assert_equal "$output" "uid=4000 gid=4000 groups=4100 home=/home/linked"
+	# a symlink loop is no passwd at all, not a hang
+	ln -sf passwd2 "$l2/etc/passwd"
+	ln -s passwd "$l2/etc/passwd2"
+	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" 7
+	assert_equal "$status" "1"
+	assert_contains "$output" "Too many levels of symbolic links"
+}
