@@ -13,7 +13,6 @@
  * an environment lives in shell.c. The escape character is always '\' here, whatever the
  * escape directive says, as in BuildKit.
  */
-#include <errno.h>
 #include <limits.h>
 #include <string.h>
 
@@ -168,11 +167,14 @@ static int stop_word(struct lexer *lx, const char *stops, bool raw_escapes, cons
 	return 0;
 }
 
-/* $name, ${name}, ${name<op>word}: no variable is ever set, and unset ones are kept as written. */
+/*
+ * $name, ${name}, ${name<op>word}: no variable is ever set, and unset ones are kept as written,
+ * so the result is (a normalised copy of) the text itself. It is appended to out as it is
+ * read, nested substitutions included, so that nesting costs no copies.
+ */
 static int process_dollar(struct lexer *lx, struct kn_buf *out, kn_error **err)
 {
 	_cleanup_(kn_buf_release) struct kn_buf name = KN_BUF_INIT;
-	_cleanup_(kn_buf_release) struct kn_buf word = KN_BUF_INIT;
 	_cleanup_(kn_buf_release) struct kn_buf chs = KN_BUF_INIT;
 	int32_t c;
 	int r;
@@ -214,29 +216,30 @@ static int process_dollar(struct lexer *lx, struct kn_buf *out, kn_error **err)
 					    chs.buf);
 		if (++lx->depth > LEX_MAX_DEPTH)
 			return kn_error_set(err, 0, "substitutions nested too deeply");
-		r = stop_word(lx, "}", c == '#' || c == '%', "syntax error: missing '}'", &word, err);
+		kn_buf_addf(out, "${%s%s", name.buf, chs.buf);
+		r = stop_word(lx, "}", c == '#' || c == '%', "syntax error: missing '}'", out, err);
 		lx->depth--;
 		if (r < 0)
 			return -1;
-		kn_buf_addf(out, "${%s%s%s}", name.buf, chs.buf, word.buf);
+		kn_buf_addch(out, '}');
 		return 0;
 	}
-	case '/': {
-		_cleanup_(kn_buf_release) struct kn_buf repl = KN_BUF_INIT;
-
+	case '/':
 		if (lex_peek(lx) == '/')
 			lex_next(lx);
 		if (++lx->depth > LEX_MAX_DEPTH)
 			return kn_error_set(err, 0, "substitutions nested too deeply");
-		r = stop_word(lx, "/", true, "syntax error: missing '/' in ${}", &word, err);
-		if (r == 0)
-			r = stop_word(lx, "}", true, "syntax error: missing '}'", &repl, err);
+		kn_buf_addf(out, "${%s/", name.buf);
+		r = stop_word(lx, "/", true, "syntax error: missing '/' in ${}", out, err);
+		if (r == 0) {
+			kn_buf_addch(out, '/');
+			r = stop_word(lx, "}", true, "syntax error: missing '}'", out, err);
+		}
 		lx->depth--;
 		if (r < 0)
 			return -1;
-		kn_buf_addf(out, "${%s/%s/%s}", name.buf, word.buf, repl.buf);
+		kn_buf_addch(out, '}');
 		return 0;
-	}
 	default:
 		return kn_error_set(err, 0, "unsupported modifier (%s) in substitution", chs.buf);
 	}
@@ -328,28 +331,26 @@ static int process_stop_on_any(struct lexer *lx, const char *stops, bool raw_esc
 			return 0;
 		}
 		if (c == '\'' || c == '"' || c == '$' || c == '<') {
-			struct kn_buf tmp = KN_BUF_INIT;
+			/* appended to out directly (nesting costs no copies), then split into words */
+			size_t start = out->len;
 			int r = 0;
 
 			if (c == '<')
-				process_possible_heredoc(lx, &tmp);
+				process_possible_heredoc(lx, out);
 			else if (c == '\'')
-				r = process_single_quote(lx, &tmp, err);
+				r = process_single_quote(lx, out, err);
 			else if (c == '"')
-				r = process_double_quote(lx, &tmp, err);
+				r = process_double_quote(lx, out, err);
 			else
-				r = process_dollar(lx, &tmp, err);
+				r = process_dollar(lx, out, err);
 			if (r < 0) {
-				kn_buf_release(&tmp);
 				lx->raw_escapes = saved;
 				return -1;
 			}
-			kn_buf_add(out, tmp.buf, tmp.len);
 			if (c == '$')
-				words_add_string(w, tmp.buf, tmp.len);
+				words_add_string(w, out->buf + start, out->len - start);
 			else
-				words_add_raw_string(w, tmp.buf, tmp.len);
-			kn_buf_release(&tmp);
+				words_add_raw_string(w, out->buf + start, out->len - start);
 			continue;
 		}
 		c = lex_next(lx);

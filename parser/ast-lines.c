@@ -3,7 +3,6 @@
  * instruction as BuildKit's frontend/dockerfile/parser has them (line_parsers.go): the node
  * shapes are documented with struct df_node in parser.h.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -10,7 +10,6 @@
  *
  * Everything is linear in the input: no step rescans what came before it.
  */
-#include <errno.h>
 #include <string.h>
 #include <strings.h>
 

@@ -664,6 +664,24 @@ static void test_big_inputs(void **state)
 	assert_string_equal(m, "Dockerfile:2:1: unknown instruction \"body\"");
 	free(m);
 
+	/* 1 MiB of substitutions and quotes nested 500 deep on a heredoc line: linear time */
+	kn_buf_reset(&b);
+	kn_buf_adds(&b, "FROM a\nRUN <<EOF ");
+	while (b.len < (1u << 20)) {
+		for (int i = 0; i < 500; i++)
+			kn_buf_adds(&b, "${a:-\"");
+		for (int i = 0; i < 500; i++)
+			kn_buf_adds(&b, "\"}");
+		kn_buf_addch(&b, ' ');
+	}
+	kn_buf_adds(&b, "\nx\nEOF\n");
+	t0 = now();
+	ast = df_parse(b.buf, b.len, "Dockerfile", &err);
+	assert_non_null(ast);
+	assert_int_equal(child(ast, 1)->n_heredocs, 1);
+	df_ast_free(ast);
+	assert_true(now() - t0 < 5.0);
+
 	/* ONBUILD nesting and the node limit */
 	kn_buf_reset(&b);
 	for (int i = 0; i < 100000; i++)
