@@ -204,9 +204,11 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
 
 /**
  * Resolves user through the image files without running anything (for COPY --chown and
- * friends): /etc/passwd and /etc/group are looked up through lowerdirs top first (overlay
- * whiteouts and opaque directories respected; each file is opened with RESOLVE_IN_ROOT inside
- * the layer that holds it), or inside rootfs when lowerdirs is NULL. A missing file (or a
+ * friends): /etc/passwd and /etc/group are opened as the merged overlay view of lowerdirs (top
+ * first) shows them: whiteouts (0:0 devices, .wh. files) and opaque directories respected,
+ * symlinks followed across layers and kept inside the image (at most 40). With lowerdirs NULL
+ * they are opened inside rootfs (RESOLVE_IN_ROOT). The same lookup happens inside the sandbox
+ * for RUN, on the mounted root, so both agree. A missing file (or a
  * missing rootfs, or no rootfs and no lowerdirs: FROM scratch) counts as empty, so numeric ids
  * still resolve. On success fills *ret (release with sandbox_user_release()).
  */
