@@ -1226,6 +1226,10 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	    resolve_user(p, &ids) < 0)
 		_exit(EXIT_SETUP);
 
+	/* Show a plain name as PID 1, not the builder's command line (it may hold build args). */
+	(void)prctl(PR_SET_NAME, init_name, 0, 0, 0);
+	hide_cmdline(p);
+
 	cmd = raw_clone(0);
 	if (cmd < 0) {
 		child_fail(p, errno, "run: fork", NULL, NULL);
@@ -1236,10 +1240,6 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	close(p->err_w);
 	if (p->out_w >= 0)
 		close(p->out_w);
-
-	/* Show a plain name as PID 1, not the builder's command line (it may hold build args). */
-	(void)prctl(PR_SET_NAME, init_name, 0, 0, 0);
-	hide_cmdline(p);
 
 	for (;;) {
 		siginfo_t info;
