@@ -426,6 +426,8 @@ static void add_warning(struct parse_state *st, int line, const char *text, size
 	struct df_warning *w;
 	size_t show = len > 200 ? 200 : len;
 
+	if (st->n_warnings >= DF_MAX_WARNINGS)
+		return;
 	KN_GROW(st->warnings, st->alloc_warnings, st->n_warnings + 1);
 	w = &st->warnings[st->n_warnings++];
 	w->line = line;
@@ -452,10 +454,12 @@ static int parse_instruction(struct parse_state *st, struct raw_line raw, struct
 		/* BuildKit drops the first byte of the line as written, blanks or not */
 		_cleanup_free_ char *c = dup_trimmed(t + 1, trim_newline(t, tlen) - 1);
 
-		if (*c)
-			kn_strv_push_owned(&st->comments, steal_ptr(&c));
-		else
+		if (*c) {
+			if (st->comments.n < DF_MAX_PREV_COMMENTS)
+				kn_strv_push_owned(&st->comments, steal_ptr(&c));
+		} else {
 			kn_strv_release(&st->comments);
+		}
 	}
 	tlen = trim_newline(t, tlen);
 	skip = df_span_space(t, tlen);

@@ -16,6 +16,9 @@
 #define DF_MAX_INPUT (10u * 1024 * 1024) /* bytes of Dockerfile text */
 #define DF_MAX_NODES (1u << 20)		 /* argument nodes in the whole AST */
 #define DF_MAX_ONBUILD_DEPTH 16		 /* ONBUILD ONBUILD ... nesting */
+/* Kept, not errors: comment lines above one instruction and warnings past these are dropped. */
+#define DF_MAX_PREV_COMMENTS 4096
+#define DF_MAX_WARNINGS 1000
 
 /**
  * A heredoc attached to a RUN, COPY or ADD instruction (or to an ONBUILD wrapping one), in the
@@ -67,7 +70,7 @@ struct df_heredoc {
  * value is NUL-terminated; value_len is its length, which only differs from strlen(value) when
  * a JSON element contained "\u0000". The input itself may not contain NUL bytes.
  * prev_comment: the comment lines (without '#' and surrounding blanks) directly above the
- * instruction, parser directives excluded.
+ * instruction, parser directives excluded (the first DF_MAX_PREV_COMMENTS of them).
  * start_col: 1-based byte column of the instruction word on start_line (after leading blanks).
  *
  * The whole tree is owned by its struct df_ast and read-only for consumers.
