@@ -377,6 +377,7 @@ struct sbx_plan {
 
 	char **exec_paths; /* NULL-terminated candidates for argv[0] */
 	bool path_search;
+	char **argv;
 	char **envp;
 	ssize_t home_slot;
 	char *home_env;
@@ -1077,8 +1078,7 @@ static void reset_signals(void)
 
 static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const struct cmd_ids *ids)
 {
-	const struct sandbox_spec *s = p->spec;
-	const char *argv0 = s->argv[0];
+	const char *argv0 = p->argv[0];
 	int nullfd, e = ENOENT;
 	bool eacces = false;
 
@@ -1100,7 +1100,7 @@ static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const str
 	if (drop_privileges(p, ids) < 0)
 		_exit(EXIT_SETUP);
 	for (char **c = p->exec_paths; *c; c++) {
-		execve(*c, (char *const *)s->argv, p->envp);
+		execve(*c, p->argv, p->envp);
 		if (errno == EACCES)
 			eacces = true;
 		else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
@@ -1359,7 +1359,8 @@ static void plan_release(struct sbx_plan *p)
 	}
 	free(p->mnts);
 	kn_strv_free(p->exec_paths);
-	free(p->envp);
+	kn_strv_free(p->argv);
+	kn_strv_free(p->envp);
 	free(p->home_env);
 	free(p->passwd);
 	free(p->group);
@@ -1657,18 +1658,23 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 		p->exec_paths = kn_strv_detach(&cands);
 	}
 
-	/* The environment, plus PATH and a HOME slot filled inside the sandbox. */
+	/*
+	 * Own copies of argv and the environment (plus PATH and a HOME slot filled inside the
+	 * sandbox): the reaper wipes its copy of the process's argv area before the command starts,
+	 * and the caller's strings may live there.
+	 */
+	p->argv = kn_strv_dup((char *const *)s->argv);
 	n_env = kn_strv_len((char *const *)s->env);
 	p->envp = xreallocarray(NULL, n_env + 3, sizeof(*p->envp));
 	for (size_t i = 0; i < n_env; i++)
-		p->envp[i] = (char *)s->env[i];
+		p->envp[i] = xstrdup(s->env[i]);
 	if (!path)
-		p->envp[n_env++] = (char *)"PATH=" DEFAULT_PATH;
+		p->envp[n_env++] = xstrdup("PATH=" DEFAULT_PATH);
 	if (!env_get(s->env, "HOME"))
 		p->home_slot = (ssize_t)n_env++;
 	p->envp[n_env] = NULL;
 	if (p->home_slot >= 0)
-		p->envp[p->home_slot] = (char *)"HOME=/";
+		p->envp[p->home_slot] = xstrdup("HOME=/");
 
 	p->file_cap = SANDBOX_USER_FILE_MAX;
 	p->passwd = xmalloc(p->file_cap);
