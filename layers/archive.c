@@ -181,12 +181,9 @@ int store_archive_save(const struct store *s, char *const *images, enum store_ar
 			n++;
 		} else {
 			/* Same image under a second name: one manifest.json entry, both tags. */
-			struct store_image *keep = imgs[k].img;
-
 			if (img->name && !kn_strv_contains(&imgs[k].names, img->name) && !strchr(img->name, '@'))
 				kn_strv_push(&imgs[k].names, img->name);
 			store_image_free(img);
-			(void)keep;
 			continue;
 		}
 		if (img->name && !strchr(img->name, '@'))
@@ -205,7 +202,6 @@ int store_archive_save(const struct store *s, char *const *images, enum store_ar
 	for (size_t i = 0; i < n; i++) {
 		struct store_image *img = imgs[i].img;
 		json_t *m = json_object(), *tags = json_array(), *layers = json_array();
-		_cleanup_free_ char *man_json = NULL;
 
 		if (write_blob(s, a, &written, img->manifest.config.digest, err) < 0)
 			goto out_m;
