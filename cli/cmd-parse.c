@@ -9,19 +9,19 @@
 
 /* Option lines for the plan (--plan, --target, --build-arg) go after -f. */
 static const char parse_usage[] =
-	"Usage: kiln parse [OPTIONS]\n"
-	"\n"
-	"Parses a Dockerfile the way BuildKit reads it and prints its syntax tree, one\n"
-	"S-expression per instruction (BuildKit's parser dump format).\n"
-	"\n"
-	"Options:\n"
-	"  -f, --file FILE           the Dockerfile ('-' for stdin; default ./Dockerfile)\n"
-	/* PARSE-USAGE-PLAN: plan options are listed here */
-	"      --plan                print the stage graph with every variable expanded\n"
-	"      --target STAGE        plan for this stage (name or index; default: the last)\n"
-	"      --build-arg K[=V]     set a build argument (repeatable; K alone takes $K)\n"
-	"      --platform P          target platform os/arch[/variant] (default: native)\n"
-	"  -h, --help                show this help\n";
+    "Usage: kiln parse [OPTIONS]\n"
+    "\n"
+    "Parses a Dockerfile the way BuildKit reads it and prints its syntax tree, one\n"
+    "S-expression per instruction (BuildKit's parser dump format).\n"
+    "\n"
+    "Options:\n"
+    "  -f, --file FILE           the Dockerfile ('-' for stdin; default ./Dockerfile)\n"
+    /* PARSE-USAGE-PLAN: plan options are listed here */
+    "      --plan                print the stage graph with every variable expanded\n"
+    "      --target STAGE        plan for this stage (name or index; default: the last)\n"
+    "      --build-arg K[=V]     set a build argument (repeatable; K alone takes $K)\n"
+    "      --platform P          target platform os/arch[/variant] (default: native)\n"
+    "  -h, --help                show this help\n";
 
 /* Long-only options take values from 0x100 up. */
 enum {
@@ -34,14 +34,14 @@ enum {
 };
 
 static const struct option parse_options[] = {
-	{ "file", required_argument, NULL, 'f' },
-	/* PARSE-OPTION-TABLE: plan options go here */
-	{ "plan", no_argument, NULL, OPT_PARSE_PLAN },
-	{ "target", required_argument, NULL, OPT_PARSE_TARGET },
-	{ "build-arg", required_argument, NULL, OPT_PARSE_BUILD_ARG },
-	{ "platform", required_argument, NULL, OPT_PARSE_PLATFORM },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"file", required_argument, NULL, 'f'},
+    /* PARSE-OPTION-TABLE: plan options go here */
+    {"plan", no_argument, NULL, OPT_PARSE_PLAN},
+    {"target", required_argument, NULL, OPT_PARSE_TARGET},
+    {"build-arg", required_argument, NULL, OPT_PARSE_BUILD_ARG},
+    {"platform", required_argument, NULL, OPT_PARSE_PLATFORM},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* What `kiln parse` was asked to do, filled from the command line. */
@@ -62,7 +62,7 @@ static void parse_args_release(struct parse_args *a)
 /* The stage graph (--plan): every variable expanded, unused build args as a warning. */
 static int print_plan(const struct df_ast *ast, const char *name, const struct parse_args *args)
 {
-	struct df_plan_opts opts = { name, args->target, args->build_args.v, args->platform };
+	struct df_plan_opts opts = {name, args->target, args->build_args.v, args->platform};
 	_cleanup_(df_plan_freep) struct df_plan *plan = NULL;
 	_cleanup_(kn_buf_release) struct kn_buf out = KN_BUF_INIT;
 	kn_error *err = NULL;
@@ -99,7 +99,7 @@ static int print_ast(const struct df_ast *ast)
 
 int cmd_parse(int argc, char **argv)
 {
-	_cleanup_(parse_args_release) struct parse_args args = { .file = "Dockerfile" };
+	_cleanup_(parse_args_release) struct parse_args args = {.file = "Dockerfile"};
 	_cleanup_(kn_buf_release) struct kn_buf text = KN_BUF_INIT;
 	_cleanup_(df_ast_freep) struct df_ast *ast = NULL;
 	kn_error *err = NULL;

@@ -4,10 +4,10 @@
  * BuildKit splits the whole instruction line into shell words with its shell lexer (quotes and
  * escapes kept raw, no variable set, references to unset variables kept as written), then takes
  * every word matching ^[0-9]*<<-?\s*[^<]*$ as a heredoc; the lexer keeps the blanks right
- * after an unquoted "<<" in its word, so that `<< EOF` names EOF. The delimiter is lexed again twice (quotes
- * removed, quotes kept): when the two differ in their number of quote characters, part of the
- * delimiter was quoted and the body is not to be expanded. A line the lexer rejects (say, an
- * unterminated quote) names no heredoc at all.
+ * after an unquoted "<<" in its word, so that `<< EOF` names EOF. The delimiter is lexed again
+ * twice (quotes removed, quotes kept): when the two differ in their number of quote characters,
+ * part of the delimiter was quoted and the body is not to be expanded. A line the lexer rejects
+ * (say, an unterminated quote) names no heredoc at all.
  *
  * This file holds a small lexer with exactly the behaviour that this needs; full expansion with
  * an environment lives in shell.c. The escape character is always '\' here, whatever the
@@ -135,7 +135,8 @@ static void process_name(struct lexer *lx, struct kn_buf *name)
 
 	while ((r = lex_peek(lx)) != LEX_EOF) {
 		if (name->len == 0 && df_uni_is((uint32_t)r, DF_UNI_DIGIT)) {
-			while ((r = lex_peek(lx)) != LEX_EOF && df_uni_is((uint32_t)r, DF_UNI_DIGIT))
+			while ((r = lex_peek(lx)) != LEX_EOF &&
+			       df_uni_is((uint32_t)r, DF_UNI_DIGIT))
 				add_rune(name, lex_next(lx));
 			return;
 		}
@@ -143,8 +144,8 @@ static void process_name(struct lexer *lx, struct kn_buf *name)
 			add_rune(name, lex_next(lx));
 			return;
 		}
-		if (!df_uni_is((uint32_t)r, DF_UNI_LETTER) && !df_uni_is((uint32_t)r, DF_UNI_DIGIT) &&
-		    r != '_')
+		if (!df_uni_is((uint32_t)r, DF_UNI_LETTER) &&
+		    !df_uni_is((uint32_t)r, DF_UNI_DIGIT) && r != '_')
 			return;
 		add_rune(name, lex_next(lx));
 	}
@@ -254,8 +255,9 @@ static int process_single_quote(struct lexer *lx, struct kn_buf *out, kn_error *
 	for (;;) {
 		c = lex_next(lx);
 		if (c == LEX_EOF)
-			return kn_error_set(err, 0,
-					    "unexpected end of statement while looking for matching single-quote");
+			return kn_error_set(
+			    err, 0,
+			    "unexpected end of statement while looking for matching single-quote");
 		if (c == '\'') {
 			if (lx->raw_quotes)
 				add_rune(out, c);
@@ -274,8 +276,9 @@ static int process_double_quote(struct lexer *lx, struct kn_buf *out, kn_error *
 	for (;;) {
 		c = lex_peek(lx);
 		if (c == LEX_EOF)
-			return kn_error_set(err, 0,
-					    "unexpected end of statement while looking for matching double-quote");
+			return kn_error_set(
+			    err, 0,
+			    "unexpected end of statement while looking for matching double-quote");
 		if (c == '"') {
 			lex_next(lx);
 			if (lx->raw_quotes)
@@ -331,7 +334,8 @@ static int process_stop_on_any(struct lexer *lx, const char *stops, bool raw_esc
 			return 0;
 		}
 		if (c == '\'' || c == '"' || c == '$' || c == '<') {
-			/* appended to out directly (nesting costs no copies), then split into words */
+			/* appended to out directly (nesting costs no copies), then split into words
+			 */
 			size_t start = out->len;
 			int r = 0;
 
@@ -370,8 +374,8 @@ static int process_stop_on_any(struct lexer *lx, const char *stops, bool raw_esc
 	}
 	lx->raw_escapes = saved;
 	if (stops)
-		return kn_error_set(err, 0,
-				    "unexpected end of statement while looking for matching %s", stops);
+		return kn_error_set(
+		    err, 0, "unexpected end of statement while looking for matching %s", stops);
 	return 0;
 }
 
@@ -379,8 +383,9 @@ static int process_stop_on_any(struct lexer *lx, const char *stops, bool raw_esc
 static int lex_words(const char *s, size_t len, bool raw_quotes, bool raw_escapes,
 		     struct kn_strv *ret, kn_error **err)
 {
-	struct lexer lx = { .s = s, .len = len, .raw_quotes = raw_quotes, .raw_escapes = raw_escapes };
-	struct words w = { .word = KN_BUF_INIT };
+	struct lexer lx = {
+	    .s = s, .len = len, .raw_quotes = raw_quotes, .raw_escapes = raw_escapes};
+	struct words w = {.word = KN_BUF_INIT};
 	struct kn_buf out = KN_BUF_INIT;
 	int r;
 
@@ -390,7 +395,8 @@ static int lex_words(const char *s, size_t len, bool raw_quotes, bool raw_escape
 	kn_buf_release(&w.word);
 	if (r < 0) {
 		kn_strv_release(&w.list);
-		return kn_error_wrap(err, "failed to process \"%.*s\"", (int)(len > 64 ? 64 : len), s);
+		return kn_error_wrap(err, "failed to process \"%.*s\"", (int)(len > 64 ? 64 : len),
+				     s);
 	}
 	*ret = w.list;
 	return 0;
@@ -443,8 +449,8 @@ static int parse_heredoc_word(const char *word, struct df_heredoc *ret, kn_error
 	if (lex_words(rest, strlen(rest), true, false, &raw, err) < 0)
 		return -1;
 	if (raw.n != words.n)
-		return kn_error_set(err, 0,
-				    "internal lexing of heredoc produced inconsistent results: %s", rest);
+		return kn_error_set(
+		    err, 0, "internal lexing of heredoc produced inconsistent results: %s", rest);
 	ret->name = xstrdup(words.v[0]);
 	ret->content = xstrdup("");
 	ret->expand = count_quotes(words.v[0]) == count_quotes(raw.v[0]);
@@ -469,7 +475,7 @@ int df_heredocs_from_line(const char *line, size_t len, struct df_heredoc **ret,
 		return 0;
 	}
 	for (size_t i = 0; i < words.n; i++) {
-		struct df_heredoc h = { 0 };
+		struct df_heredoc h = {0};
 		int r = parse_heredoc_word(words.v[i], &h, err);
 
 		if (r < 0) {

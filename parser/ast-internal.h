@@ -1,4 +1,5 @@
-/* kiln parser: internals shared by the AST files (ast.c, ast-lines.c, ast-json.c, ast-heredoc.c). */
+/* kiln parser: internals shared by the AST files (ast.c, ast-lines.c, ast-json.c, ast-heredoc.c).
+ */
 #ifndef KILN_PARSER_AST_INTERNAL_H
 #define KILN_PARSER_AST_INTERNAL_H
 
@@ -49,9 +50,9 @@ size_t df_rtrim_space(const char *s, size_t len);
 
 /* Per-parse state shared by the line parsers. */
 struct df_pctx {
-	char escape;	   /* '\\' or '`' */
-	size_t n_nodes;	   /* nodes made so far (DF_MAX_NODES) */
-	int start_line;	   /* lines of the instruction being parsed, for nested nodes */
+	char escape;	/* '\\' or '`' */
+	size_t n_nodes; /* nodes made so far (DF_MAX_NODES) */
+	int start_line; /* lines of the instruction being parsed, for nested nodes */
 	int end_line;
 	int start_col;
 };
@@ -78,7 +79,8 @@ struct df_span {
  * BuildKit's splitCommand before the flags: the line trimmed of Go white space, the instruction
  * word up to the first [\t\v\f\r ] and the rest after that run of blanks.
  */
-void df_split_command(const char *line, size_t len, struct df_span *ret_cmd, struct df_span *ret_rest);
+void df_split_command(const char *line, size_t len, struct df_span *ret_cmd,
+		      struct df_span *ret_rest);
 
 /*
  * Builds an instruction node from one logical line (continuations joined, no newline), as
@@ -94,7 +96,8 @@ struct df_node *df_node_from_line(struct df_pctx *p, const char *line, size_t le
  * caller falls back to the shell form); -1 with *err set when it is a valid JSON array with a
  * non-string element.
  */
-int df_json_array(struct df_pctx *p, const char *s, size_t len, struct df_node **ret, kn_error **err);
+int df_json_array(struct df_pctx *p, const char *s, size_t len, struct df_node **ret,
+		  kn_error **err);
 
 /*
  * The heredocs named on an instruction line (BuildKit's heredocsFromLine), bodies empty.

@@ -116,7 +116,7 @@ static size_t scan_number(const char *s, size_t len, size_t i, bool *overflow)
 
 static size_t scan_literal(const char *s, size_t len, size_t i)
 {
-	static const char *const lits[] = { "true", "false", "null" };
+	static const char *const lits[] = {"true", "false", "null"};
 
 	for (size_t k = 0; k < KN_ARRAY_SIZE(lits); k++) {
 		size_t n = strlen(lits[k]);
@@ -164,7 +164,7 @@ static bool json_valid(const char *s, size_t len, bool *overflow)
 		}
 		if (i == 0)
 			return false;
-after_value:
+	after_value:
 		i = skip_ws(s, len, i);
 		if (depth == 0)
 			return i == len;
@@ -180,7 +180,7 @@ after_value:
 		i = skip_ws(s, len, i + 1);
 		if (stack[depth - 1] == '[')
 			continue;
-object_key:
+	object_key:
 		if (i >= len || s[i] != '"')
 			return false;
 		i = scan_string(s, len, i);
@@ -244,8 +244,9 @@ static size_t decode_string(const char *s, size_t len, size_t i, struct kn_buf *
 
 					if (r < 0xDC00 && r2 >= 0xDC00 && r2 < 0xE000) {
 						i += 6;
-						df_utf8_add(b, 0x10000 + (((uint32_t)r - 0xD800) << 10) +
-								       ((uint32_t)r2 - 0xDC00));
+						df_utf8_add(b, 0x10000 +
+								   (((uint32_t)r - 0xD800) << 10) +
+								   ((uint32_t)r2 - 0xDC00));
 						continue;
 					}
 					r = DF_RUNE_ERROR;
@@ -275,7 +276,8 @@ static size_t decode_string(const char *s, size_t len, size_t i, struct kn_buf *
 	return i + 1;
 }
 
-int df_json_array(struct df_pctx *p, const char *s, size_t len, struct df_node **ret, kn_error **err)
+int df_json_array(struct df_pctx *p, const char *s, size_t len, struct df_node **ret,
+		  kn_error **err)
 {
 	struct df_node *head = NULL, **tail = &head;
 	bool overflow = false;
@@ -299,7 +301,8 @@ int df_json_array(struct df_pctx *p, const char *s, size_t len, struct df_node *
 		if (s[i] != '"') {
 			df_node_free(head);
 			return kn_error_set(err, 0,
-					    "when using JSON array syntax, arrays must be comprised of strings only");
+					    "when using JSON array syntax, arrays must be "
+					    "comprised of strings only");
 		}
 		i = decode_string(s, len, i, &b);
 		n = df_node_new(p, b.buf, b.len, err);

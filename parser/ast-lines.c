@@ -232,9 +232,10 @@ static int parse_name_val(struct df_pctx *p, const char *s, size_t len, const ch
 			struct kn_buf q = KN_BUF_INIT;
 
 			df_go_quote(&q, word, strlen(word));
-			kn_error_set(err, 0,
-				     "syntax error - can't find = in %s. Must be of the form: name=value",
-				     q.buf);
+			kn_error_set(
+			    err, 0,
+			    "syntax error - can't find = in %s. Must be of the form: name=value",
+			    q.buf);
 			kn_buf_release(&q);
 			goto fail;
 		}
@@ -396,7 +397,8 @@ static size_t extract_flags(const char *s, size_t len, struct kn_strv *flags)
 			phase = IN_WORD;
 		}
 		if (pos == len) {
-			if (!(word.len == 2 && !memcmp(word.buf, "--", 2)) && (blank_ok || word.len))
+			if (!(word.len == 2 && !memcmp(word.buf, "--", 2)) &&
+			    (blank_ok || word.len))
 				kn_strv_push_owned(flags, kn_buf_detach(&word));
 			break;
 		}
@@ -446,9 +448,9 @@ static size_t extract_flags(const char *s, size_t len, struct kn_strv *flags)
 }
 
 const char *const df_instruction_names[] = {
-	"add",	    "arg",   "cmd",    "copy",	  "entrypoint", "env",	"expose",
-	"from",	    "healthcheck", "label", "maintainer", "onbuild", "run",	"shell",
-	"stopsignal", "user",	"volume", "workdir",
+    "add",    "arg",   "cmd",	      "copy",  "entrypoint", "env",
+    "expose", "from",  "healthcheck", "label", "maintainer", "onbuild",
+    "run",    "shell", "stopsignal",  "user",  "volume",     "workdir",
 };
 
 const size_t df_n_instruction_names = KN_ARRAY_SIZE(df_instruction_names);

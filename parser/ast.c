@@ -121,8 +121,8 @@ static bool match_directive(const char *s, size_t len, struct df_span *name, str
 
 static bool parse_bool(const char *s, bool *ret)
 {
-	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
-	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
+	static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+	static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
 
 	for (size_t i = 0; i < KN_ARRAY_SIZE(yes); i++) {
 		if (!strcmp(s, yes[i])) {
@@ -197,8 +197,9 @@ static int parse_check(const char *value, struct df_check *ret, kn_error **err)
 			_cleanup_free_ char *t = dup_trimmed(v, strlen(v));
 
 			if (!parse_bool(t, &ret->error)) {
-				kn_error_set(err, 0, "failed to parse check option '%s=%s': invalid boolean",
-					     k, v);
+				kn_error_set(
+				    err, 0, "failed to parse check option '%s=%s': invalid boolean",
+				    k, v);
 				free(k);
 				return -1;
 			}
@@ -221,10 +222,10 @@ static int parse_check(const char *value, struct df_check *ret, kn_error **err)
  */
 static bool find_check(const char *text, size_t len, char **ret_value, int *ret_line)
 {
-	struct scanner sc = { .text = text, .len = len };
+	struct scanner sc = {.text = text, .len = len};
 	struct raw_line raw;
-	bool seen[3] = { false, false, false };
-	static const char *const names[3] = { "syntax", "escape", "check" };
+	bool seen[3] = {false, false, false};
+	static const char *const names[3] = {"syntax", "escape", "check"};
 	int line = 0;
 
 	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
@@ -244,7 +245,8 @@ static bool find_check(const char *text, size_t len, char **ret_value, int *ret_
 		if (!match_directive(raw.s, l, &name, &value))
 			return false;
 		for (k = 0; k < 3; k++)
-			if (name.len == strlen(names[k]) && !strncasecmp(raw.s + name.off, names[k], name.len))
+			if (name.len == strlen(names[k]) &&
+			    !strncasecmp(raw.s + name.off, names[k], name.len))
 				break;
 		if (k == 3 || seen[k])
 			return false;
@@ -290,7 +292,8 @@ static int possible_directive(struct directives *d, const char *s, size_t len, i
 	}
 	for (size_t i = 0; i < d->n; i++)
 		if (!strcmp(d->list[i].name, key))
-			return kn_error_set(err, 0, "only one %s parser directive can be used", key);
+			return kn_error_set(err, 0, "only one %s parser directive can be used",
+					    key);
 	KN_GROW(d->list, d->alloc, d->n + 1);
 	dir = &d->list[d->n++];
 	dir->name = xstrdup(key);
@@ -298,9 +301,8 @@ static int possible_directive(struct directives *d, const char *s, size_t len, i
 	dir->line = line;
 	if (!strcmp(key, "escape")) {
 		if (strcmp(dir->value, "`") && strcmp(dir->value, "\\"))
-			return kn_error_set(err, 0,
-					    "invalid escape token '%s' does not match ` or \\",
-					    dir->value);
+			return kn_error_set(
+			    err, 0, "invalid escape token '%s' does not match ` or \\", dir->value);
 		d->escape = dir->value[0];
 	}
 	return 1;
@@ -373,8 +375,8 @@ static bool can_contain_heredoc(const struct df_node *n)
 }
 
 /* Reads the bodies of the heredocs named on the line into node->heredocs. */
-static int read_heredocs(struct parse_state *st, struct df_node *node, const char *line,
-			 size_t len, int start_line, kn_error **err)
+static int read_heredocs(struct parse_state *st, struct df_node *node, const char *line, size_t len,
+			 int start_line, kn_error **err)
 {
 	struct df_heredoc *docs;
 	size_t n;
@@ -657,11 +659,11 @@ struct df_ast *df_parse(const char *text, size_t len, const char *file, kn_error
 struct df_ast *df_parse_ex(const char *text, size_t len, const char *file, unsigned flags,
 			   kn_error **err)
 {
-	struct parse_state st = { 0 };
+	struct parse_state st = {0};
 	struct kn_buf buf = KN_BUF_INIT;
 	struct df_ast *ast;
 	struct raw_line raw;
-	struct df_check check = { 0 };
+	struct df_check check = {0};
 	char *check_value = NULL;
 	int check_line = 0;
 

@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)walk(ast->root);
 	(void)df_ast_directive(ast, "syntax");
 	if (!(size & 1)) {
-		struct df_plan_opts opts = { "Dockerfile", NULL, NULL, NULL };
+		struct df_plan_opts opts = {"Dockerfile", NULL, NULL, NULL};
 		struct df_plan *plan = NULL;
 		struct kn_buf out = KN_BUF_INIT;
 

@@ -22,7 +22,8 @@ static const char *conformance_dir(void)
 	const char *d = getenv("KILN_CONFORMANCE_DIR");
 
 	if (!d || !*d || !kn_path_exists(d))
-		fail_msg("KILN_CONFORMANCE_DIR is not set or missing: the conformance data is required");
+		fail_msg(
+		    "KILN_CONFORMANCE_DIR is not set or missing: the conformance data is required");
 	return d;
 }
 
@@ -116,8 +117,8 @@ static void test_line_numbers_buildkit(void **state)
 {
 	/* BuildKit's TestParseIncludesLineNumbers on testfile-line/Dockerfile */
 	_cleanup_(df_ast_freep) struct df_ast *ast =
-		must_parse_file("buildkit-parser/testfile-line/Dockerfile");
-	static const int expected[][2] = { { 5, 5 }, { 11, 12 }, { 17, 31 } };
+	    must_parse_file("buildkit-parser/testfile-line/Dockerfile");
+	static const int expected[][2] = {{5, 5}, {11, 12}, {17, 31}};
 
 	(void)state;
 	assert_int_equal(ast->root->start_line, 5);
@@ -134,7 +135,7 @@ static void test_line_numbers_buildkit(void **state)
 static void test_line_numbers_heredoc_and_col(void **state)
 {
 	_cleanup_(df_ast_freep) struct df_ast *ast =
-		must_parse("FROM a\n\n  RUN <<EOF\nx\nEOF\n\tCOPY b \\\n  c\n");
+	    must_parse("FROM a\n\n  RUN <<EOF\nx\nEOF\n\tCOPY b \\\n  c\n");
 
 	(void)state;
 	assert_int_equal(child(ast, 0)->start_line, 1);
@@ -153,7 +154,7 @@ static void test_line_numbers_heredoc_and_col(void **state)
 static void test_heredoc_buildah_copy(void **state)
 {
 	_cleanup_(df_ast_freep) struct df_ast *ast =
-		must_parse_file("buildah-testdata/heredoc/Dockerfile.heredoc_copy");
+	    must_parse_file("buildah-testdata/heredoc/Dockerfile.heredoc_copy");
 	const struct df_node *c1, *c2;
 	_cleanup_free_ char *d1 = NULL, *d2 = NULL;
 
@@ -166,14 +167,17 @@ static void test_heredoc_buildah_copy(void **state)
 	d1 = df_node_dump(c1);
 	d2 = df_node_dump(c2);
 	assert_string_equal(d1, "copy \"<<robots.txt\" \"<<humans.txt\" \"file\" \"/test/\"");
-	assert_string_equal(d2, "copy [\"--from=one\"] \"image_file\" \"<<robots.txt\" \"<<humans.txt\" \"/test2/\"");
+	assert_string_equal(
+	    d2,
+	    "copy [\"--from=one\"] \"image_file\" \"<<robots.txt\" \"<<humans.txt\" \"/test2/\"");
 	for (int k = 0; k < 2; k++) {
 		const struct df_node *c = k ? c2 : c1;
 
 		assert_int_equal(c->n_heredocs, 2);
 		assert_string_equal(c->heredocs[0].name, "robots.txt");
-		assert_string_equal(c->heredocs[0].content,
-				    "(robots content)\nLong file with random text\nRandom line\nHelloWorld\n");
+		assert_string_equal(
+		    c->heredocs[0].content,
+		    "(robots content)\nLong file with random text\nRandom line\nHelloWorld\n");
 		assert_true(c->heredocs[0].expand);
 		assert_false(c->heredocs[0].chomp);
 		assert_string_equal(c->heredocs[1].name, "humans.txt");
@@ -190,7 +194,7 @@ static void test_heredoc_buildah_copy(void **state)
 static void test_heredoc_buildah_quoting(void **state)
 {
 	_cleanup_(df_ast_freep) struct df_ast *ast =
-		must_parse_file("buildah-testdata/Dockerfile.heredoc-quoting");
+	    must_parse_file("buildah-testdata/Dockerfile.heredoc-quoting");
 	size_t n_docs = 0;
 
 	(void)state;
@@ -225,15 +229,15 @@ static void test_heredoc_buildah_quoting(void **state)
 static void test_heredoc_forms(void **state)
 {
 	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse(
-		"FROM a\n"
-		"RUN <<-EOT\n\techo a\n\t\techo b\n\tEOT\n"
-		"RUN cat <<'EOF1' 3<<E\"O\"F2 <<EOF3 > out\n$x\nEOF1\n\nEOF2\n# not a comment\nEOF3\n"
-		"COPY --chmod=755 <<EOF /x\r\nline\r\nEOF\r\n"
-		"RUN [\"cat\", \"<<EOF\"]\n"
-		"ENV A <<EOF\n"
-		"ONBUILD RUN <<EOF\nbody\nEOF\n"
-		"RUN echo \"<<EOF\n"
-		"RUN cat <<EOF<<EOG\n");
+	    "FROM a\n"
+	    "RUN <<-EOT\n\techo a\n\t\techo b\n\tEOT\n"
+	    "RUN cat <<'EOF1' 3<<E\"O\"F2 <<EOF3 > out\n$x\nEOF1\n\nEOF2\n# not a comment\nEOF3\n"
+	    "COPY --chmod=755 <<EOF /x\r\nline\r\nEOF\r\n"
+	    "RUN [\"cat\", \"<<EOF\"]\n"
+	    "ENV A <<EOF\n"
+	    "ONBUILD RUN <<EOF\nbody\nEOF\n"
+	    "RUN echo \"<<EOF\n"
+	    "RUN cat <<EOF<<EOG\n");
 	const struct df_node *n;
 	_cleanup_free_ char *chomped = NULL;
 
@@ -299,64 +303,68 @@ struct hd_expect {
 static void test_heredoc_buildkit_cases(void **state)
 {
 	static const char text[] =
-		"\nFROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nUSER <<INVALID\nINVALID\n\n"
-		"RUN <<EMPTY\nEMPTY\n\nRUN 3<<EMPTY2\nEMPTY2\n\nRUN \"<<NOHEREDOC\"\n\n"
-		"RUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\n"
-		"RUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\n"
-		"RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\n"
-		"RUN <<-EXPAND\n\texpand $NAME\nEXPAND\n\n"
-		"RUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\n"
-		"RUN <<COPY\necho hello world\necho foo bar\nCOPY\n\n"
-		"RUN <<COMMENT\n# internal comment\necho hello world\necho foo bar # trailing comment\nCOMMENT\n\n"
-		"RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\n"
-		"COPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\n\n"
-		"COPY <<EOF /quotes\n\"foo\"\n'bar'\nEOF\n\n"
-		"COPY <<X <<Y /dest\nY\nX\nX\nY\n\n"
-		"RUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX\n\n"
-		"COPY <<file.txt /dest\nhello world\nfile.txt\n\n"
-		"RUN <<eo'f'\necho foo\neof\n\n"
-		"RUN <<eo\\'f\necho foo\neo'f\n\n"
-		"RUN <<'e'o\\'f\necho foo\neo'f\n\n"
-		"RUN <<'one two'\necho bar\none two\n\n"
-		"RUN <<$EOF\n$EOF\n\n"
-		"RUN <<  EOF\nEOF\n\n"
-		"RUN <<  EOF  > foo\nEOF\n\t";
+	    "\nFROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nUSER <<INVALID\nINVALID\n\n"
+	    "RUN <<EMPTY\nEMPTY\n\nRUN 3<<EMPTY2\nEMPTY2\n\nRUN \"<<NOHEREDOC\"\n\n"
+	    "RUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\n"
+	    "RUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\n"
+	    "RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\n"
+	    "RUN <<-EXPAND\n\texpand $NAME\nEXPAND\n\n"
+	    "RUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\n"
+	    "RUN <<COPY\necho hello world\necho foo bar\nCOPY\n\n"
+	    "RUN <<COMMENT\n# internal comment\necho hello world\necho foo bar # trailing "
+	    "comment\nCOMMENT\n\n"
+	    "RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\n"
+	    "COPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\n\n"
+	    "COPY <<EOF /quotes\n\"foo\"\n'bar'\nEOF\n\n"
+	    "COPY <<X <<Y /dest\nY\nX\nX\nY\n\n"
+	    "RUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX\n\n"
+	    "COPY <<file.txt /dest\nhello world\nfile.txt\n\n"
+	    "RUN <<eo'f'\necho foo\neof\n\n"
+	    "RUN <<eo\\'f\necho foo\neo'f\n\n"
+	    "RUN <<'e'o\\'f\necho foo\neo'f\n\n"
+	    "RUN <<'one two'\necho bar\none two\n\n"
+	    "RUN <<$EOF\n$EOF\n\n"
+	    "RUN <<  EOF\nEOF\n\n"
+	    "RUN <<  EOF  > foo\nEOF\n\t";
 	/* per instruction after FROM: number of heredocs, then the heredocs */
 	static const struct {
 		size_t n;
 		struct hd_expect h[2];
 	} want[] = {
-		{ 0, { { 0 } } }, /* ENV */
-		{ 0, { { 0 } } }, /* RUN ls */
-		{ 0, { { 0 } } }, /* USER <<INVALID */
-		{ 0, { { 0 } } }, /* INVALID */
-		{ 1, { { "EMPTY", "", true, false, 0 } } },
-		{ 1, { { "EMPTY2", "", true, false, 3 } } },
-		{ 0, { { 0 } } }, /* RUN "<<NOHEREDOC" */
-		{ 1, { { "INDENT", "\tfoo\n\tbar\n", true, false, 0 } } },
-		{ 1, { { "UNINDENT", "\tbaz\n\tquux\n", true, true, 0 } } },
-		{ 1, { { "UNINDENT2", "\tbaz\n\tquux\n", true, true, 0 } } },
-		{ 1, { { "EXPAND", "\texpand $NAME\n", true, true, 0 } } },
-		{ 1, { { "NOEXPAND", "\tdon't expand $NAME\n", false, true, 0 } } },
-		{ 1, { { "COPY", "echo hello world\necho foo bar\n", true, false, 0 } } },
-		{ 1, { { "COMMENT", "# internal comment\necho hello world\necho foo bar # trailing comment\n", true, false, 0 } } },
-		{ 1, { { "MOUNT", "echo hello\n", true, false, 0 } } },
-		{ 2, { { "FILE1", "content 1\n", true, false, 0 }, { "FILE2", "content 2\n", true, false, 0 } } },
-		{ 1, { { "EOF", "\"foo\"\n'bar'\n", true, false, 0 } } },
-		{ 2, { { "X", "Y\n", true, false, 0 }, { "Y", "X\n", true, false, 0 } } },
-		{ 1, { { "COMPLEX", "print('hello world')\n", true, false, 0 } } },
-		{ 1, { { "file.txt", "hello world\n", true, false, 0 } } },
-		{ 1, { { "eof", "echo foo\n", false, false, 0 } } },
-		{ 1, { { "eo'f", "echo foo\n", true, false, 0 } } },
-		{ 1, { { "eo'f", "echo foo\n", false, false, 0 } } },
-		{ 1, { { "one two", "echo bar\n", false, false, 0 } } },
-		{ 1, { { "$EOF", "", true, false, 0 } } },
-		{ 1, { { "EOF", "", true, false, 0 } } },
-		{ 1, { { "EOF", "", true, false, 0 } } },
+	    {0, {{0}}}, /* ENV */
+	    {0, {{0}}}, /* RUN ls */
+	    {0, {{0}}}, /* USER <<INVALID */
+	    {0, {{0}}}, /* INVALID */
+	    {1, {{"EMPTY", "", true, false, 0}}},
+	    {1, {{"EMPTY2", "", true, false, 3}}},
+	    {0, {{0}}}, /* RUN "<<NOHEREDOC" */
+	    {1, {{"INDENT", "\tfoo\n\tbar\n", true, false, 0}}},
+	    {1, {{"UNINDENT", "\tbaz\n\tquux\n", true, true, 0}}},
+	    {1, {{"UNINDENT2", "\tbaz\n\tquux\n", true, true, 0}}},
+	    {1, {{"EXPAND", "\texpand $NAME\n", true, true, 0}}},
+	    {1, {{"NOEXPAND", "\tdon't expand $NAME\n", false, true, 0}}},
+	    {1, {{"COPY", "echo hello world\necho foo bar\n", true, false, 0}}},
+	    {1,
+	     {{"COMMENT", "# internal comment\necho hello world\necho foo bar # trailing comment\n",
+	       true, false, 0}}},
+	    {1, {{"MOUNT", "echo hello\n", true, false, 0}}},
+	    {2,
+	     {{"FILE1", "content 1\n", true, false, 0}, {"FILE2", "content 2\n", true, false, 0}}},
+	    {1, {{"EOF", "\"foo\"\n'bar'\n", true, false, 0}}},
+	    {2, {{"X", "Y\n", true, false, 0}, {"Y", "X\n", true, false, 0}}},
+	    {1, {{"COMPLEX", "print('hello world')\n", true, false, 0}}},
+	    {1, {{"file.txt", "hello world\n", true, false, 0}}},
+	    {1, {{"eof", "echo foo\n", false, false, 0}}},
+	    {1, {{"eo'f", "echo foo\n", true, false, 0}}},
+	    {1, {{"eo'f", "echo foo\n", false, false, 0}}},
+	    {1, {{"one two", "echo bar\n", false, false, 0}}},
+	    {1, {{"$EOF", "", true, false, 0}}},
+	    {1, {{"EOF", "", true, false, 0}}},
+	    {1, {{"EOF", "", true, false, 0}}},
 	};
 	kn_error *err = NULL;
 	_cleanup_(df_ast_freep) struct df_ast *ast =
-		df_parse_ex(text, strlen(text), "Dockerfile", DF_PARSE_ALLOW_UNKNOWN, &err);
+	    df_parse_ex(text, strlen(text), "Dockerfile", DF_PARSE_ALLOW_UNKNOWN, &err);
 	_cleanup_free_ char *d = NULL;
 
 	(void)state;
@@ -379,7 +387,8 @@ static void test_heredoc_buildkit_cases(void **state)
 	}
 	/* TestHeredocsFromLine */
 	assert_dump("FROM a\nRUN << -EOF\nEOF\n-EOF\n", "(from \"a\")\n(run \"<< -EOF\")\n");
-	assert_dump("FROM a\nRUN 4<<EOF <<EOF2\nEOF\nEOF2\n", "(from \"a\")\n(run \"4<<EOF <<EOF2\")\n");
+	assert_dump("FROM a\nRUN 4<<EOF <<EOF2\nEOF\nEOF2\n",
+		    "(from \"a\")\n(run \"4<<EOF <<EOF2\")\n");
 	assert_dump("FROM a\nRUN '<<EOF'\n", "(from \"a\")\n(run \"'<<EOF'\")\n");
 }
 
@@ -399,16 +408,16 @@ static void test_heredoc_errors(void **state)
 
 static void test_directives(void **state)
 {
-	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse(
-		"# syntax = docker/dockerfile:1\n"
-		"#ESCAPE=`\n"
-		"# check=skip=JSONArgsRecommended,StageNameCasing;error=true\n"
-		"# the first comment\n"
-		"# escape=\\\n"
-		"FROM a\n"
-		"RUN echo \\\n"
-		"  RUN x `\n"
-		"  y\n");
+	_cleanup_(df_ast_freep) struct df_ast *ast =
+	    must_parse("# syntax = docker/dockerfile:1\n"
+		       "#ESCAPE=`\n"
+		       "# check=skip=JSONArgsRecommended,StageNameCasing;error=true\n"
+		       "# the first comment\n"
+		       "# escape=\\\n"
+		       "FROM a\n"
+		       "RUN echo \\\n"
+		       "  RUN x `\n"
+		       "  y\n");
 
 	(void)state;
 	assert_int_equal(ast->escape, '`');
@@ -449,7 +458,7 @@ static void test_directive_errors(void **state)
 	{
 		/* as BuildKit's linter: a first #! line is skipped, the value ends at a space */
 		_cleanup_(df_ast_freep) struct df_ast *ast =
-			must_parse("#!/bin/kiln\n# check = skip=all // not this\nFROM a\n");
+		    must_parse("#!/bin/kiln\n# check = skip=all // not this\nFROM a\n");
 
 		assert_true(ast->check.skip_all);
 		assert_null(df_ast_directive(ast, "check"));
@@ -463,21 +472,22 @@ static void test_directive_errors(void **state)
 
 static void test_continuations(void **state)
 {
-	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse(
-		"\xEF\xBB\xBF" "FROM a\r\n"
-		"RUN a \\\r\n"
-		"\r\n"
-		"  # comment inside\r\n"
-		"  b\\\\\r\n"
-		"RUN c \\ \t\n"
-		"\n"
-		"   \n"
-		"d\n"
-		"   RUN   e   \n");
+	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse("\xEF\xBB\xBF"
+								"FROM a\r\n"
+								"RUN a \\\r\n"
+								"\r\n"
+								"  # comment inside\r\n"
+								"  b\\\\\r\n"
+								"RUN c \\ \t\n"
+								"\n"
+								"   \n"
+								"d\n"
+								"   RUN   e   \n");
 	_cleanup_free_ char *d = df_ast_dump(ast);
 
 	(void)state;
-	assert_string_equal(d, "(from \"a\")\n(run \"a   b\\\\\\\\\")\n(run \"c d\")\n(run \"e\")\n");
+	assert_string_equal(d,
+			    "(from \"a\")\n(run \"a   b\\\\\\\\\")\n(run \"c d\")\n(run \"e\")\n");
 	assert_int_equal(child(ast, 1)->start_line, 2);
 	assert_int_equal(child(ast, 1)->end_line, 5);
 	assert_string_equal(child(ast, 1)->original, "RUN a   b\\\\");
@@ -485,7 +495,8 @@ static void test_continuations(void **state)
 	/* two instructions had empty continuation lines */
 	assert_int_equal(ast->n_warnings, 2);
 	assert_int_equal(ast->warnings[0].line, 5);
-	assert_string_equal(ast->warnings[0].msg, "Empty continuation line found in: RUN a   b\\\\");
+	assert_string_equal(ast->warnings[0].msg,
+			    "Empty continuation line found in: RUN a   b\\\\");
 	assert_int_equal(ast->warnings[1].line, 9);
 }
 
@@ -494,24 +505,27 @@ static void test_continuations(void **state)
 /* BuildKit's TestParseWarnsOnEmptyContinutationLine and TestParseWords. */
 static void test_buildkit_parser_test_cases(void **state)
 {
-	_cleanup_(df_ast_freep) struct df_ast *ast = must_parse(
-		"\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n"
-		"    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\n"
-		"RUN non-indented \\\n# this is a comment\n   after-comment\n\n"
-		"RUN indented \\\n    # this is an indented comment\n    comment\n\t");
+	_cleanup_(df_ast_freep) struct df_ast *ast =
+	    must_parse("\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n"
+		       "    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\n"
+		       "RUN non-indented \\\n# this is a comment\n   after-comment\n\n"
+		       "RUN indented \\\n    # this is an indented comment\n    comment\n\t");
 
 	(void)state;
 	assert_int_equal(ast->n_warnings, 2);
 	assert_non_null(strstr(ast->warnings[0].msg, "Empty continuation line found in"));
 	assert_non_null(strstr(ast->warnings[0].msg, "RUN something     following     more"));
 	assert_non_null(strstr(ast->warnings[1].msg, "RUN another     thing"));
-	assert_dump("ARG foo\nARG foo bar\nARG foo\\ bar\nARG foo=bar\nARG foo bar 'abc xyz'\n"
-		    "ARG foo bar \"abc xyz\"\nARG \xC3\xA0\xC3\xB6\xC3\xBB\n"
-		    "ARG f\xC3\xB6o b\xC3\xA0r \"\xC3\xA2" "bc x\xC3\xBFz\"\n",
-		    "(arg \"foo\")\n(arg \"foo\" \"bar\")\n(arg \"foo\\\\ bar\")\n(arg \"foo=bar\")\n"
-		    "(arg \"foo\" \"bar\" \"'abc xyz'\")\n(arg \"foo\" \"bar\" \"\\\"abc xyz\\\"\")\n"
-		    "(arg \"\xC3\xA0\xC3\xB6\xC3\xBB\")\n"
-		    "(arg \"f\xC3\xB6o\" \"b\xC3\xA0r\" \"\\\"\xC3\xA2" "bc x\xC3\xBFz\\\"\")\n");
+	assert_dump(
+	    "ARG foo\nARG foo bar\nARG foo\\ bar\nARG foo=bar\nARG foo bar 'abc xyz'\n"
+	    "ARG foo bar \"abc xyz\"\nARG \xC3\xA0\xC3\xB6\xC3\xBB\n"
+	    "ARG f\xC3\xB6o b\xC3\xA0r \"\xC3\xA2"
+	    "bc x\xC3\xBFz\"\n",
+	    "(arg \"foo\")\n(arg \"foo\" \"bar\")\n(arg \"foo\\\\ bar\")\n(arg \"foo=bar\")\n"
+	    "(arg \"foo\" \"bar\" \"'abc xyz'\")\n(arg \"foo\" \"bar\" \"\\\"abc xyz\\\"\")\n"
+	    "(arg \"\xC3\xA0\xC3\xB6\xC3\xBB\")\n"
+	    "(arg \"f\xC3\xB6o\" \"b\xC3\xA0r\" \"\\\"\xC3\xA2"
+	    "bc x\xC3\xBFz\\\"\")\n");
 }
 
 static void test_dump_details(void **state)
@@ -521,7 +535,8 @@ static void test_dump_details(void **state)
 	assert_dump("CMD [\"a\\u0000b\", \"\\ud83d\\ude00\", \"\\ud800\"]\n",
 		    "(cmd \"a\\x00b\" \"\xF0\x9F\x98\x80\" \"\xEF\xBF\xBD\")\n");
 	/* invalid UTF-8 is \x-escaped, NBSP and other non-printables \u-escaped */
-	assert_dump("RUN a\xff\xC3\xA9\xC2\xA0\x7f\x01\n", "(run \"a\\xff\xC3\xA9\\u00a0\\x7f\\x01\")\n");
+	assert_dump("RUN a\xff\xC3\xA9\xC2\xA0\x7f\x01\n",
+		    "(run \"a\\xff\xC3\xA9\\u00a0\\x7f\\x01\")\n");
 	/* out-of-range JSON numbers make the whole array "not JSON" */
 	assert_dump("CMD [\"a\", 1e999]\n", "(cmd \"[\\\"a\\\", 1e999]\")\n");
 	assert_dump("CMD [\"a\",]\n", "(cmd \"[\\\"a\\\",]\")\n");
@@ -531,9 +546,10 @@ static void test_dump_details(void **state)
 		    "(cmd \"\\\" \\\\ / \\b \\f \\n \\r \\t \\x00\")\n");
 	{
 		static const char *const bad[] = {
-			"[\"a\",42,\"b\"]",	     "[\"a\",123.456,\"b\"]", "[\"a\",{},\"b\"]",
-			"[\"a\",{\"c\": \"d\"},\"b\"]", "[\"a\",[\"c\"],\"b\"]",   "[\"a\",true,\"b\"]",
-			"[\"a\",false,\"b\"]",	     "[\"a\",null,\"b\"]",
+		    "[\"a\",42,\"b\"]",	     "[\"a\",123.456,\"b\"]",
+		    "[\"a\",{},\"b\"]",	     "[\"a\",{\"c\": \"d\"},\"b\"]",
+		    "[\"a\",[\"c\"],\"b\"]", "[\"a\",true,\"b\"]",
+		    "[\"a\",false,\"b\"]",   "[\"a\",null,\"b\"]",
 		};
 
 		for (size_t i = 0; i < KN_ARRAY_SIZE(bad); i++) {
@@ -547,16 +563,18 @@ static void test_dump_details(void **state)
 	assert_dump("FROM --platform=linux/amd64 a AS b\n",
 		    "(from [\"--platform=linux/amd64\"] \"a\" \"AS\" \"b\")\n");
 	assert_dump("ARG a=1 b \"c=x y\"\n", "(arg \"a=1\" \"b\" \"\\\"c=x y\\\"\")\n");
-	assert_dump("LABEL \"a b\"=c d=\n", "(label \"\\\"a b\\\"\" \"c\" \"=\" \"d\" \"\" \"=\")\n");
+	assert_dump("LABEL \"a b\"=c d=\n",
+		    "(label \"\\\"a b\\\"\" \"c\" \"=\" \"d\" \"\" \"=\")\n");
 	assert_dump("HEALTHCHECK NONE\n", "(healthcheck \"NONE\")\n");
 	assert_dump("ONBUILD ONBUILD RUN x\n", "(onbuild (onbuild (run \"x\")))\n");
 	assert_dump("COPY --chown=\"a b\" --x='c\\'' -- --y /\n",
 		    "(copy [\"--chown=a b\" \"--x=c'\"] \"--y\" \"/\")\n");
 	assert_dump("run --mount=type=cache,target=/c make\n",
 		    "(run [\"--mount=type=cache,target=/c\"] \"make\")\n");
-	assert_dump("STOPSIGNAL  SIGKILL \nUSER a:b\nWORKDIR /a b\nMAINTAINER me\nSHELL [\"sh\", \"-c\"]\n",
-		    "(stopsignal \"SIGKILL\")\n(user \"a:b\")\n(workdir \"/a b\")\n(maintainer \"me\")\n"
-		    "(shell \"sh\" \"-c\")\n");
+	assert_dump(
+	    "STOPSIGNAL  SIGKILL \nUSER a:b\nWORKDIR /a b\nMAINTAINER me\nSHELL [\"sh\", \"-c\"]\n",
+	    "(stopsignal \"SIGKILL\")\n(user \"a:b\")\n(workdir \"/a b\")\n(maintainer \"me\")\n"
+	    "(shell \"sh\" \"-c\")\n");
 	assert_dump("EXPOSE 80 53/udp 8000-8010/tcp\n",
 		    "(expose \"80\" \"53/udp\" \"8000-8010/tcp\")\n");
 }
@@ -572,10 +590,12 @@ static void test_errors(void **state)
 		     "Dockerfile:2:1: unknown instruction \"form\" (did you mean \"FROM\"?)");
 	assert_error("FROM a\nFOOBARBAZ x\n", "Dockerfile:2:1: unknown instruction \"FOOBARBAZ\"");
 	assert_error("FROM a\n\nENV PATH\n", "Dockerfile:3: ENV must have two arguments");
-	assert_error("LABEL a=b c\n",
-		     "Dockerfile:1: syntax error - can't find = in \"c\". Must be of the form: name=value");
-	assert_error("CMD [ \"echo\", [ \"nested json\" ] ]\n",
-		     "Dockerfile:1: when using JSON array syntax, arrays must be comprised of strings only");
+	assert_error(
+	    "LABEL a=b c\n",
+	    "Dockerfile:1: syntax error - can't find = in \"c\". Must be of the form: name=value");
+	assert_error(
+	    "CMD [ \"echo\", [ \"nested json\" ] ]\n",
+	    "Dockerfile:1: when using JSON array syntax, arrays must be comprised of strings only");
 	assert_error("", "Dockerfile: file with no instructions");
 	assert_error("# a\n\n# b\n", "Dockerfile:3: file with no instructions");
 	nul = must_fail("FROM a\nRUN a\0b\n", 14);
@@ -712,10 +732,45 @@ static void test_big_inputs(void **state)
 static void test_random_garbage(void **state)
 {
 	static const char *const atoms[] = {
-		"FROM ", "RUN ", "COPY ", "ADD ", "ONBUILD ", "ENV ", "LABEL ", "ARG ", "HEALTHCHECK ",
-		"CMD ", "<<EOF", "<<-'E'", "EOF", "\n", "\r\n", "\\", "`", " ", "\t", "\"", "'", "[",
-		"]", ",", "=", "--x=", "#", "# escape=`\n", "$", "${", "}", ":-", "\xff", "\xc3",
-		"\xEF\xBB\xBF", "\xC2\xA0", "\\u0000", "1e999", "NONE ",
+	    "FROM ",
+	    "RUN ",
+	    "COPY ",
+	    "ADD ",
+	    "ONBUILD ",
+	    "ENV ",
+	    "LABEL ",
+	    "ARG ",
+	    "HEALTHCHECK ",
+	    "CMD ",
+	    "<<EOF",
+	    "<<-'E'",
+	    "EOF",
+	    "\n",
+	    "\r\n",
+	    "\\",
+	    "`",
+	    " ",
+	    "\t",
+	    "\"",
+	    "'",
+	    "[",
+	    "]",
+	    ",",
+	    "=",
+	    "--x=",
+	    "#",
+	    "# escape=`\n",
+	    "$",
+	    "${",
+	    "}",
+	    ":-",
+	    "\xff",
+	    "\xc3",
+	    "\xEF\xBB\xBF",
+	    "\xC2\xA0",
+	    "\\u0000",
+	    "1e999",
+	    "NONE ",
 	};
 	uint32_t seed = 12345;
 
@@ -751,21 +806,21 @@ static void test_random_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_numbers_buildkit),
-		cmocka_unit_test(test_line_numbers_heredoc_and_col),
-		cmocka_unit_test(test_heredoc_buildah_copy),
-		cmocka_unit_test(test_heredoc_buildah_quoting),
-		cmocka_unit_test(test_heredoc_forms),
-		cmocka_unit_test(test_heredoc_buildkit_cases),
-		cmocka_unit_test(test_heredoc_errors),
-		cmocka_unit_test(test_directives),
-		cmocka_unit_test(test_directive_errors),
-		cmocka_unit_test(test_continuations),
-		cmocka_unit_test(test_buildkit_parser_test_cases),
-		cmocka_unit_test(test_dump_details),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_big_inputs),
-		cmocka_unit_test(test_random_garbage),
+	    cmocka_unit_test(test_line_numbers_buildkit),
+	    cmocka_unit_test(test_line_numbers_heredoc_and_col),
+	    cmocka_unit_test(test_heredoc_buildah_copy),
+	    cmocka_unit_test(test_heredoc_buildah_quoting),
+	    cmocka_unit_test(test_heredoc_forms),
+	    cmocka_unit_test(test_heredoc_buildkit_cases),
+	    cmocka_unit_test(test_heredoc_errors),
+	    cmocka_unit_test(test_directives),
+	    cmocka_unit_test(test_directive_errors),
+	    cmocka_unit_test(test_continuations),
+	    cmocka_unit_test(test_buildkit_parser_test_cases),
+	    cmocka_unit_test(test_dump_details),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_big_inputs),
+	    cmocka_unit_test(test_random_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
