@@ -45,7 +45,21 @@ struct blob_sink {
 	uint64_t expected_size;
 	uint64_t got;
 	const bool *stop;
+	/* libcurl hands over ~16 KiB at a time: batch them into fewer, larger writes. */
+	struct kn_buf pending;
 };
+
+#define BLOB_SINK_BATCH (1u << 20)
+
+static int blob_sink_flush(struct blob_sink *s, kn_error **err)
+{
+	int r = 0;
+
+	if (s->pending.len)
+		r = store_blob_writer_write(s->w, s->pending.buf, s->pending.len, err);
+	kn_buf_reset(&s->pending);
+	return r;
+}
 
 static int blob_sink_write(void *ctx, const void *data, size_t len, kn_error **err)
 {
@@ -58,7 +72,15 @@ static int blob_sink_write(void *ctx, const void *data, size_t len, kn_error **e
 				    "registry sent more than the %llu bytes the manifest declares",
 				    (unsigned long long)s->expected_size);
 	s->got += len;
-	return store_blob_writer_write(s->w, data, len, err);
+	if (len >= BLOB_SINK_BATCH) {
+		if (blob_sink_flush(s, err) < 0)
+			return -1;
+		return store_blob_writer_write(s->w, data, len, err);
+	}
+	kn_buf_add(&s->pending, data, len);
+	if (s->pending.len >= BLOB_SINK_BATCH)
+		return blob_sink_flush(s, err);
+	return 0;
 }
 
 static int blob_sink_restart(void *ctx, kn_error **err)
@@ -68,6 +90,7 @@ static int blob_sink_restart(void *ctx, kn_error **err)
 	store_blob_writer_abort(s->w);
 	s->w = NULL;
 	s->got = 0;
+	kn_buf_reset(&s->pending);
 	return store_blob_writer_new(s->store, &s->w, err);
 }
 
@@ -75,7 +98,8 @@ static int pull_one(void *vctx, size_t i, kn_error **err)
 {
 	struct pull_ctx *c = vctx;
 	const struct pull_blob *b = &c->blobs[i];
-	struct blob_sink s = { .store = c->store, .expected_size = b->desc->size, .stop = &c->stop };
+	struct blob_sink s = { .store = c->store, .expected_size = b->desc->size, .stop = &c->stop,
+			       .pending = KN_BUF_INIT };
 	struct reg_sink sink = {
 		.write = blob_sink_write, .restart = blob_sink_restart, .ctx = &s,
 	};
@@ -92,6 +116,9 @@ static int pull_one(void *vctx, size_t i, kn_error **err)
 	if (store_blob_writer_new(c->store, &s.w, err) < 0)
 		return -1;
 	r = reg_request(c->client, &req, NULL, err);
+	if (r == 0)
+		r = blob_sink_flush(&s, err);
+	kn_buf_release(&s.pending);
 	if (r < 0) {
 		store_blob_writer_abort(s.w);
 		return kn_error_wrap(err, "cannot fetch blob '%s'", b->desc->digest);
