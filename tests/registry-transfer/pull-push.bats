@@ -194,3 +194,37 @@ teardown() {
 	assert_contains "$output" "not support"
 	[ ! -d "$KILN_TEST_ROOT/blobs/sha256" ] || [ -z "$(ls "$KILN_TEST_ROOT/blobs/sha256")" ]
 }
+
+@test "a Docker manifest list (schema 2) is pulled for the requested platform" {
+	$MKIMAGE "$BATS_TEST_TMPDIR/layout" --tag seed --platforms linux/amd64,linux/arm64/v8 >/dev/null
+	skopeo copy -q --all --format v2s2 --dest-tls-verify=false "oci:$BATS_TEST_TMPDIR/layout:seed" \
+		"docker://$REGISTRY_HOST/team/list:1"
+	raw=$(remote_raw "$REGISTRY_HOST/team/list:1")
+	[ "$(jq -r .mediaType <<<"$raw")" = application/vnd.docker.distribution.manifest.list.v2+json ]
+	run_kiln pull --platform linux/arm64/v8 "$REGISTRY_HOST/team/list:1"
+	assert_contains "$output" "Digest: sha256:$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)"
+	[ "$(store_config "$REGISTRY_HOST/team/list:1" | jq -r .architecture)" = arm64 ]
+	m=$(store_manifest_digest "$REGISTRY_HOST/team/list:1")
+	[ "$(store_blob "$m" | jq -r .mediaType)" = application/vnd.docker.distribution.manifest.v2+json ]
+	[ "$(jq -r --arg m "$m" '.manifests[] | select(.digest == $m) | .mediaType' "$KILN_TEST_ROOT/index.json")" = \
+		application/vnd.docker.distribution.manifest.v2+json ]
+}
+
+@test "an image made by kiln import is pushed, read back by skopeo and umoci, and pulled again" {
+	"$KILN_TESTDATA/base/make-rootfs.sh" "$BATS_TEST_TMPDIR/base" >/dev/null
+	run_kiln import "$BATS_TEST_TMPDIR/base/rootfs.tar" kiln-test/busybox:latest
+	run_kiln push kiln-test/busybox:latest "$REGISTRY_HOST/kiln-test/busybox:1"
+	assert_contains "$output" ": Pushed"
+	digest=$(sed -n 's/^1: digest: \(sha256:[0-9a-f]*\) size: [0-9]*$/\1/p' <<<"$output")
+	[ -n "$digest" ]
+	[ "sha256:$(remote_raw "$REGISTRY_HOST/kiln-test/busybox:1" | sha256sum | cut -d' ' -f1)" = "$digest" ]
+	skopeo copy -q --src-tls-verify=false "docker://$REGISTRY_HOST/kiln-test/busybox:1" "oci:$BATS_TEST_TMPDIR/out:x"
+	umoci raw unpack --rootless --image "$BATS_TEST_TMPDIR/out:x" "$BATS_TEST_TMPDIR/rootfs" 2>/dev/null
+	cmp "$BATS_TEST_TMPDIR/rootfs/bin/busybox" /bin/busybox
+	grep -q '^app:x:1000:' "$BATS_TEST_TMPDIR/rootfs/etc/passwd"
+	id=$(store_config "docker.io/kiln-test/busybox:latest" | sha256sum | cut -d' ' -f1)
+	export KILN_TEST_ROOT="$BATS_TEST_TMPDIR/root2"
+	run_kiln pull "$REGISTRY_HOST/kiln-test/busybox:1"
+	assert_contains "$output" "Digest: $digest"
+	[ "$(store_config "$REGISTRY_HOST/kiln-test/busybox:1" | sha256sum | cut -d' ' -f1)" = "$id" ]
+}
