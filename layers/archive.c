@@ -413,28 +413,65 @@ static struct entry *find_entry(struct loader *l, const char *path, int depth)
 	return NULL;
 }
 
-static int spool(struct loader *l, struct archive *a, struct entry *e, kn_error **err)
+/* Hashes len zero bytes (the holes of a sparse entry) without allocating them. */
+static void hash_zeros(struct store_hash *h, int64_t len)
+{
+	static const char zeros[IO_CHUNK];
+
+	while (len > 0) {
+		size_t n = len < IO_CHUNK ? (size_t)len : IO_CHUNK;
+
+		store_hash_update(h, zeros, n);
+		len -= (int64_t)n;
+	}
+}
+
+/*
+ * Copies one entry into a temp file while hashing it. Holes of sparse entries stay holes on disk
+ * (a tiny archive holding a "1 GB" sparse file must not fill the disk) but are hashed as zeros.
+ */
+static int spool(struct loader *l, struct archive *a, struct archive_entry *ae, struct entry *e,
+		 kn_error **err)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_(store_hash_freep) struct store_hash *h = store_hash_new("sha256", NULL);
-	_cleanup_free_ char *buf = xmalloc(IO_CHUNK);
+	int64_t pos = 0, total = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : 0;
 
 	fd = store_tmp_open(l->s, &e->tmp, err);
 	if (fd < 0)
 		return -1;
 	for (;;) {
-		la_ssize_t n = archive_read_data(a, buf, IO_CHUNK);
+		const void *buf;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(a, &buf, &n, &off);
 
-		if (n < 0)
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK)
 			return kn_error_set(err, EINVAL, "read archive entry '%s': %s", e->path,
 					    archive_error_string(a));
-		if (n == 0)
-			break;
-		store_hash_update(h, buf, (size_t)n);
-		if (kn_write_all(fd, buf, (size_t)n, err) < 0)
+		if (off < pos)
+			return kn_error_set(err, EINVAL, "archive entry '%s' has overlapping data",
+					    e->path);
+		if (off > pos) {
+			hash_zeros(h, off - pos);
+			if (lseek(fd, off, SEEK_SET) < 0)
+				return kn_error_errno(err, "seek '%s'", e->tmp);
+			pos = off;
+		}
+		store_hash_update(h, buf, n);
+		if (kn_write_all(fd, buf, n, err) < 0)
 			return -1;
-		e->size += n;
+		pos += (int64_t)n;
 	}
+	if (total > pos) {
+		hash_zeros(h, total - pos);
+		pos = total;
+	}
+	if (ftruncate(fd, pos) < 0)
+		return kn_error_errno(err, "truncate '%s'", e->tmp);
+	e->size = pos;
 	if (fsync(fd) < 0)
 		return kn_error_errno(err, "fsync '%s'", e->tmp);
 	e->digest = store_hash_final(h);
@@ -487,7 +524,7 @@ static int read_archive(struct loader *l, int fd, kn_error **err)
 			if (!e->link)
 				return -1;
 		} else if (type == AE_IFREG) {
-			if (spool(l, a, e, err) < 0)
+			if (spool(l, a, ae, e, err) < 0)
 				return -1;
 		} else {
 			return kn_error_set(err, EINVAL, "archive entry '%s' is not a regular file",

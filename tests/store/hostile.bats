@@ -85,3 +85,19 @@ hostile() {
 	[ "$(find "$KILN_TEST_ROOT/blobs" -type f | wc -l)" -eq 0 ]
 	SRC="$FIX/app.tar" hostile last-layer-mismatch "does not match the config"
 }
+
+@test "a 1 GB sparse bomb is spooled as a hole, rejected, and fills no disk" {
+	d="$BATS_TEST_TMPDIR/bomb"
+	mkdir -p "$d"
+	tar -xf "$FIX/base.tar" -C "$d"
+	truncate -s 1G "$d/bomb"
+	jq -c '.[0].Layers[0] = "bomb"' "$d/manifest.json" >"$d/m" && mv "$d/m" "$d/manifest.json"
+	tar --sparse -C "$d" -cf "$BATS_TEST_TMPDIR/bomb.tar" .
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/bomb.tar")" -lt 20000000 ]
+	run_kiln 1 load -i "$BATS_TEST_TMPDIR/bomb.tar"
+	assert_contains "$output" "layer 'bomb' does not match the config: diff_id is 'sha256:49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14'"
+	store_state >"$BATS_TEST_TMPDIR/after"
+	diff -u "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/after" >&3
+	[ "$(du -sm "$KILN_TEST_ROOT" | cut -f1)" -lt 50 ]
+	run_kiln fsck
+}
