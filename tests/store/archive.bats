@@ -29,6 +29,10 @@ setup() {
 	assert_equal "$(stat -c %a "$r/srv/hello.txt")" "640"
 	grep -q '^app:x:1000:' "$r/etc/passwd"
 	[ -x "$r/bin/busybox" ]
+	# GNU tar lists the layer blobs of the store.
+	layer=$(skopeo_diff_ids "docker-archive:$FIX/base.tar")
+	tar -tvf "$KILN_TEST_ROOT/blobs/sha256/${layer#sha256:}" >"$BATS_TEST_TMPDIR/list"
+	grep -q ' \./etc/passwd$' "$BATS_TEST_TMPDIR/list"
 	assert_equal "$(jq -c '.process.args' "$BATS_TEST_TMPDIR/bundle/config.json")" '["/bin/cat","/srv/hello.txt"]'
 }
 

@@ -77,3 +77,20 @@ now_ms() {
 	run_kiln fsck
 	run_kiln save -o "$BATS_TEST_TMPDIR/s.tar" crash/big:1
 }
+
+@test "concurrent writers never lose each other's names" {
+	fixture
+	"$KILN" --root "$KILN_TEST_ROOT" load -q -i "$FIX/base.tar"
+	pids=()
+	for i in $(seq 1 12); do
+		"$KILN" --root "$KILN_TEST_ROOT" tag kiln-test/busybox "par/img:$i" &
+		pids+=($!)
+	done
+	"$KILN" --root "$KILN_TEST_ROOT" load -q -i "$FIX/app.tar" &
+	pids+=($!)
+	for p in "${pids[@]}"; do wait "$p"; done
+	run_kiln images --format json
+	assert_equal "$(jq -r '.[] | .Repository + ":" + .Tag' <<<"$output" | grep -c '^par/img:')" 12
+	assert_contains "$output" '"Repository": "kiln-test/app"'
+	run_kiln fsck
+}
