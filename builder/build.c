@@ -1139,7 +1139,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, kn_error **e
 	switch (stage->base_kind) {
 	case DF_BASE_SCRATCH:
 		st.config = image_config_new();
-		st.key = xstrdup("scratch");
+		st.key = xasprintf("scratch|%s", layer_compression_name(b->lopts.compression));
 		from_text = xstrdup("FROM scratch");
 		break;
 	case DF_BASE_STAGE: {
@@ -1174,7 +1174,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, kn_error **e
 		}
 		for (size_t i = 0; i < img->manifest.n_layers; i++)
 			bld_state_add_layer(&st, &img->manifest.layers[i], img->config->diff_ids[i]);
-		st.key = xasprintf("image:%s", img->id);
+		st.key = xasprintf("image:%s|%s", img->id, layer_compression_name(b->lopts.compression));
 		break;
 	}
 	}

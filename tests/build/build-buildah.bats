@@ -76,7 +76,9 @@ differential() {
 	c=$($BH from "diff-$name")
 	mnt=$($BH mount "$c")
 	tree "$BATS_TEST_TMPDIR/kiln" >"$BATS_TEST_TMPDIR/kiln.tree"
-	tree "$mnt" >"$BATS_TEST_TMPDIR/buildah.tree"
+	# buildah 1.28 commits the empty mount-point stubs of /etc/hosts and /etc/resolv.conf (mode
+	# 755) into RUN layers; docker and kiln never commit them.
+	tree "$mnt" | grep -vE '^\./etc/(hosts|resolv\.conf) f 755 0:0 e3b0c44298fc1c14$' >"$BATS_TEST_TMPDIR/buildah.tree"
 	$BH umount "$c" >/dev/null
 	$BH rm "$c" >/dev/null
 	if ! diff -u "$BATS_TEST_TMPDIR/buildah.tree" "$BATS_TEST_TMPDIR/kiln.tree" >"$BATS_TEST_TMPDIR/tree.diff"; then
@@ -110,5 +112,9 @@ differential() {
 }
 
 @test "differential: metadata" {
-	differential metadata "$KILN_TESTDATA/metadata"
+	# buildah 1.28 runs an ONBUILD trigger in the very build that declares it (and fails), so
+	# this one is compared without its ONBUILD line.
+	cp -r "$KILN_TESTDATA/metadata" "$BATS_TEST_TMPDIR/metadata"
+	sed -i '/^ONBUILD/d' "$BATS_TEST_TMPDIR/metadata/Dockerfile"
+	differential metadata "$BATS_TEST_TMPDIR/metadata"
 }

@@ -61,7 +61,7 @@ setup_file() {
 	assert_equal "$(inspect my_daemon:0.2 '.RootFS.Layers | length')" 3
 	assert_equal "$(inspect my_daemon:0.2 '[.History[] | select(.empty_layer != true)] | length')" 3
 	assert_equal "$(inspect my_daemon:0.2 '.History[-4].created_by')" \
-		'"RUN /bin/sh -c mkdir -p /var/lib/my_daemon \u0026\u0026 echo 0 \u003e /var/lib/my_daemon/counter # buildkit"'
+		'"RUN /bin/sh -c mkdir -p /var/lib/my_daemon && echo 0 > /var/lib/my_daemon/counter # buildkit"'
 	unpack my_daemon:0.2 "$BATS_TEST_TMPDIR/rootfs"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/var/lib/my_daemon/counter")" 0
 	# the run-time files of the sandbox never land in the layer
@@ -188,7 +188,7 @@ setup_file() {
 	assert_equal "$(c .Cmd)" '["echo hi"]'
 	assert_equal "$(c .Shell)" '["/bin/sh","-ec"]'
 	assert_equal "$(inspect meta:1 .Author)" '"kiln team <kiln@example.com>"'
-	assert_contains "$(inspect meta:1 '[.History[].created_by]')" '"RUN /bin/sh -ec echo \"shell form\" \u003e /shell.txt # buildkit"'
+	assert_contains "$(inspect meta:1 '[.History[].created_by]')" '"RUN /bin/sh -ec echo \"shell form\" > /shell.txt # buildkit"'
 	unpack meta:1 "$BATS_TEST_TMPDIR/rootfs"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/shell.txt")" "shell form"
 }

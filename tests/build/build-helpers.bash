@@ -23,7 +23,7 @@ last_line() {
 
 # inspect NAME JQ-FILTER: a field of `kiln inspect NAME` (compact JSON).
 inspect() {
-	"$KILN" --root "$KILN_TEST_ROOT" inspect "$1" | jq -c ".[0]$2"
+	"$KILN" --root "$KILN_TEST_ROOT" inspect "$1" | jq -c ".[0] | $2"
 }
 
 # full_name NAME: docker's normalization (enough for the names the tests use).
