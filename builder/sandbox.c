@@ -1956,12 +1956,13 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 		kn_error_set(err, res.err_code, "%s", res.err_msg);
 		goto out;
 	}
-	if (WIFEXITED(status))
-		*ret_exit_status = WEXITSTATUS(status);
-	else if (WIFSIGNALED(status))
-		*ret_exit_status = 128 + WTERMSIG(status);
-	else
-		*ret_exit_status = 1;
+	if (!WIFEXITED(status)) {
+		/* PID 1 always exits with the command's status: a signal means it was killed. */
+		kn_error_set(err, 0, "run: the sandbox was killed by signal %d",
+			     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		goto out;
+	}
+	*ret_exit_status = WEXITSTATUS(status);
 	r = 0;
 out:
 	if (p.state)

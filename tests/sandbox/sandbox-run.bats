@@ -230,3 +230,18 @@ unmounted"
 	sbx --privileged -- grep ^CapEff /proc/self/status
 	assert_equal "$output" "$host"
 }
+
+@test "sandbox: a killed sandbox is an error, not an exit status" {
+	local out="$BATS_TEST_TMPDIR/out" pid reaper rc=0 secs="77$RANDOM$RANDOM"
+	"$TOOL" sandbox-run "${SBX_LAYERS[@]}" -- sh -c "echo ready; exec sleep $secs" >"$out" 2>&1 &
+	pid=$!
+	for _ in $(seq 200); do grep -q ready "$out" && break; sleep 0.05; done
+	reaper=$(pgrep -P "$pid")
+	kill -KILL "$reaper"
+	wait "$pid" || rc=$?
+	assert_equal "$rc" "125"
+	assert_contains "$(cat "$out")" "kiln-test-tool: run: the sandbox was killed by signal 9"
+	# the command died with its namespace
+	run pgrep -f "sleep $secs"
+	assert_equal "$status" "1"
+}
