@@ -143,7 +143,8 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  * Returns 0 and sets *ret_exit_status to the command's exit code (128+N when killed by signal
  * N). Returns -1 with *err set when the sandbox could not be set up or the command could not be
  * started, e.g. "run: exec '/bin/foo': No such file or directory", "run: exec 'foo': executable
- * file not found in $PATH" or "unable to find user foo: no matching entries in passwd file".
+ * file not found in $PATH" or "unable to find user foo: no matching entries in passwd file",
+ * or when PID 1 itself was killed from outside ("run: the sandbox was killed by signal 9").
  * Needs root (CAP_SYS_ADMIN in the initial user namespace).
  *
  * Thread-safe: the children never allocate, take locks or use glibc's set*id wrappers, so the
