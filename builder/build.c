@@ -243,7 +243,7 @@ static int image_get(struct bld *b, const char *ref, const struct store_image **
 	kn_error_free(e);
 	e = NULL;
 	if (b->o->pull == BLD_PULL_NEVER)
-		return kn_error_set(err, ENOENT, "image '%s' is not in the local store (and --pull=never)", ref);
+		return kn_error_set(err, 0, "image '%s' is not in the local store (and --pull=never)", ref);
 	{
 		struct reg_pull_opts po;
 		struct reg_pull_result pr = { 0 };
@@ -997,7 +997,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 
 			for (size_t i = 0; argv[i]; i++)
 				kn_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
-			kn_error_set(err, EIO, "%s: process \"%s\" did not complete successfully: exit code: %d",
+			kn_error_set(err, 0, "%s: process \"%s\" did not complete successfully: exit code: %d",
 				     st->step_text, cmd.buf, status);
 			kn_buf_release(&cmd);
 			goto fail;

@@ -323,7 +323,7 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 		size_t before = matches.n;
 
 		if (!c) {
-			ret = kn_error_set(err, EPERM, "forbidden path outside the build context: %s", sources[i]);
+			ret = kn_error_set(err, 0, "forbidden path outside the build context: %s", sources[i]);
 			goto out;
 		}
 		if (has_glob(c))
@@ -347,10 +347,10 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 		}
 		if (matches.n == before) {
 			if (co->ctx_strict)
-				ret = kn_error_set(err, ENOENT, "\"/%s\": not found in the build context (or excluded by .dockerignore)",
+				ret = kn_error_set(err, 0, "\"/%s\": not found in the build context (or excluded by .dockerignore)",
 						   strcmp(c, ".") ? c : "");
 			else
-				ret = kn_error_set(err, ENOENT, "\"/%s\": not found", strcmp(c, ".") ? c : "");
+				ret = kn_error_set(err, 0, "\"/%s\": not found", strcmp(c, ".") ? c : "");
 			goto out;
 		}
 	}
@@ -364,7 +364,7 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 
 		if (fd < 0) {
 			if (errno == EXDEV || errno == ELOOP)
-				ret = kn_error_set(err, EPERM, "'%s' points outside the %s (symlink)", m,
+				ret = kn_error_set(err, 0, "'%s' points outside the %s (symlink)", m,
 						   co->ctx_strict ? "build context" : "source root");
 			else
 				ret = kn_error_errno(err, "cannot open '%s'", m);
@@ -955,7 +955,7 @@ int cp_run(const struct cp_job *job, kn_error **err)
 		}
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		int r = kn_error_set(err, EIO, "%s", msg.len ? msg.buf : "the copy process failed");
+		int r = kn_error_set(err, 0, "%s", msg.len ? msg.buf : "the copy process failed");
 
 		kn_buf_release(&msg);
 		return r;
