@@ -125,7 +125,7 @@ struct sandbox_spec {
 void sandbox_spec_init(struct sandbox_spec *spec);
 
 /**
- * Runs spec->argv in a fresh sandbox: new mount, pid, uts and ipc namespaces (and net for
+ * Runs spec->argv in a fresh sandbox: new mount, pid, uts, ipc and cgroup namespaces (and net for
  * SANDBOX_NET_NONE, with only `lo`, up), the overlay root with pivot_root (the host's tree is
  * detached, never reachable), a fresh /proc (docker's read-only /proc/{bus,fs,irq,sys,
  * sysrq-trigger} and masked /proc/kcore, keys, timer_list...), a minimal /dev on tmpfs (null zero

@@ -1890,7 +1890,8 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	size_t n_stubs = 0;
 	struct run_result res = {0, NULL};
 	int pipefd[2] = {-1, -1}, outpipe[2] = {-1, -1};
-	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	unsigned long flags =
+	    CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
 	kn_error *read_err = NULL;
 	int status = 0, r = -1;
 	pid_t pid;

@@ -63,6 +63,11 @@ done"
 	assert_equal "$output" "0 1 2 3 /dev/null"
 }
 
+@test "sandbox: a cgroup namespace hides the builder's cgroup paths" {
+	sbx -- sh -c 'cut -d: -f3 /proc/self/cgroup | sort -u'
+	assert_equal "$output" "/"
+}
+
 @test "sandbox: hostname, /etc/hosts, /etc/resolv.conf and /etc/hostname" {
 	sbx --hostname builder1 -- sh -c 'hostname; cat /etc/hostname; cat /etc/hosts'
 	assert_equal "$output" "builder1
