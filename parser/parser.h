@@ -44,7 +44,8 @@ struct df_heredoc {
 
 /**
  * One node. The root's children are the instructions; an instruction node has value = the
- * lower-case instruction name, flags = its --flags (verbatim), and next = the chain of argument
+ * lower-case instruction name, flags = its leading --flags (quotes and '\' escapes removed, as
+ * BuildKit does: `--chown="a b"` gives "--chown=a b"), and next = the chain of argument
  * nodes. json is true for the exec (JSON array) form. original is the instruction's text as
  * written (continuations joined). start_line/end_line are 1-based lines of the source.
  *
