@@ -575,6 +575,18 @@ static void test_dump_details(void **state)
 	    "STOPSIGNAL  SIGKILL \nUSER a:b\nWORKDIR /a b\nMAINTAINER me\nSHELL [\"sh\", \"-c\"]\n",
 	    "(stopsignal \"SIGKILL\")\n(user \"a:b\")\n(workdir \"/a b\")\n(maintainer \"me\")\n"
 	    "(shell \"sh\" \"-c\")\n");
+	/* empty arguments, and the blanks BuildKit splits on */
+	assert_dump(
+	    "FROM\nRUN\nLABEL\nONBUILD\nHEALTHCHECK CMD\nENV a=\nCOPY --from=a\nEXPOSE 1\t\v2\f3\n",
+	    "(from)\n(run)\n(label)\n(onbuild)\n(healthcheck \"CMD\")\n(env \"a\" \"\" \"=\")\n"
+	    "(copy [\"--from=a\"])\n(expose \"1\" \"2\" \"3\")\n");
+	/*
+	 * BuildKit reads flags byte by byte: 0xA0 (the second byte of U+00A0 here) separates words
+	 * and 0xC2 becomes U+00C2
+	 */
+	assert_dump("COPY --a\xC2\xA0"
+		    "b c\n",
+		    "(copy [\"--a\xC3\x82\"] \"b\" \"c\")\n");
 	assert_dump("EXPOSE 80 53/udp 8000-8010/tcp\n",
 		    "(expose \"80\" \"53/udp\" \"8000-8010/tcp\")\n");
 }
