@@ -1,12 +1,12 @@
 /* kiln builder: the sandbox that runs one RUN step.
  *
  * After bubblewrap: the parent turns the declarative struct sandbox_spec into a plan (every
- * string, buffer and array the child will need is allocated here), then clones a child into new
- * mount, pid, uts, ipc (and net) namespaces. That child is PID 1 of the new pid namespace, the
- * "reaper": it builds the root (private propagation, a tmpfs for run-time files over the state
- * dir, the overlay, pivot_root, /proc, /dev, /sys, run-time files and extra mounts), resolves
- * USER inside the new root and clones the command, which drops to the user and docker's
- * capability set and execs. The reaper forwards signals, reaps zombies and exits with the
+ * string, buffer and array the child will need is allocated here, the seccomp program included),
+ * then clones a child into new mount, pid, uts, ipc, cgroup (and net) namespaces. That child is
+ * PID 1 of the new pid namespace, the "reaper": it builds the root (private propagation, a tmpfs
+ * for run-time files over the state dir, the overlay, pivot_root, /proc, /dev, /sys, run-time
+ * files and extra mounts), resolves USER inside the new root and clones the command, which drops
+ * to the user, docker's capability set, no_new_privs and the seccomp filter, and execs. The reaper forwards signals, reaps zombies and exits with the
  * command's status, which ends the namespace and kills whatever the command left behind.
  *
  * Rules for code that runs after clone (the parent may be multi-threaded, another thread may
@@ -24,7 +24,6 @@
 #include <linux/seccomp.h>
 #include <linux/openat2.h>
 #include <net/if.h>
-#include <poll.h>
 #include <sched.h>
 #include <stddef.h>
 #include <signal.h>
