@@ -18,14 +18,10 @@ struct df_node *df_node_new(struct df_pctx *p, const char *value, size_t len, kn
 	}
 	p->n_nodes++;
 	n = xcalloc(1, sizeof(*n));
-	n->value = xstrndup(value, len);
-	/* xstrndup stops at a NUL; JSON "\u0000" needs the bytes after it too. */
-	if (memchr(value, '\0', len)) {
-		free(n->value);
-		n->value = xmalloc(len + 1);
-		memcpy(n->value, value, len);
-		n->value[len] = '\0';
-	}
+	/* all len bytes: a JSON "\u0000" puts a NUL inside the value */
+	n->value = xmalloc(len + 1);
+	memcpy(n->value, value, len);
+	n->value[len] = '\0';
 	n->value_len = len;
 	n->start_line = p->start_line;
 	n->end_line = p->end_line;
