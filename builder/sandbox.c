@@ -6,8 +6,9 @@
  * PID 1 of the new pid namespace, the "reaper": it builds the root (private propagation, a tmpfs
  * for run-time files over the state dir, the overlay, pivot_root, /proc, /dev, /sys, run-time
  * files and extra mounts), resolves USER inside the new root and clones the command, which drops
- * to the user, docker's capability set, no_new_privs and the seccomp filter, and execs. The reaper forwards signals, reaps zombies and exits with the
- * command's status, which ends the namespace and kills whatever the command left behind.
+ * to the user, docker's capability set, no_new_privs and the seccomp filter, and execs. The reaper
+ * forwards signals, reaps zombies and exits with the command's status, which ends the namespace and
+ * kills whatever the command left behind.
  *
  * Rules for code that runs after clone (the parent may be multi-threaded, another thread may
  * hold malloc's or stdio's locks): no allocation, no stdio, no glibc set*id wrappers (they
