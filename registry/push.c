@@ -80,6 +80,35 @@ static int upload_start(struct reg_client *c, char **ret_location, kn_error **er
 	return need_location(resp, "POST", ret_location, err);
 }
 
+/*
+ * Asks an upload session how much it holds (GET <location>: 204 with "Range: 0-<last>"), for
+ * resuming a chunked upload after a failed PATCH. *ret_next is the next offset to send; the
+ * session's new Location replaces *location.
+ */
+static int upload_status(struct reg_client *c, char **location, int64_t *ret_next, kn_error **err)
+{
+	_cleanup_(reg_response_freep) struct reg_response *resp = NULL;
+	struct reg_request req = { .method = "GET", .url = *location, .flags = REG_REQ_ANY_STATUS };
+	const char *range;
+	long long first, last;
+	int n = 0;
+
+	if (reg_request(c, &req, &resp, err) < 0)
+		return -1;
+	if (resp->status != 204)
+		return reg_response_error(resp, "cannot query upload status", err);
+	range = reg_response_header(resp, "Range");
+	if (!range || sscanf(range, "%lld-%lld%n", &first, &last, &n) != 2 || range[n] ||
+	    first != 0 || last < 0)
+		return kn_error_set(err, EPROTO, "upload status has no usable Range ('%s')",
+				    range ? range : "");
+	/* distribution reports an empty session as "0-0" as well: resend from 0 then. */
+	*ret_next = last == 0 ? 0 : last + 1;
+	if (reg_response_header(resp, "Location"))
+		return need_location(resp, "upload status", location, err);
+	return 0;
+}
+
 /* Uploads the blob file (fd) to an open upload session; consumes *location. */
 static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, char **location,
 		       const bool *stop, kn_error **err)
@@ -92,7 +121,9 @@ static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, 
 
 	body.fd = fd;
 	if (b->size > REG_PUSH_MONOLITHIC_MAX) {
-		for (int64_t off = 0; off < b->size; off += REG_PUSH_CHUNK) {
+		int resumes = 0;
+
+		for (int64_t off = 0; off < b->size;) {
 			int64_t n = b->size - off < REG_PUSH_CHUNK ? b->size - off : REG_PUSH_CHUNK;
 			_cleanup_free_ char *range = xasprintf("Content-Range: %lld-%lld",
 							       (long long)off,
@@ -101,6 +132,7 @@ static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, 
 			struct reg_body chunk = REG_BODY_INIT;
 			struct reg_request patch = { .method = "PATCH", .url = *location,
 						     .headers = hdrs, .body = &chunk };
+			kn_error *pe = NULL;
 
 			if (__atomic_load_n(stop, __ATOMIC_RELAXED))
 				return kn_error_set(err, ECANCELED,
@@ -109,14 +141,32 @@ static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, 
 			chunk.fd_offset = off;
 			chunk.len = n;
 			reg_response_free(steal_ptr(&resp));
-			if (reg_request(c, &patch, &resp, err) < 0)
-				return kn_error_wrap(err, "chunk at offset %lld", (long long)off);
+			if (reg_request(c, &patch, &resp, &pe) < 0) {
+				kn_error *e = NULL;
+				int64_t next = 0;
+
+				/*
+				 * PATCH is not idempotent, so the transport does not retry it: ask
+				 * the session what it has and continue from there (a few times).
+				 */
+				if (pe->code == EACCES || resumes >= 3 ||
+				    upload_status(c, location, &next, &e) < 0 || next > off + n) {
+					kn_error_free(e);
+					kn_error_propagate(err, steal_ptr(&pe));
+					return kn_error_wrap(err, "chunk at offset %lld", (long long)off);
+				}
+				kn_error_free(steal_ptr(&pe));
+				resumes++;
+				off = next;
+				continue;
+			}
 			if (resp->status != 202)
 				return kn_error_set(err, EPROTO,
 						    "blob chunk upload answered %ld, expected 202",
 						    resp->status);
 			if (need_location(resp, "PATCH", location, err) < 0)
 				return -1;
+			off += n;
 		}
 		/* Close the session with an empty PUT carrying the digest. */
 		body.fd = -1;

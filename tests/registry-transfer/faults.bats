@@ -114,3 +114,22 @@ blob_gets() {
 	run_kiln pull "$REGISTRY_HOST/dst/app:1"
 	[ "$(grep -c ': Pull complete$' <<<"$output")" -eq 4 ]
 }
+
+@test "push: a failed PATCH chunk resumes from the session's Range instead of restarting" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/src/big:1" --layers 0 --big-mib 70
+	run_kiln pull -q "$REGISTRY_HOST/src/big:1"
+	registry_fault_proxy_start \
+		"PATCH /blobs/uploads/ 500 count=1" \
+		"PATCH /blobs/uploads/ reset count=1"
+	run_kiln push "$REGISTRY_HOST/src/big:1" "$FAULT_PROXY_HOST/dst/big:1"
+	assert_contains "$output" "1: digest: $SEED_DIGEST"
+	# One upload session per blob (config + the big layer): nothing restarted from scratch...
+	[ "$(count_uploads "$FAULT_PROXY_LOG")" -eq 2 ]
+	# ...the session was asked for its state (204 + Range) after each failed chunk.
+	[ "$(jq -r 'select(.method == "GET" and (.path | test("/blobs/uploads/"))) | .status' "$FAULT_PROXY_LOG" | grep -c '^204$')" -eq 2 ]
+	[ "sha256:$(remote_raw "$REGISTRY_HOST/dst/big:1" | sha256sum | cut -d' ' -f1)" = "$SEED_DIGEST" ]
+	export KILN_TEST_ROOT="$BATS_TEST_TMPDIR/root2"
+	run_kiln pull -q "$REGISTRY_HOST/dst/big:1"
+	run_kiln fsck
+}

@@ -40,7 +40,7 @@ store_config() {
 	store_blob "$(store_blob "$m" | jq -r .config.digest)"
 }
 
-# count_uploads LOG: upload-starting requests (POST .../blobs/uploads/) without a mount in LOG.
+# count_uploads LOG: upload sessions started (POST .../blobs/uploads/ without a mount) in LOG.
 count_uploads() {
-	jq -r 'select(.method == "POST" or .method == "PATCH") | .path' "$1" | grep '/blobs/uploads/' | grep -vc 'mount=' || true
+	jq -r 'select(.method == "POST") | .path' "$1" | grep '/blobs/uploads/' | grep -vc 'mount=' || true
 }
