@@ -269,7 +269,9 @@ static void add_dep(struct df_stage *s, enum df_dep_kind kind, size_t stage, con
 		if (d->kind == kind && (kind == DF_DEP_STAGE ? d->stage == stage : strcmp(d->image, image) == 0))
 			return;
 	}
-	s->deps = xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
+	/* capacity is the next power of two of n_deps: grow geometrically without a field */
+	if ((s->n_deps & (s->n_deps - 1)) == 0)
+		s->deps = xreallocarray(s->deps, s->n_deps ? s->n_deps * 2 : 1, sizeof(*s->deps));
 	s->deps[s->n_deps].kind = kind;
 	s->deps[s->n_deps].stage = stage;
 	s->deps[s->n_deps].image = image ? xstrdup(image) : NULL;
@@ -323,13 +325,25 @@ static int collect_refs(struct builder *b, size_t si)
 	struct df_plan *p = b->plan;
 	struct df_stage *s = &p->stages[si];
 	struct df_env args = DF_ENV_INIT;	/* the stage's ARGs so far, over the global ones */
+	bool need_args = false;
 	int r = -1;
 
-	df_env_merge(&args, &p->meta_args);
+	/* only references with variables need the ARG state: skip building it otherwise */
+	for (size_t ii = 0; ii < s->n_instrs && !need_args; ii++) {
+		const struct df_instr *in = s->instrs[ii];
+
+		if (in->kind == DF_INSTR_COPY || in->kind == DF_INSTR_ADD)
+			need_args = in->copy.from && strchr(in->copy.from, '$');
+		else if (in->kind == DF_INSTR_RUN)
+			for (size_t m = 0; m < in->run.n_mounts && !need_args; m++)
+				need_args = in->run.mounts[m].from && strchr(in->run.mounts[m].from, '$');
+	}
+	if (need_args)
+		df_env_merge(&args, &p->meta_args);
 	for (size_t ii = 0; ii < s->n_instrs; ii++) {
 		const struct df_instr *in = s->instrs[ii];
 
-		if (in->kind == DF_INSTR_ARG) {
+		if (in->kind == DF_INSTR_ARG && need_args) {
 			for (size_t k = 0; k < in->kv.n; k++) {
 				const struct df_kv *kv = &in->kv.kvs[k];
 				_cleanup_free_ char *def = NULL;

@@ -268,8 +268,10 @@ void df_env_set(struct df_env *env, const char *key, const char *value)
 		env->values[i] = xstrdup(value);
 		return;
 	}
-	KN_GROW(env->keys, env->alloc, env->n + 1);
-	env->values = xreallocarray(env->values, env->alloc, sizeof(*env->values));
+	if (env->n + 1 > env->alloc) {
+		KN_GROW(env->keys, env->alloc, env->n + 1);
+		env->values = xreallocarray(env->values, env->alloc, sizeof(*env->values));
+	}
 	env->keys[env->n] = xstrdup(key);
 	env->values[env->n] = xstrdup(value);
 	env->n++;
@@ -437,8 +439,10 @@ static int pmatch_init(struct pmatch *m, const struct pattern *p, const char *v,
 		uint32_t r;
 		size_t w = sem_utf8_decode(v + i, vlen - i, &r);
 
-		KN_GROW(starts, alloc, n_starts + 1);
-		runes = xreallocarray(runes, alloc, sizeof(*runes));
+		if (n_starts + 1 > alloc) {
+			KN_GROW(starts, alloc, n_starts + 1);
+			runes = xreallocarray(runes, alloc, sizeof(*runes));
+		}
 		starts[n_starts] = i;
 		runes[n_starts] = r;
 		n_starts++;
