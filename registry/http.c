@@ -865,8 +865,18 @@ static int bearer_token_locked(struct reg_client *c, const char *extra_scope, bo
 
 	for (size_t i = 0; i < c->scopes.n; i++)
 		kn_strv_push(&scopes, c->scopes.v[i]);
-	if (extra_scope && !kn_strv_contains(&scopes, extra_scope))
-		kn_strv_push(&scopes, extra_scope);
+	/* A challenge's scope may list several, space-separated: one scope parameter each. */
+	for (const char *p = extra_scope; p && *p;) {
+		size_t n = strcspn(p, " ");
+		char *one = xstrndup(p, n);
+
+		if (*one && !kn_strv_contains(&scopes, one))
+			kn_strv_push_owned(&scopes, steal_ptr(&one));
+		free(one);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
 	key = scopes_key(scopes.v);
 	for (size_t i = 0; i < c->ntokens; i++) {
 		if (strcmp(c->tokens[i].key, key))
@@ -1078,6 +1088,37 @@ int reg_client_ping(struct reg_client *c, kn_error **err)
 
 /* ---- requests ------------------------------------------------------------------------- */
 
+/*
+ * A cross-repository mount (POST .../blobs/uploads/?mount=D&from=REPO) needs pull access to
+ * REPO in the token too, or the registry silently starts an upload instead: returns that scope.
+ */
+static char *mount_scope(const char *method, const char *url)
+{
+	const char *q = strchr(url, '?');
+	char *from = NULL, *scope = NULL;
+
+	if (strcmp(method, "POST") || !q || !strstr(q, "mount="))
+		return NULL;
+	for (const char *p = q + 1; *p;) {
+		size_t n = strcspn(p, "&#");
+
+		if (n > 5 && !strncmp(p, "from=", 5)) {
+			int len = 0;
+
+			from = curl_easy_unescape(NULL, p + 5, (int)(n - 5), &len);
+			break;
+		}
+		p += n;
+		if (*p != '&')
+			break;
+		p++;
+	}
+	if (from && *from && !strpbrk(from, " :"))
+		scope = xasprintf("repository:%s:pull", from);
+	curl_free(from);
+	return scope;
+}
+
 static bool is_auth_header(const char *h)
 {
 	return !strncasecmp(h, "Authorization:", 14);
@@ -1114,6 +1155,7 @@ int reg_request(struct reg_client *c, const struct reg_request *req, struct reg_
 		url = url_resolve(c->base_url, req->url);
 	if (!url)
 		return kn_error_set(err, EINVAL, "invalid request URL '%s'", req->url);
+	extra_scope = mount_scope(method, url);
 
 	for (;;) {
 		struct curl_slist *hdrs = NULL;

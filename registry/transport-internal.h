@@ -38,7 +38,8 @@ DEFINE_FREEP(struct reg_client, reg_client_free)
 /**
  * Adds a scope requested with every token, e.g. "repository:team/base:pull" so that a
  * cross-repository mount (POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=team/base) is
- * authorized. Duplicates are ignored.
+ * authorized. Duplicates are ignored. reg_request() adds "repository:<from>:pull" by itself for
+ * a POST whose query has mount= and from=, so calling this is only needed for other cases.
  */
 void reg_client_add_scope(struct reg_client *c, const char *scope);
 

@@ -262,3 +262,16 @@ proxy_count() {
 	[ "$status" -eq 0 ]
 	assert_contains "$output" "sha256 $LAYER_SHA"
 }
+
+@test "token auth: a cross-repository mount asks for pull on the source repository and mounts" {
+	registry_start token
+	push_test_image team/base:1
+	store_login "$REGISTRY_HOST"
+	: >"$REGISTRY_TOKEN_LOG"
+	run "$REG_TOOL" req POST --push "$REGISTRY_HOST/team/app:1" \
+		"/v2/team/app/blobs/uploads/?mount=$LAYER_DIGEST&from=team%2Fbase"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "status 201"
+	assert_contains "$output" "header Location: http://$REGISTRY_HOST/v2/team/app/blobs/$LAYER_DIGEST"
+	assert_contains "$(cat "$REGISTRY_TOKEN_LOG")" '"scopes": ["repository:team/app:pull,push", "repository:team/base:pull"]'
+}
