@@ -393,6 +393,13 @@ struct sbx_plan {
 	const char *hostname;
 	struct sock_filter *bpf; /* the seccomp program (NULL: none) */
 	size_t n_bpf;
+	/*
+	 * The reaper batches its records here and writes them once (before the command starts or
+	 * when it fails), so the parent wakes up once rather than per record.
+	 */
+	char *recbuf;
+	size_t recbuf_cap;
+	size_t *reclen;
 
 	int err_w;
 	int out_w;
@@ -405,27 +412,19 @@ static size_t c_strlen(const char *s)
 	return s ? strlen(s) : 0;
 }
 
-static void rec_writev(const struct sbx_plan *p, uint32_t kind, int e, struct iovec *iov, int n)
+static void write_all_iov(int fd, struct iovec *iov, int n)
 {
-	struct rec_hdr h = {kind, e, 0};
-	ssize_t total, done = 0;
 	int i = 0;
 
-	for (int k = 1; k < n; k++)
-		h.len += (uint32_t)iov[k].iov_len;
-	iov[0].iov_base = &h;
-	iov[0].iov_len = sizeof(h);
-	total = (ssize_t)(sizeof(h) + h.len);
 	/* Write every byte (a record may exceed PIPE_BUF); retry on EINTR and short writes. */
-	while (done < total) {
-		ssize_t w = writev(p->err_w, iov + i, n - i);
+	while (i < n) {
+		ssize_t w = writev(fd, iov + i, n - i);
 
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return;
 		}
-		done += w;
 		while (i < n && (size_t)w >= iov[i].iov_len) {
 			w -= (ssize_t)iov[i].iov_len;
 			i++;
@@ -434,6 +433,39 @@ static void rec_writev(const struct sbx_plan *p, uint32_t kind, int e, struct io
 			iov[i].iov_base = (char *)iov[i].iov_base + w;
 			iov[i].iov_len -= (size_t)w;
 		}
+	}
+}
+
+/* Sends the batched records (see sbx_plan.recbuf). */
+static void rec_flush(const struct sbx_plan *p)
+{
+	struct iovec iov = {p->recbuf, *p->reclen};
+
+	if (*p->reclen)
+		write_all_iov(p->err_w, &iov, 1);
+	*p->reclen = 0;
+}
+
+static void rec_writev(const struct sbx_plan *p, uint32_t kind, int e, struct iovec *iov, int n)
+{
+	struct rec_hdr h = {kind, e, 0};
+	size_t total;
+
+	for (int k = 1; k < n; k++)
+		h.len += (uint32_t)iov[k].iov_len;
+	iov[0].iov_base = &h;
+	iov[0].iov_len = sizeof(h);
+	total = sizeof(h) + h.len;
+	if (p->recbuf && *p->reclen + total > p->recbuf_cap)
+		rec_flush(p);
+	if (!p->recbuf || total > p->recbuf_cap) {
+		write_all_iov(p->err_w, iov, n);
+		return;
+	}
+	for (int k = 0; k < n; k++) {
+		if (iov[k].iov_len)
+			memcpy(p->recbuf + *p->reclen, iov[k].iov_base, iov[k].iov_len);
+		*p->reclen += iov[k].iov_len;
 	}
 }
 
@@ -1184,6 +1216,12 @@ static void hide_cmdline(const struct sbx_plan *p)
 	((char *)v[1])[-1] = ' ';
 }
 
+static __attribute__((noreturn)) void reaper_fail(const struct sbx_plan *p)
+{
+	rec_flush(p);
+	_exit(EXIT_SETUP);
+}
+
 static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 {
 	struct cmd_ids ids = {0};
@@ -1211,29 +1249,32 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		child_fail(p, errno, "run: make mounts private", NULL, NULL);
-		_exit(EXIT_SETUP);
+		reaper_fail(p);
 	}
 	if (setup_state(p) < 0 || setup_root(p) < 0 || open_sources(p) < 0 || enter_root(p) < 0 ||
 	    setup_proc(p) < 0 || setup_dev(p) < 0 || setup_sys(p) < 0 || setup_proc_masks(p) < 0)
-		_exit(EXIT_SETUP);
+		reaper_fail(p);
 	if (sethostname(p->hostname, strlen(p->hostname)) < 0) {
 		child_fail(p, errno, "run: sethostname", NULL, NULL);
-		_exit(EXIT_SETUP);
+		reaper_fail(p);
 	}
 	if (p->spec->network == SANDBOX_NET_NONE && setup_net_none(p) < 0)
-		_exit(EXIT_SETUP);
+		reaper_fail(p);
 	if (setup_files_and_mounts(p) < 0 || ensure_dir(p, p->cwd, false) < 0 ||
 	    resolve_user(p, &ids) < 0)
-		_exit(EXIT_SETUP);
+		reaper_fail(p);
 
 	/* Show a plain name as PID 1, not the builder's command line (it may hold build args). */
 	(void)prctl(PR_SET_NAME, init_name, 0, 0, 0);
 	hide_cmdline(p);
 
+	/* One wakeup of the parent for all the setup records; the command writes its own. */
+	rec_flush(p);
+	p->recbuf = NULL;
 	cmd = raw_clone(0);
 	if (cmd < 0) {
 		child_fail(p, errno, "run: fork", NULL, NULL);
-		_exit(EXIT_SETUP);
+		reaper_fail(p);
 	}
 	if (cmd == 0)
 		command_main(p, &ids);
@@ -1367,6 +1408,8 @@ static void plan_release(struct sbx_plan *p)
 	free(p->gids);
 	free(p->linkbuf);
 	free(p->msgbuf);
+	free(p->recbuf);
+	free(p->reclen);
 	free(p->cwd);
 	free(p->lower_joined);
 	free(p->bpf);
@@ -1685,6 +1728,9 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	p->linkbuf = xmalloc(p->linkbuf_cap);
 	p->msgbuf_cap = 4096;
 	p->msgbuf = xmalloc(p->msgbuf_cap);
+	p->recbuf_cap = 32768;
+	p->recbuf = xmalloc(p->recbuf_cap);
+	p->reclen = xcalloc(1, sizeof(*p->reclen));
 	if (!s->privileged)
 		build_seccomp(p);
 	p->cwd = normalize_target(s->cwd && *s->cwd ? s->cwd : "/");
