@@ -20,8 +20,10 @@ echo "== kiln sandbox, in process (what the builder pays per RUN; fresh upper/wo
 echo "\$ kiln-test-tool sandbox-bench --lower ROOT --scratch DIR -n $runs -- true"
 "$tool" sandbox-bench --lower "$root" --scratch "$tmp/scratch" -n 3 -- true >/dev/null
 kiln=$("$tool" sandbox-bench --lower "$root" --scratch "$tmp/scratch" -n "$runs" -- true)
-echo "$kiln"
+echo "$kiln  (network host)"
 kiln_mean=$(echo "$kiln" | sed -n 's/.*mean_ms=\([0-9.]*\).*/\1/p')
+echo "$("$tool" sandbox-bench --network none --lower "$root" --scratch "$tmp/scratch" -n "$runs" -- true)  (network none)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 
 if command -v hyperfine >/dev/null 2>&1; then
 	echo
