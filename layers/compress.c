@@ -2,8 +2,9 @@
  * kiln layers: the compression pipeline (tar -> diff_id -> gzip/zstd/none -> digest -> sink) and
  * the decompressing reader used by apply.
  *
- * gzip: the tar stream is cut into 1 MiB chunks, each compressed by libdeflate into a complete
- * gzip member on a worker thread; members are emitted in order. Concatenated members are one
+ * gzip: the tar stream is cut into 1 MiB chunks, each compressed by libdeflate into complete
+ * gzip members on a worker thread (one member, or one per run of incompressible/compressible
+ * 16 KiB blocks, see block_incompressible); members are emitted in order. Concatenated members are one
  * valid gzip file (RFC 1952 2.2) and every reader that matters (gzip -d, zlib, Go's
  * compress/gzip used by docker/containerd/skopeo, libarchive) reads them. A 1 MiB chunk loses
  * only the 32 KiB window at each boundary, so the size is within a fraction of a percent of one
@@ -72,10 +73,63 @@ static int emit_bytes(struct layer_pipe *p, const void *data, size_t len, kn_err
 	return p->out(p->ctx, data, len, err);
 }
 
+/*
+ * Incompressible data (already compressed files, random bytes) costs libdeflate as much time as
+ * text and gains nothing: a 16 KiB block whose every byte value occurs between 24 and 128 times
+ * (random data: 64 +- 8 each) is stored instead (level 0, deflate's stored blocks: the size it
+ * would have had anyway). Integer-only, so the choice, and the layer's digest, is the same on
+ * every machine. Text and binaries have skewed histograms and are compressed at the set level.
+ */
+#define GZ_BLOCK ((size_t)16 << 10)
+
+static bool block_incompressible(const unsigned char *p, size_t len)
+{
+	uint32_t count[256] = { 0 };
+
+	if (len != GZ_BLOCK)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		count[p[i]]++;
+	for (int i = 0; i < 256; i++)
+		if (count[i] < 24 || count[i] > 128)
+			return false;
+	return true;
+}
+
+/* Compresses one chunk as one or more gzip members: runs of stored and of compressed blocks. */
+static size_t gz_compress_chunk(struct libdeflate_compressor *c, struct libdeflate_compressor *c0,
+				const unsigned char *in, size_t len, unsigned char *out, size_t cap)
+{
+	size_t pos = 0, out_len = 0;
+
+	if (!len)
+		return libdeflate_gzip_compress(c, in, 0, out, cap);
+	while (pos < len) {
+		size_t n = len - pos < GZ_BLOCK ? len - pos : GZ_BLOCK;
+		bool stored = block_incompressible(in + pos, n);
+		size_t end = pos + n, w;
+
+		while (end < len) {
+			size_t m = len - end < GZ_BLOCK ? len - end : GZ_BLOCK;
+			if (block_incompressible(in + end, m) != stored)
+				break;
+			end += m;
+		}
+		w = libdeflate_gzip_compress(stored ? c0 : c, in + pos, end - pos, out + out_len,
+					     cap - out_len);
+		if (!w)
+			return 0;
+		out_len += w;
+		pos = end;
+	}
+	return out_len;
+}
+
 static void *gz_worker(void *arg)
 {
 	struct layer_pipe *p = arg;
 	struct libdeflate_compressor *c = libdeflate_alloc_compressor(p->level);
+	struct libdeflate_compressor *c0 = libdeflate_alloc_compressor(0);
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -94,16 +148,17 @@ static void *gz_worker(void *arg)
 		}
 		best->state = SLOT_BUSY;
 		pthread_mutex_unlock(&p->lock);
-		/* out_cap is libdeflate_gzip_compress_bound(), so this cannot run out of room. */
-		best->out_len = c ? libdeflate_gzip_compress(c, best->in, best->in_len, best->out,
-							     best->out_cap)
-				  : 0;
+		/* out_cap leaves room for every member's header and bound: 0 only on ENOMEM. */
+		best->out_len = c && c0 ? gz_compress_chunk(c, c0, best->in, best->in_len, best->out,
+							    best->out_cap)
+				       : 0;
 		pthread_mutex_lock(&p->lock);
 		best->state = SLOT_DONE;
 		pthread_cond_broadcast(&p->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
 	libdeflate_free_compressor(c);
+	libdeflate_free_compressor(c0);
 	return NULL;
 }
 
@@ -237,7 +292,8 @@ int layer_pipe_new(enum layer_compression c, int level, int threads, layer_out_f
 		probe = libdeflate_alloc_compressor(p->level);
 		if (!probe)
 			return kn_error_set(err, ENOMEM, "cannot allocate a gzip compressor");
-		bound = libdeflate_gzip_compress_bound(probe, LAYER_GZIP_CHUNK);
+		/* Worst case: one member per 16 KiB block, each with its own bound. */
+		bound = (LAYER_GZIP_CHUNK / GZ_BLOCK) * libdeflate_gzip_compress_bound(probe, GZ_BLOCK);
 		libdeflate_free_compressor(probe);
 		p->n_slots = 2 * (size_t)threads + 2;
 		p->slots = xcalloc(p->n_slots, sizeof(*p->slots));

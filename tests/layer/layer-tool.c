@@ -3,7 +3,8 @@
  * installed, not part of the kiln CLI).
  *
  *   layer-tool create ROOT DIR [--overlay] [--lower DIR]... [-c gzip|zstd|none] [-l LEVEL]
- *                     [-t THREADS] [--parents-from-lower]
+ *                     [-t THREADS] [--parents-from-lower] [--to-file]
+ *                     (--to-file: ROOT is a file to write the layer to, no store, no fsync)
  *   layer-tool tar ROOT FILE [-c ...] [-l ...]        re-writes a tar (as kiln import does)
  *   layer-tool apply FILE TARGET [--overlay] [--max-size N] [--max-entries N] [--digest D]
  *                    [--diff-id D] [--walk]           (--walk: the no-openat2 fallback)
@@ -44,6 +45,36 @@ static void print_result(struct store *s, const struct layer_result *r)
 	free(p);
 }
 
+static int out_fd(void *ctx, const void *data, size_t len, kn_error **err)
+{
+	return kn_write_all(*(int *)ctx, data, len, err);
+}
+
+/* --to-file: the same pipeline into a plain file, no store (no fsync): for bench/layers. */
+static int create_to_file(const char *file, const char *dir, const struct layer_write_opts *wo,
+			  bool overlay)
+{
+	struct layer_source src = { .dir = dir, .overlay = overlay, .tar_fd = -1 };
+	struct layer_result res = { 0 };
+	kn_error *err = NULL;
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		kn_error_errno(&err, "cannot create '%s'", file);
+		return fail(err);
+	}
+	if (layer_write(&src, wo, out_fd, &fd, &res, &err) < 0) {
+		close(fd);
+		return fail(err);
+	}
+	close(fd);
+	printf("digest %s\ndiff_id %s\nsize %lld\ndiff_size %lld\nentries %lld\n", res.desc.digest,
+	       res.diff_id, (long long)res.desc.size, (long long)res.diff_size,
+	       (long long)res.n_entries);
+	layer_result_release(&res);
+	return 0;
+}
+
 static int cmd_create(int argc, char **argv, bool from_tar)
 {
 	static const struct option opts[] = {
@@ -53,9 +84,11 @@ static int cmd_create(int argc, char **argv, bool from_tar)
 		{ "overlay", no_argument, NULL, 'o' },
 		{ "lower", required_argument, NULL, 'L' },
 		{ "parents-from-lower", no_argument, NULL, 'P' },
+		{ "to-file", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct layer_write_opts wo = LAYER_WRITE_OPTS_INIT;
+	bool to_file = false;
 	struct kn_strv lowers = KN_STRV_INIT;
 	struct layer_result res = { 0 };
 	struct store *s = NULL;
@@ -85,6 +118,9 @@ static int cmd_create(int argc, char **argv, bool from_tar)
 		case 'P':
 			wo.flags |= LAYER_PARENTS_FROM_LOWER;
 			break;
+		case 'F':
+			to_file = true;
+			break;
 		default:
 			return 2;
 		}
@@ -95,6 +131,8 @@ static int cmd_create(int argc, char **argv, bool from_tar)
 	}
 	if (layer_write_opts_from_env(&wo, &err) < 0)
 		return fail(err);
+	if (to_file)
+		return create_to_file(argv[optind], argv[optind + 1], &wo, overlay);
 	if (store_open(argv[optind], STORE_WRITE, &s, &err) < 0)
 		return fail(err);
 	if (from_tar) {
