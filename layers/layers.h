@@ -378,7 +378,7 @@ enum store_archive_format { STORE_ARCHIVE_DOCKER = 0, STORE_ARCHIVE_OCI };
  * Writes the images (names/IDs, resolved with store_image_resolve) as a tar to fd: docker-archive
  * (manifest.json, repositories, blobs/sha256/<hex> layout as docker 25+) or oci-archive (an OCI
  * layout). Shared layers are written once. Streams; never holds a layer in memory. An image
- * stored as an index: docker-archive gets the host platform's manifest, oci-archive the index
+ * stored as an index: docker-archive holds the host platform's manifest, oci-archive the index
  * with every platform manifest present in the store.
  */
 int store_archive_save(const struct store *s, char *const *images,
