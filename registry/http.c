@@ -810,24 +810,24 @@ void reg_response_free(struct reg_response *r)
 
 /* ---- credentials and tokens ------------------------------------------------------------ */
 
-static void ensure_creds_locked(struct reg_client *c)
+/*
+ * Loads the credentials once, when the registry first asks for auth. A broken config.json or
+ * credential helper is an error (as with docker), not a silent fall back to anonymous access.
+ */
+static int ensure_creds_locked(struct reg_client *c, kn_error **err)
 {
-	kn_error *e = NULL;
-
 	if (c->creds_loaded)
-		return;
-	c->creds_loaded = true;
+		return 0;
 	if (c->username) {
 		c->creds = xcalloc(1, sizeof(*c->creds));
 		c->creds->username = xstrdup(c->username);
 		c->creds->password = xstrdup(c->password ? c->password : "");
-		return;
+	} else if (reg_credentials_lookup(c->domain, &c->opts, &c->creds, err) < 0) {
+		kn_error_wrap(err, "getting the credentials for '%s'", c->domain);
+		return -1;
 	}
-	/* A broken config.json or helper must not stop anonymous pulls: fall back to none. */
-	if (reg_credentials_lookup(c->domain, &c->opts, &c->creds, &e) < 0) {
-		kn_error_free(e);
-		c->creds = NULL;
-	}
+	c->creds_loaded = true;
+	return 0;
 }
 
 static char *scopes_key(char *const *scopes)
@@ -887,7 +887,10 @@ static int bearer_token_locked(struct reg_client *c, const char *extra_scope, bo
 			return 0;
 		}
 	}
-	ensure_creds_locked(c);
+	if (ensure_creds_locked(c, err) < 0) {
+		kn_strv_release(&scopes);
+		return -1;
+	}
 	r = reg_auth_fetch_token(c, &c->challenge, scopes.v, c->creds, &token, &expires_in, err);
 	kn_strv_release(&scopes);
 	if (r < 0)
@@ -929,8 +932,8 @@ static int auth_header(struct reg_client *c, const char *extra_scope, bool force
 			secret_free(token);
 		}
 	} else if (c->scheme == AUTH_BASIC) {
-		ensure_creds_locked(c);
-		if (c->creds && c->creds->username) {
+		r = ensure_creds_locked(c, err);
+		if (r == 0 && c->creds && c->creds->username) {
 			_cleanup_free_ char *pair = xasprintf("%s:%s", c->creds->username,
 							      c->creds->password ? c->creds->password : "");
 			char *b64 = reg_base64_encode(pair, strlen(pair));
@@ -1219,11 +1222,16 @@ int reg_request(struct reg_client *c, const struct reg_request *req, struct reg_
 
 			if (learn_challenge(c, &x.headers, &scope)) {
 				bool basic_without_creds;
+				int cr;
 
 				pthread_mutex_lock(&c->lock);
-				ensure_creds_locked(c);
+				cr = ensure_creds_locked(c, err);
 				basic_without_creds = c->scheme == AUTH_BASIC && (!c->creds || !c->creds->username);
 				pthread_mutex_unlock(&c->lock);
+				if (cr < 0) {
+					free(scope);
+					goto out;
+				}
 				if (basic_without_creds) {
 					free(scope);
 					goto done;
@@ -1342,8 +1350,8 @@ int reg_client_verify_login(struct reg_client *c, char **ret_identity_token, kn_
 		return -1;
 	pthread_mutex_lock(&c->lock);
 	scheme = c->scheme;
-	ensure_creds_locked(c);
-	if (scheme == AUTH_BEARER) {
+	r = ensure_creds_locked(c, err);
+	if (r == 0 && scheme == AUTH_BEARER) {
 		char *token = NULL;
 		long expires_in = 0;
 		char *const noscopes[] = { NULL };

@@ -115,3 +115,19 @@ helper_put() {
 	[[ "$output" != *"$REGISTRY_PASS"* ]]
 	assert_equal "$(cat "$DOCKER_CONFIG/config.json")" '{"credsStore":"missing"}'
 }
+
+@test "a configured helper that cannot run is a clear error when the registry asks for auth" {
+	registry_start token
+	push_test_image team/app:1
+	printf '{"credsStore":"missing"}\n' >"$DOCKER_CONFIG/config.json"
+	run "$REG_TOOL" get "$REGISTRY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "getting the credentials for '$REGISTRY_HOST': cannot run credential helper 'docker-credential-missing'"
+	# An open registry never asks, so the broken helper does not matter there.
+	registry_stop
+	registry_start open
+	push_test_image team/app:1
+	run "$REG_TOOL" get "$REGISTRY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "sha256 $LAYER_SHA"
+}
