@@ -28,7 +28,9 @@ enum reg_access {
 /**
  * Creates a client for ref's domain and path ("repository:<path>:pull[,push]" per access). No
  * network I/O happens here. opts may be NULL (reg_opts_init() defaults); strings in opts are
- * copied. Credentials: opts->username/password if set, else reg_credentials_lookup().
+ * copied. Credentials: opts->username/password if set, else reg_credentials_lookup(), done once
+ * when the registry first asks for auth (a broken config.json or helper then fails the request,
+ * as with docker; registries that need no auth never trigger the lookup).
  */
 int reg_client_new(const struct reg_ref *ref, const struct reg_opts *opts, unsigned access,
 		   struct reg_client **ret, kn_error **err);
