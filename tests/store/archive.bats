@@ -126,6 +126,11 @@ Loaded image: kiln-test/app:latest"
 	done
 	"$KILN" --root "$BATS_TEST_TMPDIR/r-stdin" load <"$FIX/base.tar" >"$BATS_TEST_TMPDIR/o"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/o")" "Loaded image: kiln-test/busybox:latest"
+	# A pipe (not seekable) from one store's save into another's load, gzip on the way.
+	"$KILN" --root "$KILN_TEST_ROOT" save kiln-test/app:1 | gzip -1 |
+		"$KILN" --root "$BATS_TEST_TMPDIR/r-pipe" load >"$BATS_TEST_TMPDIR/o"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o")" "Loaded image: kiln-test/app:1"
+	KILN_TEST_ROOT="$BATS_TEST_TMPDIR/r-pipe" run_kiln fsck
 }
 
 @test "load keeps compressed layers of an oci-archive byte for byte" {
