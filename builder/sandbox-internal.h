@@ -41,6 +41,12 @@ struct sandbox_mount {
 	const char *id;
 	/** BIND: mount read-only (secrets are always read-only). */
 	bool readonly;
+	/**
+	 * BIND of a directory, not readonly: the command may write, but its writes land in a
+	 * throwaway overlay (upper dir in the sandbox's tmpfs) and never reach source, as
+	 * BuildKit's RUN --mount=type=bind,rw. A file source is then mounted read-only.
+	 */
+	bool discard_writes;
 	/** TMPFS: size in bytes (0 = default). */
 	uint64_t size;
 	/** TMPFS: mode of the root (0 = 01777); SECRET: file mode (0 = 0400). */

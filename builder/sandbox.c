@@ -356,6 +356,9 @@ struct sbx_mnt {
 	char *tmpfs_opts;
 	bool readonly;
 	bool src_is_dir;
+	char *scratch; /* discard_writes: "<state>/mN" holding the overlay's upper and work dirs */
+	char *scratch_upper;
+	char *scratch_work;
 	size_t file_idx;
 	int fd;
 };
@@ -663,6 +666,14 @@ static int setup_state(const struct sbx_plan *p)
 		return child_fail(p, errno, "run: mount tmpfs on '", p->state, "'");
 	if (mkdir(p->root, 0755) < 0 || mkdir(p->run, 0755) < 0)
 		return child_fail(p, errno, "run: create '", p->root, "'");
+	for (size_t i = 0; i < p->n_mnts; i++) {
+		const struct sbx_mnt *m = &p->mnts[i];
+
+		if (m->scratch &&
+		    (mkdir(m->scratch, 0700) < 0 || mkdir(m->scratch_upper, 0755) < 0 ||
+		     mkdir(m->scratch_work, 0700) < 0))
+			return child_fail(p, errno, "run: create '", m->scratch, "'");
+	}
 	for (size_t i = 0; i < p->n_files; i++) {
 		const struct sbx_file *f = &p->files[i];
 		int fd = open(f->stage, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -769,6 +780,31 @@ static int setup_root(const struct sbx_plan *p)
 	return 0;
 }
 
+/* A detached overlay of a bind source with a throwaway upper dir (discard_writes). */
+static int mount_scratch_overlay(const struct sbx_plan *p, struct sbx_mnt *m)
+{
+	int fsfd = fsopen("overlay", FSOPEN_CLOEXEC), r = -1;
+
+	if (fsfd < 0)
+		return child_fail(p, errno, "run: overlayfs is not available", NULL, NULL);
+	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", m->source, 0) < 0 ||
+	    fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", m->scratch_upper, 0) < 0 ||
+	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", m->scratch_work, 0) < 0 ||
+	    fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		fs_error(p, fsfd, errno, "run: overlay over bind source", m->source);
+		goto out;
+	}
+	m->fd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	if (m->fd < 0) {
+		fs_error(p, fsfd, errno, "run: overlay over bind source", m->source);
+		goto out;
+	}
+	r = 0;
+out:
+	close(fsfd);
+	return r;
+}
+
 /* Clones every host-side mount source while the host's tree is still reachable. */
 static int open_sources(struct sbx_plan *p)
 {
@@ -788,6 +824,11 @@ static int open_sources(struct sbx_plan *p)
 
 		if (m->type != SANDBOX_MOUNT_BIND)
 			continue;
+		if (m->scratch) {
+			if (mount_scratch_overlay(p, m) < 0)
+				return -1;
+			continue;
+		}
 		m->fd = open_tree(AT_FDCWD, m->source,
 				  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (m->fd < 0)
@@ -1397,6 +1438,9 @@ static void plan_release(struct sbx_plan *p)
 	for (size_t i = 0; i < p->n_mnts; i++) {
 		free(p->mnts[i].target);
 		free(p->mnts[i].tmpfs_opts);
+		free(p->mnts[i].scratch);
+		free(p->mnts[i].scratch_upper);
+		free(p->mnts[i].scratch_work);
 	}
 	free(p->mnts);
 	kn_strv_free(p->exec_paths);
@@ -1667,6 +1711,15 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 						    m->source ? m->source : "");
 			x->source = m->source;
 			x->src_is_dir = S_ISDIR(st.st_mode);
+			if (m->discard_writes && !m->readonly) {
+				if (x->src_is_dir) {
+					x->scratch = xasprintf("%s/m%zu", p->state, p->n_mnts);
+					x->scratch_upper = xasprintf("%s/upper", x->scratch);
+					x->scratch_work = xasprintf("%s/work", x->scratch);
+				} else {
+					x->readonly = true;
+				}
+			}
 		}
 	}
 

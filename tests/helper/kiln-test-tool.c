@@ -187,7 +187,7 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 				return -1;
 			}
 			break;
-		case OPT_BIND: /* SRC:DST[:ro] */
+		case OPT_BIND: /* SRC:DST[:ro|:discard] */
 			n = split3(o, optarg, parts);
 			if (n < 2)
 				return -1;
@@ -195,6 +195,7 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 			m->source = parts[0];
 			m->target = parts[1];
 			m->readonly = n == 3 && strcmp(parts[2], "ro") == 0;
+			m->discard_writes = n == 3 && strcmp(parts[2], "discard") == 0;
 			break;
 		case OPT_TMPFS: /* DST[:SIZE[:MODE]] */
 			n = split3(o, optarg, parts);

@@ -248,3 +248,18 @@ resolv.conf"
 	assert_equal "$status" "1"
 	assert_contains "$output" "Too many levels of symbolic links"
 }
+
+@test "sandbox: a bind with discarded writes (BuildKit's bind,rw) never changes the source" {
+	local src="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$src/sub" && echo original > "$src/f" && echo keep > "$src/sub/g"
+	echo single > "$BATS_TEST_TMPDIR/file"
+	sbx --bind "$src:/ctx:discard" --bind "$BATS_TEST_TMPDIR/file:/one:discard" -- sh -c 'cat /ctx/f; echo changed > /ctx/f; rm /ctx/sub/g; mkdir /ctx/new; cat /ctx/f; ls /ctx/sub | wc -l; echo x > /one 2>&1; true'
+	assert_equal "$output" "original
+changed
+0
+sh: can't create /one: Read-only file system"
+	assert_equal "$(cat "$src/f")" "original"
+	assert_equal "$(cat "$src/sub/g")" "keep"
+	[ ! -e "$src/new" ]
+	assert_equal "$(upper_listing)" ""
+}
