@@ -1,5 +1,6 @@
 /* kiln registry: pull an image into the store (manifest negotiation, parallel verified blobs). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,19 @@ struct blob_sink {
 
 #define BLOB_SINK_BATCH (1u << 20)
 
+/* The store hands out temp names from a per-handle counter: create writers one at a time. */
+static pthread_mutex_t writer_new_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int writer_new(struct store *s, struct store_blob_writer **ret, kn_error **err)
+{
+	int r;
+
+	pthread_mutex_lock(&writer_new_lock);
+	r = store_blob_writer_new(s, ret, err);
+	pthread_mutex_unlock(&writer_new_lock);
+	return r;
+}
+
 static int blob_sink_flush(struct blob_sink *s, kn_error **err)
 {
 	int r = 0;
@@ -91,7 +105,7 @@ static int blob_sink_restart(void *ctx, kn_error **err)
 	s->w = NULL;
 	s->got = 0;
 	kn_buf_reset(&s->pending);
-	return store_blob_writer_new(s->store, &s->w, err);
+	return writer_new(s->store, &s->w, err);
 }
 
 static int pull_one(void *vctx, size_t i, kn_error **err)
@@ -113,7 +127,7 @@ static int pull_one(void *vctx, size_t i, kn_error **err)
 		      b->desc->size, NULL);
 	url = xasprintf("/v2/%s/blobs/%s", reg_client_repository(c->client), b->desc->digest);
 	req.url = url;
-	if (store_blob_writer_new(c->store, &s.w, err) < 0)
+	if (writer_new(c->store, &s.w, err) < 0)
 		return -1;
 	r = reg_request(c->client, &req, NULL, err);
 	if (r == 0)
