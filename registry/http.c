@@ -708,6 +708,11 @@ static int curl_error(const char *url, CURLcode rc, const char *errbuf, kn_error
 				    "tls certificate verification failed for '%s': %s (use --tls-verify=false or "
 				    "KILN_INSECURE_REGISTRIES to connect anyway)",
 				    hp ? hp : u, detail);
+	if (rc == CURLE_SSL_CONNECT_ERROR)
+		return kn_error_set(err, EPROTO,
+				    "tls handshake with '%s' failed: %s (a registry speaking plain HTTP needs "
+				    "KILN_INSECURE_REGISTRIES or --tls-verify=false)",
+				    hp ? hp : u, detail);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return kn_error_set(err, ETIMEDOUT, "'%s': timed out: %s", u, detail);
 	if (rc == CURLE_COULDNT_CONNECT)

@@ -275,3 +275,23 @@ proxy_count() {
 	assert_contains "$output" "header Location: http://$REGISTRY_HOST/v2/team/app/blobs/$LAYER_DIGEST"
 	assert_contains "$(cat "$REGISTRY_TOKEN_LOG")" '"scopes": ["repository:team/app:pull,push", "repository:team/base:pull"]'
 }
+
+@test "a plain-HTTP registry that is not loopback needs KILN_INSECURE_REGISTRIES or --tls-verify=false" {
+	registry_start open
+	push_test_image team/app:1
+	export KILN_REGISTRY_CONNECT_TO="insecure.example:443:$REGISTRY_HOST,insecure.example:80:$REGISTRY_HOST"
+	run "$REG_TOOL" get "insecure.example/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "tls handshake with 'insecure.example:443' failed"
+	assert_contains "$output" "KILN_INSECURE_REGISTRIES or --tls-verify=false"
+	KILN_INSECURE_REGISTRIES="a.example, insecure.example" run "$REG_TOOL" get "insecure.example/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "sha256 $LAYER_SHA"
+	assert_contains "$output" "base http://insecure.example"
+	run "$REG_TOOL" get --tls-verify=false "insecure.example/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "base http://insecure.example"
+	# An entry with another port does not match.
+	KILN_INSECURE_REGISTRIES="insecure.example:5000" run "$REG_TOOL" get "insecure.example/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 1 ]
+}
