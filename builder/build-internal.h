@@ -55,6 +55,7 @@ struct bld {
 	struct bld_ext_image *ext;
 	size_t n_ext, alloc_ext;
 	struct bld_statcache *statcache; /* context file digests by stat, NULL when unused */
+	struct cache_writer *cache_writer; /* writes cache entries off the build's critical path */
 	pthread_mutex_t lock; /* serialises progress events */
 	unsigned step_seq;    /* names per-step temp dirs */
 };
@@ -229,7 +230,19 @@ char *cfg_step_text(const struct df_instr *x);
 char *cache_key(const char *parent, const char *text, const void *extra, size_t extra_len);
 /** Looks a step up: on a hit replaces the state's config and layers. Returns 1 hit, 0 miss. */
 int cache_lookup(struct bld_state *st, const char *key, kn_error **err);
-/** Stores the state's config and layers under key. */
+/** Stores the state's config and layers under key (through the writer thread when running). */
 int cache_store(struct bld_state *st, const char *key, kn_error **err);
+
+/**
+ * The cache writer: a thread with its own store handle that writes (and fsyncs) cache entries
+ * while the build goes on, so the fsyncs of step N overlap step N+1. Entries are only hints: one
+ * lost in a crash means a step runs again, never a wrong result. cache_writer_finish() waits for
+ * every queued entry; it returns -1 with the first write error.
+ */
+struct cache_writer;
+int cache_writer_start(struct bld *b, kn_error **err);
+/** Queues an entry (json is consumed). */
+int cache_writer_queue(struct cache_writer *w, const char *key, char *json);
+int cache_writer_finish(struct bld *b, kn_error **err);
 
 #endif

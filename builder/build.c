@@ -1300,6 +1300,7 @@ static void bld_release(struct bld *b)
 		store_image_free(b->ext[i].img);
 	}
 	free(b->ext);
+	(void)cache_writer_finish(b, NULL);
 	(void)statcache_save(b->statcache, NULL);
 	statcache_free(b->statcache);
 	df_plan_free(b->plan);
@@ -1471,6 +1472,8 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 		}
 	}
 done:
+	if (cache_writer_finish(&b, err) < 0)
+		goto out;
 	*ret_image_id = steal_ptr(&id);
 	ret = 0;
 out:

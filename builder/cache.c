@@ -2,6 +2,8 @@
  * holds the whole image config after the step plus the layer descriptors, so a hit restores the
  * exact state (same history times, hence the same image ID) without running anything. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -123,6 +125,123 @@ int cache_store(struct bld_state *st, const char *key, kn_error **err)
 	}
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
+	/* Started on the first miss: a fully cached build never pays for the second handle. */
+	if (!st->b->cache_writer) {
+		kn_error *e = NULL;
+
+		if (cache_writer_start(st->b, &e) < 0)
+			kn_error_free(e); /* then write synchronously */
+	}
+	if (st->b->cache_writer)
+		return cache_writer_queue(st->b->cache_writer, key, steal_ptr(&text));
 	r = store_cache_put(st->b->store, key, text, err);
 	return r < 0 ? -1 : 0;
+}
+
+struct cache_item {
+	char *key, *json;
+	struct cache_item *next;
+};
+
+struct cache_writer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct cache_item *head, *tail;
+	bool done;
+	struct store *store;
+	kn_error *error;
+};
+
+static void *cache_writer_main(void *arg)
+{
+	struct cache_writer *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		struct cache_item *it;
+
+		while (!w->head && !w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		it = w->head;
+		if (!it)
+			break;
+		w->head = it->next;
+		if (!w->head)
+			w->tail = NULL;
+		pthread_mutex_unlock(&w->mu);
+		if (!w->error)
+			(void)store_cache_put(w->store, it->key, it->json, &w->error);
+		free(it->key);
+		free(it->json);
+		free(it);
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+int cache_writer_queue(struct cache_writer *w, const char *key, char *json)
+{
+	struct cache_item *it = xcalloc(1, sizeof(*it));
+
+	it->key = xstrdup(key);
+	it->json = json;
+	pthread_mutex_lock(&w->mu);
+	if (w->tail)
+		w->tail->next = it;
+	else
+		w->head = it;
+	w->tail = it;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+int cache_writer_start(struct bld *b, kn_error **err)
+{
+	struct cache_writer *w = xcalloc(1, sizeof(*w));
+	int r;
+
+	if (store_open(b->o->root, STORE_WRITE, &w->store, err) < 0) {
+		free(w);
+		return -1;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	r = pthread_create(&w->thread, NULL, cache_writer_main, w);
+	if (r) {
+		store_free(w->store);
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
+		free(w);
+		errno = r;
+		return kn_error_errno(err, "cannot start the cache writer");
+	}
+	b->cache_writer = w;
+	return 0;
+}
+
+int cache_writer_finish(struct bld *b, kn_error **err)
+{
+	struct cache_writer *w = b->cache_writer;
+	int ret = 0;
+
+	if (!w)
+		return 0;
+	b->cache_writer = NULL;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	if (w->error) {
+		kn_error_propagate(err, w->error);
+		ret = -1;
+	}
+	store_free(w->store);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+	return ret;
 }
