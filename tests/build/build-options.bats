@@ -107,3 +107,68 @@ DF
 	[ ! -e "$r/cache/log" ]
 	[ ! -e "$r/scratch/x" ]
 }
+
+@test "FROM scratch with COPY, and COPY --from an image of the store" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	echo hello >"$ctx/hello.txt"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM scratch
+COPY hello.txt /hello.txt
+COPY --from=kiln-test/busybox:latest /bin/busybox /bin/busybox
+COPY --from=kiln-test/busybox:latest /etc/passwd /etc/
+DF
+	build_ok -t scratchy:1 "$ctx"
+	assert_equal "$(inspect scratchy:1 '.RootFS.Layers | length')" 3
+	assert_equal "$(inspect scratchy:1 .Config.Env)" '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
+	unpack scratchy:1 "$BATS_TEST_TMPDIR/rootfs"
+	r="$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(find "$r" -mindepth 1 | sed "s|$r||" | sort | tr '\n' ' ')" "/bin /bin/busybox /etc /etc/passwd /hello.txt "
+	assert_equal "$(stat_of "$r/bin/busybox")" "755 0:0"
+	cmp "$r/bin/busybox" "$BASE_OUT/rootfs/bin/busybox"
+}
+
+@test "ADD of an http URL: Last-Modified kept, --checksum verified" {
+	skip_unless /usr/bin/python3
+	srv="$BATS_TEST_TMPDIR/srv"
+	mkdir -p "$srv"
+	echo "remote content" >"$srv/remote.txt"
+	touch -d @1200000000 "$srv/remote.txt"
+	port_file="$BATS_TEST_TMPDIR/port"
+	/usr/bin/python3 - "$srv" "$port_file" <<'PY' &
+import functools, http.server, socketserver, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+with socketserver.TCPServer(("127.0.0.1", 0), handler) as httpd:
+    open(sys.argv[2], "w").write(str(httpd.server_address[1]))
+    httpd.serve_forever()
+PY
+	srv_pid=$!
+	for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
+	port=$(cat "$port_file")
+	sum=$(sha256sum "$srv/remote.txt" | cut -d' ' -f1)
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	cat >"$ctx/Dockerfile" <<DF
+FROM kiln-test/busybox:latest
+ADD http://127.0.0.1:$port/remote.txt /downloads/
+ADD --checksum=sha256:$sum http://127.0.0.1:$port/remote.txt /named.txt
+DF
+	build_ok -t url:1 "$ctx"
+	unpack url:1 "$BATS_TEST_TMPDIR/rootfs"
+	r="$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$r/downloads/remote.txt")" "remote content"
+	assert_equal "$(stat -c %Y "$r/downloads/remote.txt")" 1200000000
+	assert_equal "$(stat_of "$r/named.txt")" "600 0:0"
+	sed -i "s/sha256:$sum/sha256:$(printf '0%.0s' $(seq 64))/" "$ctx/Dockerfile"
+	run_kiln 1 build "$ctx"
+	assert_contains "$output" "digest mismatch"
+	kill "$srv_pid"
+	wait "$srv_pid" 2>/dev/null || true
+}
+
+@test "--progress tty draws a live view and ends with the image ID" {
+	run_kiln build --progress tty -t tty:1 "$KILN_TESTDATA/daemon"
+	assert_contains "$output" "[+] Building"
+	assert_contains "$output" "ADD ./my_daemon /my_daemon"
+	[[ "$(last_line "$output")" =~ ^sha256:[0-9a-f]{64}$ ]]
+}
