@@ -645,15 +645,19 @@ int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in
 int df_stage_env_apply(struct df_stage_env *se, const struct df_instr *expanded, kn_error **err);
 
 /**
- * Writes the plan as text (the `kiln parse --plan` format): one block per stage,
+ * Writes the plan as text (the `kiln parse --plan` format, documented in kiln-parse(1)):
+ *   global args: A="1" B                  (when there are ARGs before the first FROM)
+ *   <blank line>
  *   stage <index> [name]
  *     base: scratch | stage <i> [name] | image <ref>
- *     platform: <p>                      (only when FROM --platform)
- *     deps: stage 0 (copy), image alpine (mount) | none
+ *     platform: <p>                       (only when FROM --platform)
+ *     deps: none | stage 0 build (copy), image alpine (from), ...
  *     skipped: yes|no
- *     <line>: <INSTRUCTION expanded, one line, JSON arrays and flags shown as docker prints them>
+ *     <line>: <INSTRUCTION expanded on one line; FROM first>
  * blocks separated by a blank line, then "target: <index> [name]" and, when build args went
- * unused, "unused build args: a b". Every variable expanded with an empty base image env.
+ * unused, "unused build args: a b". Every variable is expanded with an empty base image env (a
+ * stage FROM another stage starts from that stage's env). An expansion error in a needed stage
+ * fails (*err, located); in a skipped stage the line is printed as written, "(not expanded)".
  */
 int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **err);
 
