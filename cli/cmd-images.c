@@ -100,9 +100,9 @@ static int cmp_row(const void *a, const void *b)
 
 static void usage(FILE *out)
 {
-	fputs("Usage: kiln images [OPTIONS]\n"
+	fputs("Usage: kiln images [OPTIONS] [REPOSITORY[:TAG]]\n"
 	      "\n"
-	      "List the images in the local store.\n"
+	      "List the images in the local store (only those of REPOSITORY when given).\n"
 	      "\n"
 	      "Options:\n"
 	      "      --digests        show manifest digests\n"
@@ -127,6 +127,7 @@ int cmd_images(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool digests = false, quiet = false, json = false, notrunc = false;
+	_cleanup_free_ char *filter_repo = NULL, *filter_tag = NULL;
 	_cleanup_(store_freep) struct store *s = NULL;
 	struct store_ref *refs = NULL;
 	struct row *rows = NULL;
@@ -161,8 +162,21 @@ int cmd_images(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind < argc)
-		return cli_usage_error("images", "unexpected argument '%s'", argv[optind]);
+	if (argc - optind > 1)
+		return cli_usage_error("images", "unexpected argument '%s'", argv[optind + 1]);
+	if (optind < argc) {
+		/* "alpine" matches every tag of docker.io/library/alpine; "alpine:3" only that one. */
+		_cleanup_free_ char *norm = NULL;
+		const char *last = strrchr(argv[optind], '/');
+
+		if (store_ref_normalize(argv[optind], &norm, &err) < 0)
+			return cli_fail(err);
+		store_ref_split(norm, &filter_repo, &filter_tag);
+		if (strchr(last ? last : argv[optind], ':') == NULL) {
+			free(filter_tag);
+			filter_tag = NULL;
+		}
+	}
 	if (store_open(cli_root(), 0, &s, &err) < 0 || store_ref_list(s, &refs, &n, &err) < 0)
 		return cli_fail(err);
 	rows = xcalloc(n + 1, sizeof(*rows));
@@ -171,6 +185,15 @@ int cmd_images(int argc, char **argv)
 		struct row *r = &rows[nrows];
 		const char *key = refs[i].name ? refs[i].name : refs[i].desc.digest;
 
+		if (filter_repo) {
+			_cleanup_free_ char *repo = NULL, *tag = NULL;
+
+			if (!refs[i].name)
+				continue;
+			store_ref_split(refs[i].name, &repo, &tag);
+			if (strcmp(repo, filter_repo) || (filter_tag && (!tag || strcmp(tag, filter_tag))))
+				continue;
+		}
 		if (store_image_resolve(s, key, &img, &err) < 0) {
 			_cleanup_free_ char *m = kn_error_format(err);
 

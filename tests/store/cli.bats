@@ -84,6 +84,12 @@ load_base() {
 	run_kiln images
 	[ "${#lines[@]}" -eq 4 ]
 	assert_contains "$output" "localhost:5000/team/app"
+	run_kiln images --format json localhost:5000/team/app
+	assert_equal "$(jq -r '.[] | .Repository + ":" + .Tag' <<<"$output")" "localhost:5000/team/app:1"
+	run_kiln images --format json other:latest
+	assert_equal "$(jq -r '.[] | .Repository + ":" + .Tag' <<<"$output")" "other:latest"
+	run_kiln images --format json other:nope
+	assert_equal "$output" "[]"
 	run_kiln inspect other
 	assert_equal "$(jq -c '.[0].RepoTags | sort' <<<"$output")" '["kiln-test/busybox:latest","localhost:5000/team/app:1","other:latest"]'
 	# By ID with several names: refused without -f.
