@@ -1739,10 +1739,22 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 		    xword(&x, &out->copy.chmod, 0) < 0 || xwords(&x, out->copy.excludes) < 0 ||
 		    xword(&x, &out->copy.checksum, 0) < 0)
 			return -1;
-		for (size_t i = 0; i < out->copy.n_heredocs; i++)
-			if (out->copy.heredocs[i].expand &&
-			    xword(&x, &out->copy.heredocs[i].content, DF_LEX_SKIP_QUOTES) < 0)
+		/* BuildKit chomps a <<- body when it parses the instruction, then expands it (keeping
+		 * quotes) at build time; the expanded copy is final: chomp and expand are cleared */
+		for (size_t i = 0; i < out->copy.n_heredocs; i++) {
+			struct df_heredoc *h = &out->copy.heredocs[i];
+
+			if (h->chomp) {
+				char *chomped = df_heredoc_chomp(h);
+
+				free(h->content);
+				h->content = chomped;
+				h->chomp = false;
+			}
+			if (h->expand && xword(&x, &h->content, DF_LEX_SKIP_QUOTES) < 0)
 				return -1;
+			h->expand = false;
+		}
 		if (out->copy.chmod) {
 			struct df_chmod cm;
 			kn_error *e = NULL;

@@ -452,7 +452,8 @@ struct df_instr {
 			char **sources;	/* NULL-terminated, as written (may be globs or URLs) */
 			char *dest;
 			/* inline sources (`COPY <<EOF /dst`): name = the file name, content as in the
-			 * AST (apply df_heredoc_chomp()); expanded by df_instr_expand() when expand */
+			 * AST. In the copy df_instr_expand() returns, content is final: chomped (<<-)
+			 * and expanded (unquoted delimiter), and chomp and expand are false */
 			struct df_heredoc *heredocs;
 			size_t n_heredocs;
 			char *from;	/* --from, NULL when none */
@@ -638,7 +639,8 @@ struct df_stage_env {
 int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 		      const struct df_stage *stage, char *const *base_env, kn_error **err);
 void df_stage_env_release(struct df_stage_env *se);
-/* The expansion environment: args overlaid by env (ENV wins over ARG). Owned by the caller. */
+/* The expansion environment: declared args overlaid by env (ENV wins over ARG); undeclared
+ * proxy args are in args (for RUN) but not here. Owned by the caller. */
 void df_stage_env_lookup_env(const struct df_stage_env *se, struct df_env *ret);
 int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in,
 			struct df_instr **ret, kn_error **err);

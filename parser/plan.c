@@ -665,11 +665,11 @@ int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 	se->plan = plan;
 	for (size_t i = 0; base_env && base_env[i]; i++)
 		df_env_set_kv(&se->env, base_env[i]);
-	/* predefined proxy ARGs reach RUN without a declaration when given as build args */
+	/* predefined proxy ARGs reach RUN without a declaration when given as build args, but
+	 * words are only expanded with them once an ARG declares them (BuildKit) */
 	for (size_t i = 0; i < plan->build_args.n; i++)
 		if (is_proxy_arg(plan->build_args.keys[i]))
 			df_env_set(&se->args, plan->build_args.keys[i], plan->build_args.values[i]);
-	df_env_merge(&se->lookup, &se->args);
 	df_env_merge(&se->lookup, &se->env);
 	return 0;
 }
@@ -687,8 +687,7 @@ void df_stage_env_release(struct df_stage_env *se)
 void df_stage_env_lookup_env(const struct df_stage_env *se, struct df_env *ret)
 {
 	df_env_init(ret);
-	df_env_merge(ret, &se->args);
-	df_env_merge(ret, &se->env);
+	df_env_merge(ret, &se->lookup);
 }
 
 int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in,

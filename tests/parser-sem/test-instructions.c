@@ -200,6 +200,9 @@ static void test_copy_add(void **state)
 		df_env_set(&env, "X", "world");
 		assert_int_equal(df_instr_expand(in, &env, &x, &err), 0);
 		assert_string_equal(x->copy.heredocs[0].content, "hello world\n");
+		assert_false(x->copy.heredocs[0].expand);
+		assert_string_equal(x->copy.heredocs[1].content, "quoted\n");	/* chomped, not expanded */
+		assert_false(x->copy.heredocs[1].chomp);
 		assert_string_equal(x->matched.v[0], "X");
 		df_instr_free(x);
 		df_env_release(&env);

@@ -224,7 +224,16 @@ static void test_args(void **state)
 	assert_value(p, 0, 1, "V", NULL);
 	assert_value(p, 0, 2, "V", "2");
 	assert_value(p, 0, 3, "LOCAL", "l-2");
-	assert_value(p, 0, 0, "HTTP_PROXY", "http://p:3128");	/* predefined: no declaration needed */
+	{
+		/* predefined: in RUN's args without a declaration, but not used to expand words */
+		struct df_stage_env se;
+		kn_error *e = NULL;
+
+		assert_int_equal(df_stage_env_init(&se, p, &p->stages[0], NULL, &e), 0);
+		assert_string_equal(df_env_get(&se.args, "HTTP_PROXY"), "http://p:3128");
+		df_stage_env_release(&se);
+		assert_value(p, 0, 0, "HTTP_PROXY", NULL);
+	}
 	assert_int_equal(p->unused_build_args.n, 1);
 	assert_string_equal(p->unused_build_args.v[0], "NOT_DECLARED");
 	df_plan_free(p);
