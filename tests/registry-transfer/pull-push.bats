@@ -228,3 +228,14 @@ teardown() {
 	assert_contains "$output" "Digest: $digest"
 	[ "$(store_config "$REGISTRY_HOST/kiln-test/busybox:1" | sha256sum | cut -d' ' -f1)" = "$id" ]
 }
+
+@test "--tls-verify: a self-signed registry is refused by default, reached with --tls-verify=false" {
+	registry_tls_start
+	run_kiln 1 pull "$TLS_HOST/team/app:1"
+	assert_contains "$output" "--tls-verify=false"
+	# Verification off: the TLS handshake succeeds and the registry's own answer comes back.
+	run_kiln 1 pull --tls-verify=false "$TLS_HOST/team/app:1"
+	assert_contains "$output" "NAME_UNKNOWN"
+	run_kiln 2 pull --tls-verify=maybe "$TLS_HOST/team/app:1"
+	run_kiln 1 push --tls-verify=false nosuch:1 "$TLS_HOST/team/app:1"
+}
