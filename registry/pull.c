@@ -169,15 +169,15 @@ static int fetch_manifest(struct reg_client *client, const char *reference, cons
 	digest = reg_digest_of(body->buf, body->len);
 	if (expected && strcmp(expected, digest))
 		return kn_error_set(err, EBADMSG,
-				    "manifest digest mismatch: asked for '%s', received content "
-				    "with digest '%s'",
-				    expected, digest);
+				    "manifest of '%s': digest mismatch: asked for '%s', received "
+				    "content with digest '%s'",
+				    display, expected, digest);
 	hd = reg_response_header(resp, "Docker-Content-Digest");
 	if (hd && reg_digest_valid(hd) && strcmp(hd, digest))
 		return kn_error_set(err, EBADMSG,
-				    "manifest digest mismatch: registry says '%s', content hashes to "
-				    "'%s'",
-				    hd, digest);
+				    "manifest of '%s': digest mismatch: registry says '%s', content "
+				    "hashes to '%s'",
+				    display, hd, digest);
 	ct = reg_response_header(resp, "Content-Type");
 	if (reg_manifest_parse(body->buf, body->len, ct, ret, err) < 0)
 		return kn_error_wrap(err, "manifest of '%s'", display);

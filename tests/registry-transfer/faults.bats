@@ -133,3 +133,17 @@ blob_gets() {
 	run_kiln pull -q "$REGISTRY_HOST/dst/big:1"
 	run_kiln fsck
 }
+
+@test "a manifest whose bytes do not match the digest asked for is refused" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 1
+	registry_fault_proxy_start "GET /manifests/ corrupt"
+	run_kiln 1 pull "$FAULT_PROXY_HOST/team/base@$SEED_DIGEST"
+	assert_contains "$output" "digest mismatch"
+	assert_contains "$output" "$SEED_DIGEST"
+	# By tag, the registry's Docker-Content-Digest header still exposes the corruption.
+	run_kiln 1 pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "digest mismatch"
+	[ "$(jq '.manifests | length' "$KILN_TEST_ROOT/index.json")" -eq 0 ]
+	[ -z "$(ls "$KILN_TEST_ROOT/blobs/sha256")" ]
+}
