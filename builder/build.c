@@ -835,6 +835,10 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			kn_strv_pushf(&envv, "%s=%s", st->se.args.keys[i], st->se.args.values[i]);
 	env = kn_strv_detach(&envv);
 
+	if (x->run.security == DF_SECURITY_INSECURE) {
+		kn_error_set(err, 0, "RUN --security=insecure is not allowed (kiln build grants no security.insecure entitlement)");
+		goto fail;
+	}
 	kn_buf_adds(&k, "RUN\n");
 	add_strv(&k, "argv", argv);
 	add_strv(&k, "env", env);

@@ -74,3 +74,11 @@ setup_file() {
 	run_kiln build --help
 	assert_contains "$output" "Usage: kiln build"
 }
+
+@test "RUN --security=insecure is refused" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	printf 'FROM kiln-test/busybox:latest\nRUN --security=insecure true\n' >"$ctx/Dockerfile"
+	run_kiln 1 build "$ctx"
+	assert_contains "$output" "Dockerfile:2: RUN --security=insecure is not allowed"
+}
