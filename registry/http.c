@@ -54,6 +54,14 @@ struct reg_client {
 	size_t ntokens, tokens_alloc;
 
 	struct curl_slist *connect_to; /* KILN_REGISTRY_CONNECT_TO, as curl --connect-to */
+	/* certs.d lookups, per host:port: CA bundle (may be empty = system roots), client cert/key */
+	struct certs_entry {
+		char *hostport;
+		struct kn_buf ca;
+		char *cert;
+		char *key;
+	} **certs; /* entries never move: requests keep pointers to them */
+	size_t ncerts, certs_alloc;
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock; /* separate: token requests run with c->lock held */
@@ -240,6 +248,14 @@ void reg_client_free(struct reg_client *c)
 		curl_easy_cleanup(c->pool[i]);
 	free(c->pool);
 	curl_slist_free_all(c->connect_to);
+	for (size_t i = 0; i < c->ncerts; i++) {
+		free(c->certs[i]->hostport);
+		kn_buf_release(&c->certs[i]->ca);
+		free(c->certs[i]->cert);
+		free(c->certs[i]->key);
+		free(c->certs[i]);
+	}
+	free(c->certs);
 	if (c->share)
 		curl_share_cleanup(c->share);
 	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -580,6 +596,88 @@ static int body_rewind(struct xfer *x, kn_error **err)
 	return 0;
 }
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Reads DIR's *.crt (CAs), *.cert and *.key (client certificate) as docker's certs.d does. */
+static void certs_load_dir(const char *dir, struct certs_entry *e)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *path = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		path = kn_path_join(dir, de->d_name);
+		if (has_suffix(de->d_name, ".crt")) {
+			(void)kn_read_file(path, 4u << 20, &e->ca, NULL);
+			kn_buf_addch(&e->ca, '\n');
+		} else if (has_suffix(de->d_name, ".cert") && !e->cert) {
+			e->cert = steal_ptr(&path);
+		} else if (has_suffix(de->d_name, ".key") && !e->key) {
+			e->key = steal_ptr(&path);
+		}
+	}
+}
+
+/*
+ * The certs.d entry for url's host: KILN_CERTS_DIR (else /etc/docker/certs.d and
+ * /etc/containers/certs.d), subdirectory "host:port", or "host" for the default port.
+ */
+static const struct certs_entry *certs_for(struct reg_client *c, const char *url)
+{
+	_cleanup_free_ char *hp = url_hostport(url);
+	const struct certs_entry *found = NULL;
+	const char *env = getenv("KILN_CERTS_DIR");
+	const char *const defaults[] = { "/etc/docker/certs.d", "/etc/containers/certs.d", NULL };
+	const char *one[] = { env, NULL };
+	const char *const *roots = env && *env ? one : defaults;
+	struct certs_entry e = { .ca = KN_BUF_INIT };
+	bool https = !strncmp(url, "https://", 8);
+
+	if (!hp || !https)
+		return NULL;
+	pthread_mutex_lock(&c->pool_lock);
+	for (size_t i = 0; i < c->ncerts; i++)
+		if (!strcmp(c->certs[i]->hostport, hp))
+			found = c->certs[i];
+	pthread_mutex_unlock(&c->pool_lock);
+	if (found)
+		return found->ca.len || found->cert ? found : NULL;
+
+	for (size_t r = 0; roots[r]; r++) {
+		_cleanup_free_ char *d1 = kn_path_join(roots[r], hp);
+
+		certs_load_dir(d1, &e);
+		if (has_suffix(hp, ":443")) {
+			_cleanup_free_ char *host = xstrndup(hp, strlen(hp) - 4);
+			_cleanup_free_ char *d2 = kn_path_join(roots[r], host);
+
+			certs_load_dir(d2, &e);
+		}
+	}
+	{
+		struct certs_entry *n = xmalloc(sizeof(*n));
+
+		e.hostport = steal_ptr(&hp);
+		*n = e;
+		pthread_mutex_lock(&c->pool_lock);
+		KN_GROW(c->certs, c->certs_alloc, c->ncerts + 1);
+		c->certs[c->ncerts++] = n;
+		found = n;
+		pthread_mutex_unlock(&c->pool_lock);
+	}
+	return found->ca.len || found->cert ? found : NULL;
+}
+
 /* Performs one exchange on url. Returns the CURLcode; libcurl's detail goes to errbuf. */
 static CURLcode perform_once(struct reg_client *c, const char *method, const char *url,
 			     struct curl_slist *hdrs, struct xfer *x, bool tls_noverify, char *errbuf)
@@ -609,6 +707,19 @@ static CURLcode perform_once(struct reg_client *c, const char *method, const cha
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls_noverify ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls_noverify ? 0L : 2L);
+	{
+		const struct certs_entry *ce = certs_for(c, url);
+
+		if (ce && ce->ca.len) {
+			struct curl_blob blob = { .data = ce->ca.buf, .len = ce->ca.len, .flags = CURL_BLOB_COPY };
+
+			curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+		}
+		if (ce && ce->cert && ce->key) {
+			curl_easy_setopt(h, CURLOPT_SSLCERT, ce->cert);
+			curl_easy_setopt(h, CURLOPT_SSLKEY, ce->key);
+		}
+	}
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);

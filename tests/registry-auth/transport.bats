@@ -55,6 +55,18 @@ proxy_count() {
 	assert_contains "$output" "base https://$TLS_HOST"
 }
 
+@test "tls: a CA from certs.d/<host:port>/*.crt is trusted, with verification on" {
+	registry_tls_start
+	mkdir -p "$BATS_TEST_TMPDIR/certs.d/$TLS_HOST"
+	cp "$TLS_CERT" "$BATS_TEST_TMPDIR/certs.d/$TLS_HOST/ca.crt"
+	KILN_CERTS_DIR="$BATS_TEST_TMPDIR/certs.d" run_kiln login --tls-verify=true -u user -p s3cret-pw "$TLS_HOST"
+	assert_contains "$output" "Login Succeeded"
+	# Another host's directory does not help.
+	mv "$BATS_TEST_TMPDIR/certs.d/$TLS_HOST" "$BATS_TEST_TMPDIR/certs.d/127.0.0.1:1"
+	KILN_CERTS_DIR="$BATS_TEST_TMPDIR/certs.d" run_kiln 1 login -u user -p s3cret-pw "$TLS_HOST"
+	assert_contains "$output" "tls certificate verification failed for '$TLS_HOST'"
+}
+
 @test "blob redirects to another host: the body arrives, credentials never do" {
 	registry_start token
 	push_test_image team/app:1
