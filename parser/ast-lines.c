@@ -480,6 +480,28 @@ void df_split_command(const char *line, size_t len, struct df_span *ret_cmd,
 	ret_rest->len = e - r;
 }
 
+/*
+ * The instruction word in lower case as Go's strings.ToLower has it for the names that matter:
+ * ASCII, plus the Kelvin sign U+212A, the one non-ASCII rune whose lower case is ASCII ('k'),
+ * so that BuildKit reads "HEALTHCHEC\u212A" as HEALTHCHECK. Other bytes are kept.
+ */
+static char *lower_name(const char *s, size_t len)
+{
+	struct kn_buf b = KN_BUF_INIT;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (len - i >= 3 && !memcmp(s + i, "\xE2\x84\xAA", 3)) {
+			kn_buf_addch(&b, 'k');
+			i += 2;
+		} else {
+			kn_buf_addch(&b, c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		}
+	}
+	return kn_buf_detach(&b);
+}
+
 struct df_node *df_node_from_line(struct df_pctx *p, const char *line, size_t len, int depth,
 				  kn_error **err)
 {
@@ -493,10 +515,7 @@ struct df_node *df_node_from_line(struct df_pctx *p, const char *line, size_t le
 	int r;
 
 	df_split_command(line, len, &cmd, &rest);
-	name = xstrndup(line + cmd.off, cmd.len);
-	for (char *c = name; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c - 'A' + 'a');
+	name = lower_name(line + cmd.off, cmd.len);
 
 	/* the --flags, then the arguments trimmed of Go white space */
 	skip = extract_flags(line + rest.off, rest.len, &flags);

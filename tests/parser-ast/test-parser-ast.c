@@ -575,6 +575,8 @@ static void test_dump_details(void **state)
 	    "STOPSIGNAL  SIGKILL \nUSER a:b\nWORKDIR /a b\nMAINTAINER me\nSHELL [\"sh\", \"-c\"]\n",
 	    "(stopsignal \"SIGKILL\")\n(user \"a:b\")\n(workdir \"/a b\")\n(maintainer \"me\")\n"
 	    "(shell \"sh\" \"-c\")\n");
+	/* Go lower-cases the Kelvin sign to 'k' */
+	assert_dump("HEALTHCHEC\xE2\x84\xAA NONE\n", "(healthcheck \"NONE\")\n");
 	/* empty arguments, and the blanks BuildKit splits on */
 	assert_dump(
 	    "FROM\nRUN\nLABEL\nONBUILD\nHEALTHCHECK CMD\nENV a=\nCOPY --from=a\nEXPOSE 1\t\v2\f3\n",
