@@ -11,17 +11,70 @@
 
 #include "layers/store-internal.h"
 
-/* A set of strings (digests, chain IDs); linear is fine for stores of thousands of blobs. */
+/* A set of strings (digests, chain IDs): open addressing, so stores of 100k blobs stay fast. */
 struct strset {
-	struct kn_strv v;
+	char **slot;
+	size_t n, cap;
 };
+
+static size_t str_hash(const char *x)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *x; x++)
+		h = (h ^ (unsigned char)*x) * 1099511628211ull;
+	return h;
+}
+
+static bool strset_has(const struct strset *s, const char *x)
+{
+	if (!s->cap)
+		return false;
+	for (size_t i = str_hash(x) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+		if (!s->slot[i])
+			return false;
+		if (!strcmp(s->slot[i], x))
+			return true;
+	}
+}
 
 static bool strset_add(struct strset *s, const char *x)
 {
-	if (kn_strv_contains(&s->v, x))
+	if (strset_has(s, x))
 		return false;
-	kn_strv_push(&s->v, x);
-	return true;
+	if ((s->n + 1) * 2 > s->cap) {
+		struct strset bigger = { xcalloc(s->cap ? s->cap * 2 : 64, sizeof(char *)), 0,
+					 s->cap ? s->cap * 2 : 64 };
+
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->slot[i])
+				continue;
+			for (size_t k = str_hash(s->slot[i]) & (bigger.cap - 1);; k = (k + 1) & (bigger.cap - 1)) {
+				if (!bigger.slot[k]) {
+					bigger.slot[k] = s->slot[i];
+					break;
+				}
+			}
+			bigger.n++;
+		}
+		free(s->slot);
+		*s = bigger;
+	}
+	for (size_t i = str_hash(x) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+		if (!s->slot[i]) {
+			s->slot[i] = xstrdup(x);
+			s->n++;
+			return true;
+		}
+	}
+}
+
+static void strset_release(struct strset *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		free(s->slot[i]);
+	free(s->slot);
+	memset(s, 0, sizeof(*s));
 }
 
 static bool json_media(const char *mt)
@@ -261,7 +314,7 @@ int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error *
 			if (be->d_name[0] == '.')
 				continue;
 			dg = xasprintf("%s:%s", de->d_name, be->d_name);
-			if (kn_strv_contains(&w.blobs.v, dg))
+			if (strset_has(&w.blobs, dg))
 				continue;
 			p = kn_path_join(adir, be->d_name);
 			if (lstat(p, &st) < 0)
@@ -279,7 +332,7 @@ int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error *
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (kn_strv_contains(&w.snaps.v, de->d_name))
+		if (strset_has(&w.snaps, de->d_name))
 			continue;
 		p = kn_path_join(sdir, de->d_name);
 		tree_bytes = 0;
@@ -293,14 +346,14 @@ int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error *
 
 		(void)kn_fsync_dir(adir, NULL);
 	}
-	kn_strv_release(&w.blobs.v);
-	kn_strv_release(&w.snaps.v);
+	strset_release(&w.blobs);
+	strset_release(&w.snaps);
 	if (ret_reclaimed)
 		*ret_reclaimed = freed;
 	return 0;
 fail:
-	kn_strv_release(&w.blobs.v);
-	kn_strv_release(&w.snaps.v);
+	strset_release(&w.blobs);
+	strset_release(&w.snaps);
 	return -1;
 }
 
@@ -346,7 +399,7 @@ int store_fsck(const struct store *s, store_problem_fn fn, void *userdata, kn_er
 		}
 	}
 	walk_roots(&w, true);
-	kn_strv_release(&w.blobs.v);
-	kn_strv_release(&w.snaps.v);
+	strset_release(&w.blobs);
+	strset_release(&w.snaps);
 	return w.problems;
 }
