@@ -263,3 +263,24 @@ sh: can't create /one: Read-only file system"
 	[ ! -e "$src/new" ]
 	assert_equal "$(upper_listing)" ""
 }
+
+@test "sandbox: hostile image files cannot reach the host or hang the setup" {
+	local l2="$BATS_TEST_TMPDIR/l2" before
+	mkdir -p "$l2/etc"
+	# run-time files pointing at host-looking places land in the sandbox's own mounts
+	ln -s /proc/sys/kernel/core_pattern "$l2/etc/hosts"
+	ln -s ../../../../../../tmp/escape-resolv "$l2/etc/resolv.conf"
+	# a FIFO as passwd must not block the USER lookup
+	mkfifo "$l2/etc/passwd"
+	before=$(cat /proc/sys/kernel/core_pattern)
+	SBX_LAYERS=(--lower "$l2" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	sbx --hosts $'10.9.9.9 evil\n' --resolv-conf $'nameserver 192.0.2.9\n' -- sh -c 'cat /etc/hosts /etc/resolv.conf; echo pwned > /etc/hosts; cat /etc/hosts'
+	assert_equal "$output" "10.9.9.9 evil
+nameserver 192.0.2.9
+pwned"
+	assert_equal "$(cat /proc/sys/kernel/core_pattern)" "$before"
+	[ ! -e /tmp/escape-resolv ]
+	assert_equal "$(upper_listing)" ""
+	run timeout 20 "$TOOL" sandbox-run "${SBX_LAYERS[@]}" --user app -- true
+	assert_equal "$output" "kiln-test-tool: unable to find user app: no matching entries in passwd file"
+}
