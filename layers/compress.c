@@ -49,6 +49,7 @@ struct layer_pipe {
 	uint64_t next_seq;
 	pthread_t *workers;
 	int n_workers;
+	struct libdeflate_compressor *main_c, *main_c0; /* the producer's, when it helps */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
@@ -168,8 +169,32 @@ static int gz_emit_oldest(struct layer_pipe *p, kn_error **err)
 	struct gz_slot *s = &p->slots[p->emit];
 
 	pthread_mutex_lock(&p->lock);
-	while (s->state == SLOT_QUEUED || s->state == SLOT_BUSY)
-		pthread_cond_wait(&p->cond, &p->lock);
+	while (s->state == SLOT_QUEUED || s->state == SLOT_BUSY) {
+		struct gz_slot *q = NULL;
+
+		/*
+		 * Rather than sleep, the producer compresses queued work itself (the oldest
+		 * first): the pipeline keeps every CPU it is given busy.
+		 */
+		if (p->main_c && p->main_c0) {
+			for (size_t i = 0; i < p->n_slots; i++) {
+				struct gz_slot *c = &p->slots[i];
+				if (c->state == SLOT_QUEUED && (!q || c->seq < q->seq))
+					q = c;
+			}
+		}
+		if (!q) {
+			pthread_cond_wait(&p->cond, &p->lock);
+			continue;
+		}
+		q->state = SLOT_BUSY;
+		pthread_mutex_unlock(&p->lock);
+		q->out_len = gz_compress_chunk(p->main_c, p->main_c0, q->in, q->in_len, q->out,
+					       q->out_cap);
+		pthread_mutex_lock(&p->lock);
+		q->state = SLOT_DONE;
+		pthread_cond_broadcast(&p->cond);
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (s->state == SLOT_DONE) {
 		if (s->out_len == 0)
@@ -294,7 +319,8 @@ int layer_pipe_new(enum layer_compression c, int level, int threads, layer_out_f
 			return kn_error_set(err, ENOMEM, "cannot allocate a gzip compressor");
 		/* Worst case: one member per 16 KiB block, each with its own bound. */
 		bound = (LAYER_GZIP_CHUNK / GZ_BLOCK) * libdeflate_gzip_compress_bound(probe, GZ_BLOCK);
-		libdeflate_free_compressor(probe);
+		p->main_c = probe;
+		p->main_c0 = libdeflate_alloc_compressor(0);
 		p->n_slots = 2 * (size_t)threads + 2;
 		p->slots = xcalloc(p->n_slots, sizeof(*p->slots));
 		for (size_t i = 0; i < p->n_slots; i++) {
@@ -458,6 +484,8 @@ void layer_pipe_free(struct layer_pipe *p)
 	}
 	free(p->slots);
 	free(p->workers);
+	libdeflate_free_compressor(p->main_c);
+	libdeflate_free_compressor(p->main_c0);
 	ZSTD_freeCCtx(p->zc);
 	free(p->zout);
 	free(p->stage);
