@@ -45,9 +45,9 @@ best() {
 	for _ in $(seq "$RUNS"); do
 		line=$(/usr/bin/time -f '%e %U %S' "$@" 2>&1 >/dev/null | tail -1)
 		read -r e u s <<<"$line"
-		if [ -z "$b" ] || [ "$(echo "$e < $b" | bc)" = 1 ]; then
+		if [ -z "$b" ] || awk -v e="$e" -v b="$b" 'BEGIN { exit !(e < b) }'; then
 			b=$e
-			c=$(echo "$u + $s" | bc)
+			c=$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')
 		fi
 	done
 	printf -v "$var" '%.2f' "$b"
@@ -82,8 +82,9 @@ rss_gz=$(rss gzip)
 rss_zst=$(rss zstd)
 
 row() {
-	printf '%-28s %8s s %8s s %10s MiB %7s %s\n' "$1" "$2" "$3" "$(echo "scale=1; $4 / 1048576" | bc)" \
-		"$(echo "scale=3; $4 / $tarsize" | bc | sed 's/^\./0./')" "${5:-}"
+	printf '%-28s %8s s %8s s %10.1f MiB %7.3f %s\n' "$1" "$2" "$3" \
+		"$(awk -v n="$4" 'BEGIN { print n / 1048576 }')" \
+		"$(awk -v n="$4" -v t="$tarsize" 'BEGIN { print n / t }')" "${5:-}"
 }
 echo
 printf '%-28s %10s %10s %14s %7s %s\n' "method" "wall" "cpu" "size" "ratio" "peak RSS"
