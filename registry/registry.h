@@ -77,7 +77,7 @@ char *reg_registry_normalize(const char *registry);
  *                              --connect-to; empty parts match any): debugging and tests
  *   KILN_CERTS_DIR             instead of /etc/docker/certs.d and /etc/containers/certs.d: per
  *                              "host[:port]" directories with *.crt CAs (trusted instead of the
- *                              system's for that host) and a *.cert/*.key client certificate
+ *                              system's for that host) and a client certificate (*.cert with *.key)
  * tls_verify: -1 default policy (verify; loopback hosts and insecure registries fall back to
  * plain HTTP when the server does not speak TLS), 0 = --tls-verify=false (no verification, plain
  * HTTP fallback allowed), 1 = always verify, never plain HTTP.
