@@ -57,12 +57,14 @@ struct bld {
 	struct bld_statcache *statcache; /* context file digests by stat, NULL when unused */
 	struct cache_writer *cache_writer; /* writes cache entries off the build's critical path */
 	pthread_mutex_t lock; /* serialises progress events */
-	unsigned step_seq;    /* names per-step temp dirs */
+	pthread_mutex_t mu;   /* guards ext, statcache, cache_writer start between stage threads */
+	unsigned step_seq;    /* names per-step temp dirs (atomic) */
 };
 
 /** A stage being built: its running config, layers and cache key. */
 struct bld_state {
 	struct bld *b;
+	struct store *store; /* this stage thread's own store handle (borrowed) */
 	const struct df_stage *stage;
 	int stage_index, stage_count;
 	const char *stage_name;
@@ -89,7 +91,7 @@ void bld_step_output(const char *data, size_t len, void *st);
 char *bld_now(const struct bld *b);
 
 /** Makes a fresh per-step scratch dir under the store's tmp dir. Owned path. */
-char *bld_step_tmpdir(struct bld *b, kn_error **err);
+char *bld_step_tmpdir(struct bld_state *st, kn_error **err);
 
 /** Appends a layer to the state (desc copied) and advances the chain ID. */
 void bld_state_add_layer(struct bld_state *st, const struct store_desc *desc, const char *diff_id);
@@ -205,7 +207,7 @@ struct cp_job {
 int cp_run(const struct cp_job *job, kn_error **err);
 
 /** ADD URL: downloads url into a temp file; checksum "sha256:..." verified when given. */
-int cp_download(struct bld *b, const char *url, const char *checksum, int *ret_fd,
+int cp_download(struct store *s, const char *url, const char *checksum, int *ret_fd,
 		char **ret_name, int64_t *ret_mtime, char **ret_digest, kn_error **err);
 
 /* ---- config and history (config.c) ----------------------------------------------------------- */

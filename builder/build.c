@@ -124,14 +124,14 @@ char *bld_now(const struct bld *b)
 	return xasprintf("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
-char *bld_step_tmpdir(struct bld *b, kn_error **err)
+char *bld_step_tmpdir(struct bld_state *st, kn_error **err)
 {
-	const char *tmp = store_tmpdir(b->store, err);
+	const char *tmp = store_tmpdir(st->store, err);
 	char *d;
 
 	if (!tmp)
 		return NULL;
-	d = xasprintf("%s/step-%u", tmp, ++b->step_seq);
+	d = xasprintf("%s/step-%u", tmp, __atomic_add_fetch(&st->b->step_seq, 1, __ATOMIC_SEQ_CST));
 	if (kn_rm_rf(d, err) < 0 || kn_mkdir_p(d, 0700, err) < 0) {
 		free(d);
 		return NULL;
@@ -158,7 +158,7 @@ int bld_state_lowerdirs(struct bld_state *st, char ***ret, kn_error **err)
 	if (!st->config->diff_ids || kn_strv_len(st->config->diff_ids) != st->n_layers)
 		return kn_error_set(err, EINVAL, "image config has %zu diff_ids for %zu layers",
 				    kn_strv_len(st->config->diff_ids), st->n_layers);
-	return snapshot_prepare(st->b->store, st->layers, st->config->diff_ids, st->n_layers, ret, NULL, err);
+	return snapshot_prepare(st->store, st->layers, st->config->diff_ids, st->n_layers, ret, NULL, err);
 }
 
 int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lowerdirs, bool overlay,
@@ -169,9 +169,9 @@ int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lower
 	int r;
 
 	if (overlay)
-		r = layer_diff_overlay(st->b->store, upper, lowerdirs, &st->b->lopts, &res, err);
+		r = layer_diff_overlay(st->store, upper, lowerdirs, &st->b->lopts, &res, err);
 	else
-		r = layer_from_dir(st->b->store, upper, &st->b->lopts, &res, err);
+		r = layer_from_dir(st->store, upper, &st->b->lopts, &res, err);
 	if (r < 0)
 		return -1;
 	if (res.n_entries == 0) {
@@ -181,7 +181,7 @@ int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lower
 		return 0;
 	}
 	chain = store_chain_id(st->chain_id, res.diff_id);
-	if (snapshot_commit(st->b->store, chain, upper, err) < 0) {
+	if (snapshot_commit(st->store, chain, upper, err) < 0) {
 		layer_result_release(&res);
 		return -1;
 	}
@@ -223,7 +223,20 @@ static int step_fail(struct bld_state *st, const struct df_instr *x, kn_error **
 
 /* ---- images (FROM, --from=image) -------------------------------------------------------------- */
 
+static int image_get_locked(struct bld *b, const char *ref, const struct store_image **ret, kn_error **err);
+
+/* Images are resolved (and pulled) once per build, under b->mu, with the main store handle. */
 static int image_get(struct bld *b, const char *ref, const struct store_image **ret, kn_error **err)
+{
+	int r;
+
+	pthread_mutex_lock(&b->mu);
+	r = image_get_locked(b, ref, ret, err);
+	pthread_mutex_unlock(&b->mu);
+	return r;
+}
+
+static int image_get_locked(struct bld *b, const char *ref, const struct store_image **ret, kn_error **err)
 {
 	struct store_image *img = NULL;
 	kn_error *e = NULL;
@@ -577,7 +590,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 		char *name = NULL, *dg = NULL;
 		int64_t mtime = 0;
 
-		if (cp_download(b, urls.v[i], x->copy.checksum, &fd, &name, &mtime, &dg, err) < 0)
+		if (cp_download(st->store, urls.v[i], x->copy.checksum, &fd, &name, &mtime, &dg, err) < 0)
 			goto out_fail;
 		KN_GROW(list.v, list.alloc, list.n + 1);
 		e = &list.v[list.n++];
@@ -589,7 +602,10 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 		e->mtime = mtime;
 		e->dst = dest[strlen(dest) - 1] == '/' ? xasprintf("%s%s", dest, name) : xstrdup(dest);
 	}
-	if (cp_digest(b->ctx_fd, &list, b->statcache, h, err) < 0)
+	pthread_mutex_lock(&b->mu);
+	r = cp_digest(b->ctx_fd, &list, b->statcache, h, err);
+	pthread_mutex_unlock(&b->mu);
+	if (r < 0)
 		goto out_fail;
 	digest = store_hash_final(h);
 	store_hash_free(h);
@@ -613,7 +629,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 			goto out_fail;
 		co.have_chown = true;
 	}
-	tmp = bld_step_tmpdir(b, err);
+	tmp = bld_step_tmpdir(st, err);
 	if (!tmp)
 		goto out_fail;
 	{
@@ -645,11 +661,11 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 				const struct bld_stage_result *sr = &b->stages[from_stage->index];
 
 				if (sr->n_layers &&
-				    snapshot_prepare(b->store, sr->layers, sr->config->diff_ids, sr->n_layers,
+				    snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers,
 						     &src_lowerdirs, NULL, err) < 0)
 					goto out_fail;
 			} else if (from_img->manifest.n_layers &&
-				   snapshot_prepare(b->store, from_img->manifest.layers, from_img->config->diff_ids,
+				   snapshot_prepare(st->store, from_img->manifest.layers, from_img->config->diff_ids,
 						    from_img->manifest.n_layers, &src_lowerdirs, NULL, err) < 0) {
 				goto out_fail;
 			}
@@ -708,7 +724,7 @@ static int step_workdir(struct bld_state *st, const struct df_instr *x, kn_error
 	created_by = cfg_created_by(st, x, NULL);
 	if (bld_state_lowerdirs(st, &lowerdirs, err) < 0)
 		goto fail;
-	tmp = bld_step_tmpdir(b, err);
+	tmp = bld_step_tmpdir(st, err);
 	if (!tmp)
 		goto fail;
 	{
@@ -965,7 +981,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	}
 	if (bld_state_lowerdirs(st, &lowerdirs, err) < 0)
 		goto fail;
-	tmp = bld_step_tmpdir(b, err);
+	tmp = bld_step_tmpdir(st, err);
 	if (!tmp)
 		goto fail;
 	{
@@ -1124,7 +1140,7 @@ fail:
 	return -1;
 }
 
-static int build_stage(struct bld *b, size_t idx, int k, int total, kn_error **err)
+static int build_stage(struct bld *b, size_t idx, int k, int total, struct store *store, kn_error **err)
 {
 	const struct df_stage *stage = &b->plan->stages[idx];
 	struct bld_state st = { 0 };
@@ -1135,6 +1151,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, kn_error **e
 	int ret = -1;
 
 	st.b = b;
+	st.store = store;
 	st.stage = stage;
 	st.stage_index = k;
 	st.stage_count = total;
@@ -1230,6 +1247,133 @@ out:
 	return ret;
 }
 
+/* ---- stage scheduling: independent stages build concurrently on two threads -------------- */
+
+enum { ST_SKIP, ST_PENDING, ST_RUNNING, ST_DONE };
+
+struct sched {
+	struct bld *b;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int *state;
+	int *number; /* "stage k/K" */
+	int total;
+	int running;
+	kn_error *error;
+};
+
+static bool stage_ready(const struct sched *s, size_t i)
+{
+	const struct df_stage *stage = &s->b->plan->stages[i];
+
+	if (stage->base_kind == DF_BASE_STAGE && s->state[stage->base_stage] != ST_DONE)
+		return false;
+	for (size_t j = 0; j < stage->n_deps; j++)
+		if (stage->deps[j].kind == DF_DEP_STAGE && s->state[stage->deps[j].stage] != ST_DONE)
+			return false;
+	return true;
+}
+
+static void *sched_worker(void *arg)
+{
+	struct sched *s = arg;
+	struct store *store = NULL;
+	kn_error *e = NULL;
+
+	if (store_open(s->b->o->root, STORE_WRITE, &store, &e) < 0) {
+		pthread_mutex_lock(&s->mu);
+		if (!s->error)
+			s->error = steal_ptr(&e);
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		kn_error_free(e);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		size_t pick = SIZE_MAX, n = s->b->plan->n_stages;
+		bool pending = false;
+		int r;
+
+		if (s->error)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (s->state[i] != ST_PENDING)
+				continue;
+			pending = true;
+			if (stage_ready(s, i)) {
+				pick = i;
+				break;
+			}
+		}
+		if (pick == SIZE_MAX) {
+			if (!pending)
+				break;
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		s->state[pick] = ST_RUNNING;
+		s->running++;
+		pthread_mutex_unlock(&s->mu);
+		r = build_stage(s->b, pick, s->number[pick], s->total, store, &e);
+		pthread_mutex_lock(&s->mu);
+		s->running--;
+		if (r < 0) {
+			if (!s->error)
+				s->error = steal_ptr(&e);
+			kn_error_free(e);
+			e = NULL;
+		} else {
+			s->state[pick] = ST_DONE;
+		}
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	store_free(store);
+	return NULL;
+}
+
+/*
+ * Builds every stage the target needs, each once its base and COPY/mount sources are built. A
+ * second thread joins when at least two stages are to be built, so independent stages (a build
+ * stage and an assets stage, say) run at the same time; each thread has its own store handle.
+ */
+static int run_stages(struct bld *b, kn_error **err)
+{
+	struct sched s = { 0 };
+	size_t n = b->plan->n_stages;
+	pthread_t th;
+	bool two = false;
+	int k = 0;
+
+	s.b = b;
+	s.state = xcalloc(n ? n : 1, sizeof(int));
+	s.number = xcalloc(n ? n : 1, sizeof(int));
+	for (size_t i = 0; i < n; i++) {
+		s.state[i] = b->plan->stages[i].skipped || i > b->plan->target ? ST_SKIP : ST_PENDING;
+		if (s.state[i] == ST_PENDING)
+			s.number[i] = ++k;
+	}
+	s.total = k;
+	pthread_mutex_init(&s.mu, NULL);
+	pthread_cond_init(&s.cv, NULL);
+	if (k >= 2 && pthread_create(&th, NULL, sched_worker, &s) == 0)
+		two = true;
+	sched_worker(&s);
+	if (two)
+		pthread_join(th, NULL);
+	pthread_mutex_destroy(&s.mu);
+	pthread_cond_destroy(&s.cv);
+	free(s.state);
+	free(s.number);
+	if (s.error) {
+		kn_error_propagate(err, s.error);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- the build --------------------------------------------------------------------------------- */
 
 static int parse_secrets(struct bld *b, kn_error **err)
@@ -1315,6 +1459,7 @@ static void bld_release(struct bld *b)
 	free(b->ctx_dir);
 	store_free(b->store);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->mu);
 }
 
 /*
@@ -1368,12 +1513,13 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 	struct store_desc mdesc = { 0 };
 	struct image_config *final = NULL;
 	const char *df_name;
-	int total = 0, k = 0, ret = -1;
+	int ret = -1;
 	enum image_format fmt = o->format == BLD_FORMAT_DOCKER ? IMAGE_FORMAT_DOCKER : IMAGE_FORMAT_OCI;
 
 	b.o = o;
 	b.ctx_fd = -1;
 	pthread_mutex_init(&b.lock, NULL);
+	pthread_mutex_init(&b.mu, NULL);
 	if (!o->root)
 		return kn_error_set(err, EINVAL, "no store root given");
 	if (parse_secrets(&b, err) < 0)
@@ -1429,17 +1575,8 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 	if (ctx_load_ignore(&b, df_path, err) < 0)
 		goto out;
 	b.stages = xcalloc(b.plan->n_stages ? b.plan->n_stages : 1, sizeof(*b.stages));
-	for (size_t i = 0; i < b.plan->n_stages; i++)
-		if (!b.plan->stages[i].skipped)
-			total++;
-	for (size_t i = 0; i < b.plan->n_stages; i++) {
-		if (b.plan->stages[i].skipped)
-			continue;
-		if (build_stage(&b, i, ++k, total, err) < 0)
-			goto out;
-		if (i == b.plan->target)
-			break;
-	}
+	if (run_stages(&b, err) < 0)
+		goto out;
 
 	/* The image. */
 	{

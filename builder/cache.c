@@ -31,7 +31,6 @@ char *cache_key(const char *parent, const char *text, const void *extra, size_t 
 
 int cache_lookup(struct bld_state *st, const char *key, kn_error **err)
 {
-	struct bld *b = st->b;
 	_cleanup_free_ char *text = NULL;
 	kn_error *e = NULL;
 	json_t *root = NULL, *layers, *cfg;
@@ -40,7 +39,7 @@ int cache_lookup(struct bld_state *st, const char *key, kn_error **err)
 	size_t n = 0, i;
 	int ret = 0;
 
-	if (store_cache_get(b->store, key, &text, &e) < 0) {
+	if (store_cache_get(st->store, key, &text, &e) < 0) {
 		bool missing = e->code == ENOENT;
 
 		if (missing) {
@@ -69,7 +68,7 @@ int cache_lookup(struct bld_state *st, const char *key, kn_error **err)
 			goto out;
 		}
 		/* A pruned blob makes the entry useless. */
-		if (!store_blob_exists(b->store, descs[i].digest))
+		if (!store_blob_exists(st->store, descs[i].digest))
 			goto out;
 	}
 	image_config_free(st->config);
@@ -126,15 +125,17 @@ int cache_store(struct bld_state *st, const char *key, kn_error **err)
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	/* Started on the first miss: a fully cached build never pays for the second handle. */
+	pthread_mutex_lock(&st->b->mu);
 	if (!st->b->cache_writer) {
 		kn_error *e = NULL;
 
 		if (cache_writer_start(st->b, &e) < 0)
 			kn_error_free(e); /* then write synchronously */
 	}
+	pthread_mutex_unlock(&st->b->mu);
 	if (st->b->cache_writer)
 		return cache_writer_queue(st->b->cache_writer, key, steal_ptr(&text));
-	r = store_cache_put(st->b->store, key, text, err);
+	r = store_cache_put(st->store, key, text, err);
 	return r < 0 ? -1 : 0;
 }
 

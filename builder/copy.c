@@ -987,10 +987,10 @@ static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-int cp_download(struct bld *b, const char *url, const char *checksum, int *ret_fd, char **ret_name,
+int cp_download(struct store *s, const char *url, const char *checksum, int *ret_fd, char **ret_name,
 		int64_t *ret_mtime, char **ret_digest, kn_error **err)
 {
-	const char *tmp = store_tmpdir(b->store, err);
+	const char *tmp = store_tmpdir(s, err);
 	_cleanup_free_ char *path = NULL, *digest = NULL;
 	_cleanup_close_ int fd = -1;
 	struct dl d = { 0 };

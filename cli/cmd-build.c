@@ -81,8 +81,9 @@ struct progress {
 	enum bld_progress_mode mode;
 	FILE *out;
 	unsigned long long start_ns;
-	/* plain: a partial output line waiting for its newline */
+	/* plain: a partial output line waiting for its newline, and the step last shown */
 	struct kn_buf partial;
+	int last_stage, last_step;
 	/* tty */
 	struct tty_step *steps;
 	size_t n_steps, alloc_steps;
@@ -196,11 +197,24 @@ static void progress_cb(const struct bld_event *ev, void *userdata)
 	if (p->mode == BLD_PROGRESS_QUIET)
 		return;
 	if (p->mode == BLD_PROGRESS_PLAIN) {
+		/* Concurrent stages interleave: an event of another step than the one shown last
+		 * repeats that step's header first. */
+		if (ev->kind != BLD_EV_STEP_START && ev->kind != BLD_EV_WARNING && ev->kind != BLD_EV_INFO &&
+		    (ev->stage_index != p->last_stage || ev->step_index != p->last_step)) {
+			plain_flush_partial(p);
+			fprintf(p->out, "[stage %d/%d%s%s] [%d/%d]\n", ev->stage_index, ev->stage_count,
+				ev->stage_name ? " " : "", ev->stage_name ? ev->stage_name : "", ev->step_index,
+				ev->step_count);
+			p->last_stage = ev->stage_index;
+			p->last_step = ev->step_index;
+		}
 		switch (ev->kind) {
 		case BLD_EV_STEP_START:
 			plain_flush_partial(p);
 			title = step_title(ev);
 			fprintf(p->out, "%s\n", title);
+			p->last_stage = ev->stage_index;
+			p->last_step = ev->step_index;
 			break;
 		case BLD_EV_STEP_OUTPUT:
 			plain_output(p, ev->data, ev->len);

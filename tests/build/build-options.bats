@@ -172,3 +172,30 @@ DF
 	assert_contains "$output" "ADD ./my_daemon /my_daemon"
 	[[ "$(last_line "$output")" =~ ^sha256:[0-9a-f]{64}$ ]]
 }
+
+@test "independent stages build side by side; a failing one stops the build with its error" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	# Each stage waits (up to 30 s) for a file the other writes into a shared cache mount: a
+	# sequential build would fail with exit code 9.
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest AS one
+ARG TOKEN
+RUN --mount=type=cache,id=sync,target=/sync touch /sync/$TOKEN-one && i=0 && while [ ! -e /sync/$TOKEN-two ]; do i=$((i+1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done && echo met > /one
+FROM kiln-test/busybox:latest AS two
+ARG TOKEN
+RUN --mount=type=cache,id=sync,target=/sync touch /sync/$TOKEN-two && i=0 && while [ ! -e /sync/$TOKEN-one ]; do i=$((i+1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done && echo met > /two
+FROM kiln-test/busybox:latest
+COPY --from=one /one /one
+COPY --from=two /two /two
+DF
+	build_ok -t par:1 --build-arg TOKEN=$RANDOM$RANDOM "$ctx"
+	assert_contains "$output" "[stage 1/3 one] [3/3] RUN --mount=type=cache"
+	assert_contains "$output" "[stage 2/3 two] [3/3] RUN --mount=type=cache"
+	unpack par:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/one")" met
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/two")" met
+	printf 'FROM kiln-test/busybox:latest AS three\nRUN exit 7\nFROM kiln-test/busybox:latest\nCOPY --from=three /x /x\n' >>"$ctx/Dockerfile"
+	run_kiln 1 build --build-arg TOKEN=$RANDOM$RANDOM "$ctx"
+	assert_contains "$output" "exit code: 7"
+}
