@@ -47,6 +47,14 @@ struct sandbox_mount {
 	 * BuildKit's RUN --mount=type=bind,rw. A file source is then mounted read-only.
 	 */
 	bool discard_writes;
+	/**
+	 * BIND from layers instead of a host path (RUN --mount=type=bind,from=STAGE|IMAGE): when
+	 * n_lowerdirs > 0, source is ignored and the merged view of lowerdirs (top first, overlay
+	 * format, as struct sandbox_spec's) is mounted at target: read-only, or with its writes
+	 * discarded when discard_writes is set (readonly false). Nothing reaches the layers.
+	 */
+	const char *const *lowerdirs;
+	size_t n_lowerdirs;
 	/** TMPFS: size in bytes (0 = default). */
 	uint64_t size;
 	/** TMPFS: mode of the root (0 = 01777); SECRET: file mode (0 = 0400). */

@@ -356,7 +356,10 @@ struct sbx_mnt {
 	char *tmpfs_opts;
 	bool readonly;
 	bool src_is_dir;
-	char *scratch; /* discard_writes: "<state>/mN" holding the overlay's upper and work dirs */
+	const char *const *lowers; /* a bind of layers (n_lowers > 0) */
+	size_t n_lowers;
+	bool layers_ro; /* layers mounted as a read-only overlay (no upper dir) */
+	char *scratch;	/* discard_writes: "<state>/mN" holding the overlay's upper and work dirs */
 	char *scratch_upper;
 	char *scratch_work;
 	size_t file_idx;
@@ -780,26 +783,36 @@ static int setup_root(const struct sbx_plan *p)
 	return 0;
 }
 
-/* A detached overlay of a bind source with a throwaway upper dir (discard_writes). */
-static int mount_scratch_overlay(const struct sbx_plan *p, struct sbx_mnt *m)
+/*
+ * A detached overlay for a bind: over a host directory or over layers, with a throwaway upper
+ * dir in the state tmpfs (discard_writes), or layers alone, read-only.
+ */
+static int mount_bind_overlay(const struct sbx_plan *p, struct sbx_mnt *m)
 {
 	int fsfd = fsopen("overlay", FSOPEN_CLOEXEC), r = -1;
+	const char *what = m->n_lowers ? m->lowers[0] : m->source;
 
 	if (fsfd < 0)
 		return child_fail(p, errno, "run: overlayfs is not available", NULL, NULL);
-	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", m->source, 0) < 0 ||
-	    fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", m->scratch_upper, 0) < 0 ||
-	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", m->scratch_work, 0) < 0 ||
-	    fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-		fs_error(p, fsfd, errno, "run: overlay over bind source", m->source);
-		goto out;
+	for (size_t i = 0; i < (m->n_lowers ? m->n_lowers : 1); i++) {
+		what = m->n_lowers ? m->lowers[i] : m->source;
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", what, 0) < 0)
+			goto fail;
 	}
-	m->fd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
-	if (m->fd < 0) {
-		fs_error(p, fsfd, errno, "run: overlay over bind source", m->source);
-		goto out;
-	}
+	what = m->n_lowers ? m->lowers[0] : m->source;
+	if (m->scratch &&
+	    (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", m->scratch_upper, 0) < 0 ||
+	     fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", m->scratch_work, 0) < 0))
+		goto fail;
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto fail;
+	m->fd = fsmount(fsfd, FSMOUNT_CLOEXEC, m->scratch ? 0 : MOUNT_ATTR_RDONLY);
+	if (m->fd < 0)
+		goto fail;
 	r = 0;
+	goto out;
+fail:
+	fs_error(p, fsfd, errno, "run: overlay for the mount of", what);
 out:
 	close(fsfd);
 	return r;
@@ -824,9 +837,17 @@ static int open_sources(struct sbx_plan *p)
 
 		if (m->type != SANDBOX_MOUNT_BIND)
 			continue;
-		if (m->scratch) {
-			if (mount_scratch_overlay(p, m) < 0)
+		if (m->scratch || m->layers_ro) {
+			if (mount_bind_overlay(p, m) < 0)
 				return -1;
+			continue;
+		}
+		if (m->n_lowers == 1) {
+			m->fd = open_tree(AT_FDCWD, m->lowers[0],
+					  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+			if (m->fd < 0 || set_mount_attr(m->fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
+							MOUNT_ATTR_RDONLY) < 0)
+				return child_fail(p, errno, "run: bind layer '", m->lowers[0], "'");
 			continue;
 		}
 		m->fd = open_tree(AT_FDCWD, m->source,
@@ -1705,12 +1726,20 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 							m->mode ? (unsigned int)m->mode : 01777u);
 				continue;
 			}
-			if (!m->source || stat(m->source, &st) < 0)
+			if (m->n_lowerdirs) {
+				x->lowers = m->lowerdirs;
+				x->n_lowers = m->n_lowerdirs;
+				x->src_is_dir = true;
+				x->readonly = !m->discard_writes || m->readonly;
+				x->layers_ro = x->readonly && m->n_lowerdirs > 1;
+			} else if (!m->source || stat(m->source, &st) < 0) {
 				return kn_error_set(err, m->source ? errno : EINVAL,
 						    "run: mount source '%s'",
 						    m->source ? m->source : "");
-			x->source = m->source;
-			x->src_is_dir = S_ISDIR(st.st_mode);
+			} else {
+				x->source = m->source;
+				x->src_is_dir = S_ISDIR(st.st_mode);
+			}
 			if (m->discard_writes && !m->readonly) {
 				if (x->src_is_dir) {
 					x->scratch = xasprintf("%s/m%zu", p->state, p->n_mnts);

@@ -29,6 +29,8 @@ struct run_opts {
 	struct kn_strv strings; /* owned pieces the mounts point into */
 	struct sandbox_mount *mounts;
 	size_t n_mounts;
+	struct kn_strv layer_binds[8]; /* lowerdirs of --bind-layers mounts */
+	size_t n_layer_binds;
 	bool use_cb;
 	bool no_env;
 	const char *scratch;
@@ -99,6 +101,7 @@ enum {
 	OPT_TMPDIR,
 	OPT_PRIVILEGED,
 	OPT_SECRET_OWNER,
+	OPT_BIND_LAYERS,
 	OPT_SCRATCH,
 	OPT_THREADS,
 };
@@ -123,6 +126,7 @@ static const struct option run_longopts[] = {
     {"tmpdir", required_argument, NULL, OPT_TMPDIR},
     {"privileged", no_argument, NULL, OPT_PRIVILEGED},
     {"secret-owner", required_argument, NULL, OPT_SECRET_OWNER},
+    {"bind-layers", required_argument, NULL, OPT_BIND_LAYERS},
     {"scratch", required_argument, NULL, OPT_SCRATCH},
     {"threads", required_argument, NULL, OPT_THREADS},
     {NULL, 0, NULL, 0},
@@ -133,6 +137,8 @@ static void run_opts_release(struct run_opts *o)
 	kn_strv_release(&o->lowers);
 	kn_strv_release(&o->env);
 	kn_strv_release(&o->strings);
+	for (size_t i = 0; i < o->n_layer_binds; i++)
+		kn_strv_release(&o->layer_binds[i]);
 	free(o->mounts);
 }
 
@@ -230,6 +236,31 @@ static int parse_run_opts(struct run_opts *o, int argc, char **argv)
 		case OPT_PRIVILEGED:
 			o->spec.privileged = true;
 			break;
+		case OPT_BIND_LAYERS: { /* L1,L2,...:DST[:discard] (top layer first) */
+			struct kn_strv *lv;
+			const char *q;
+
+			n = split3(o, optarg, parts);
+			if (n < 2 || o->n_layer_binds == 8)
+				return -1;
+			lv = &o->layer_binds[o->n_layer_binds++];
+			for (q = parts[0];;) {
+				const char *comma = strchr(q, ',');
+
+				kn_strv_push_owned(lv, comma ? xstrndup(q, (size_t)(comma - q))
+							     : xstrdup(q));
+				if (!comma)
+					break;
+				q = comma + 1;
+			}
+			m = new_mount(o, SANDBOX_MOUNT_BIND);
+			m->target = parts[1];
+			m->lowerdirs = (const char *const *)lv->v;
+			m->n_lowerdirs = lv->n;
+			m->readonly = !(n == 3 && strcmp(parts[2], "discard") == 0);
+			m->discard_writes = !m->readonly;
+			break;
+		}
 		case OPT_SECRET_OWNER: /* MODE:UID:GID of the last --secret */
 			n = split3(o, optarg, parts);
 			if (n < 3 || !o->n_mounts ||

@@ -284,3 +284,22 @@ pwned"
 	run timeout 20 "$TOOL" sandbox-run "${SBX_LAYERS[@]}" --user app -- true
 	assert_equal "$output" "kiln-test-tool: unable to find user app: no matching entries in passwd file"
 }
+
+@test "sandbox: a bind of another stage's layers (from=), read-only or with writes discarded" {
+	local a="$BATS_TEST_TMPDIR/la" b="$BATS_TEST_TMPDIR/lb"
+	mkdir -p "$a/out" "$b/out"
+	echo from-a > "$a/out/x"
+	echo lower > "$b/out/x"
+	echo only-b > "$b/out/y"
+	mknod "$a/out/gone" c 0 0
+	echo hidden > "$b/out/gone"
+	sbx --bind-layers "$a,$b:/from" --bind-layers "$b:/single" --bind-layers "$a,$b:/scratch:discard" -- sh -c 'cat /from/out/x /from/out/y; ls /from/out | tr "\n" " "; echo; echo w > /from/out/z 2>&1; echo w > /single/out/z 2>&1; echo w > /scratch/out/z; cat /scratch/out/z; true'
+	assert_equal "$output" "from-a
+only-b
+x y 
+sh: can't create /from/out/z: Read-only file system
+sh: can't create /single/out/z: Read-only file system
+w"
+	[ ! -e "$a/out/z" ] && [ ! -e "$b/out/z" ]
+	assert_equal "$(upper_listing)" ""
+}
