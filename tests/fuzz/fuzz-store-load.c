@@ -14,6 +14,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct store *store;
+static char store_dir[] = "/tmp/kiln-fuzz-store-XXXXXX";
+
+static void cleanup(void)
+{
+	store_free(store);
+	(void)kn_rm_rf(store_dir, NULL);
+}
 
 static void json_checks(const char *s, size_t n)
 {
@@ -67,10 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd;
 
 	if (!store) {
-		char dir[] = "/tmp/kiln-fuzz-store-XXXXXX";
-
-		if (!mkdtemp(dir) || store_open(dir, STORE_WRITE, &store, NULL) < 0)
+		if (!mkdtemp(store_dir) || store_open(store_dir, STORE_WRITE, &store, NULL) < 0)
 			abort();
+		atexit(cleanup);
 	}
 	json_checks((const char *)data, size);
 	fd = memfd_create("archive", MFD_CLOEXEC);
