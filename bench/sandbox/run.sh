@@ -23,6 +23,12 @@ kiln=$("$tool" sandbox-bench --lower "$root" --scratch "$tmp/scratch" -n "$runs"
 echo "$kiln  (network host)"
 kiln_mean=$(echo "$kiln" | sed -n 's/.*mean_ms=\([0-9.]*\).*/\1/p')
 echo "$("$tool" sandbox-bench --network none --lower "$root" --scratch "$tmp/scratch" -n "$runs" -- true)  (network none)"
+if [ -d /dev/shm ] && shm=$(mktemp -d /dev/shm/kiln-bench-sandbox.XXXXXX 2>/dev/null); then
+	# the same with upper/work (and the state dir) on tmpfs: overlay's workdir probing and
+	# copy-ups no longer go through the ext4 journal
+	echo "$("$tool" sandbox-bench --lower "$root" --scratch "$shm" --tmpdir "$shm" -n "$runs" -- true)  (upper/work on tmpfs)"
+	rm -rf "$shm"
+fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 
 if command -v hyperfine >/dev/null 2>&1; then
