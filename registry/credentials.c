@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -125,6 +126,35 @@ static bool helper_name_ok(const char *name)
 }
 
 /*
+ * write() to a pipe whose reader may be gone, without SIGPIPE killing the process: the signal
+ * is blocked in this thread for the call and a pending one is consumed (library code must not
+ * change the process's signal dispositions).
+ */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old_set, pending;
+	struct timespec zero = { 0, 0 };
+	bool was_pending;
+	ssize_t n;
+	int saved;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+	n = write(fd, buf, len);
+	saved = errno;
+	if (n < 0 && saved == EPIPE && !was_pending) {
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	errno = saved;
+	return n;
+}
+
+/*
  * Runs docker-credential-<name> <action> with input on stdin; collects stdout into out.
  * Returns the exit status (>= 0), or -1 with *err when it could not run.
  */
@@ -188,7 +218,7 @@ static int helper_run(const char *name, const char *action, const char *input, s
 			continue;
 		}
 		if (in[1] >= 0 && (pfd[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			n = write(in[1], input + inpos, inlen - inpos);
+			n = write_nosigpipe(in[1], input + inpos, inlen - inpos);
 			if (n > 0)
 				inpos += (size_t)n;
 			if (n < 0 && errno != EAGAIN && errno != EINTR)

@@ -131,3 +131,16 @@ helper_put() {
 	[ "$status" -eq 0 ]
 	assert_contains "$output" "sha256 $LAYER_SHA"
 }
+
+@test "a helper that exits without reading its input fails cleanly (no SIGPIPE death)" {
+	registry_start token
+	push_test_image team/app:1
+	printf '#!/bin/sh\nexit 3\n' >"$BATS_TEST_TMPDIR/bin/docker-credential-deaf"
+	chmod +x "$BATS_TEST_TMPDIR/bin/docker-credential-deaf"
+	printf '{"credsStore":"deaf"}\n' >"$DOCKER_CONFIG/config.json"
+	for i in 1 2 3; do
+		run "$REG_TOOL" get "$REGISTRY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+		[ "$status" -eq 1 ]
+		assert_contains "$output" "credential helper 'docker-credential-deaf' failed (exit status 3)"
+	done
+}
