@@ -65,7 +65,7 @@ class Rule:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--redirect-log", required=True)
