@@ -353,40 +353,26 @@ static int clear_slot(int pfd, const char *base, bool keep_dir, bool *ret_is_dir
 	return 0;
 }
 
-static int set_xattrs(struct ap *ap, int fd, int pfd, const char *base, struct archive_entry *e,
-		      const char *rel, kn_error **err)
+/*
+ * Xattrs go on what we hold an fd of: regular files and directories. Symlinks and special files
+ * keep none (setting them needs a path, and a path through /proc could follow the symlink).
+ */
+static int set_xattrs(struct ap *ap, int fd, struct archive_entry *e, const char *rel,
+		      kn_error **err)
 {
 	const char *name;
 	const void *val;
 	size_t len;
-	_cleanup_close_ int pathfd = -1;
-	_cleanup_free_ char *proc = NULL;
 
 	if (archive_entry_xattr_reset(e) == 0)
 		return 0;
 	while (archive_entry_xattr_next(e, &name, &val, &len) == ARCHIVE_OK) {
-		int r;
-
 		/* A layer must never steer overlayfs (redirect, opaque, metacopy, ...). */
 		if (!strncmp(name, "trusted.overlay.", 16) || !strncmp(name, "user.overlay.", 13))
 			continue;
-		if (fd >= 0) {
-			r = fsetxattr(fd, name, val, len, 0);
-		} else {
-			if (pathfd < 0) {
-				pathfd = openat(pfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-				if (pathfd < 0)
-					return kn_error_errno(err, "cannot open '%s'", rel);
-				proc = xasprintf("/proc/self/fd/%d", pathfd);
-			}
-			r = lsetxattr(proc, name, val, len, 0);
-			if (r < 0 && errno == ENOENT)
-				r = setxattr(proc, name, val, len, 0);
-		}
-		if (r < 0) {
-			/* user.* cannot go on symlinks/devices; some file systems have no xattrs. */
-			if (errno == ENOTSUP || (errno == EPERM && fd < 0) ||
-			    (errno == EPERM && !ap->is_root))
+		if (fsetxattr(fd, name, val, len, 0) < 0) {
+			/* Some file systems have no (user) xattrs; non-root cannot set trusted.*. */
+			if (errno == ENOTSUP || (errno == EPERM && !ap->is_root))
 				continue;
 			return kn_error_errno(err, "cannot set xattr '%s' on '%s'", name, rel);
 		}
@@ -648,7 +634,7 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 		if (fchown(dfd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0 &&
 		    (ap->is_root || errno != EPERM))
 			return kn_error_errno(err, "cannot change owner of '%s'", rel);
-		if (set_xattrs(ap, dfd, pfd, base, e, rel, err) < 0)
+		if (set_xattrs(ap, dfd, e, rel, err) < 0)
 			return -1;
 		KN_GROW(ap->dirs, ap->alloc_dirs, ap->n_dirs + 1);
 		ap->dirs[ap->n_dirs].rel = xstrdup(rel);
@@ -671,7 +657,7 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 			return kn_error_errno(err, "cannot change owner of '%s'", rel);
 		if (fchmod(fd, perm) < 0)
 			return kn_error_errno(err, "cannot change mode of '%s'", rel);
-		if (set_xattrs(ap, fd, pfd, base, e, rel, err) < 0)
+		if (set_xattrs(ap, fd, e, rel, err) < 0)
 			return -1;
 		if (futimens(fd, ts) < 0)
 			return kn_error_errno(err, "cannot set times of '%s'", rel);
@@ -686,8 +672,7 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 			return kn_error_set(err, EBADMSG, "symlink '%s' has no target", rel);
 		if (symlinkat(target, pfd, base) < 0)
 			return kn_error_errno(err, "cannot create symlink '%s'", rel);
-		if (set_owner_at(ap, pfd, base, e, rel, err) < 0 ||
-		    set_xattrs(ap, -1, pfd, base, e, rel, err) < 0)
+		if (set_owner_at(ap, pfd, base, e, rel, err) < 0)
 			return -1;
 		return set_mtime_at(pfd, base, e, rel, err);
 	}
@@ -703,8 +688,6 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 			return -1;
 		if (fchmodat(pfd, base, perm, 0) < 0)
 			return kn_error_errno(err, "cannot change mode of '%s'", rel);
-		if (set_xattrs(ap, -1, pfd, base, e, rel, err) < 0)
-			return -1;
 		return set_mtime_at(pfd, base, e, rel, err);
 	}
 	default:
