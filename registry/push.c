@@ -484,6 +484,9 @@ int reg_push(const char *image, const char *dest, const struct reg_push_opts *op
 	ctx.blobs = blobs;
 	ctx.progress = (struct reg_xfer_progress){ opts->progress, opts->progress_data };
 	reg_xfer_emit(&ctx.progress, REG_XFER_RESOLVED, digest, false, body.len, ref->name);
+	/* Learn the scheme and the auth challenge once, before the workers all ask at the same time. */
+	if (reg_client_ping(client, err) < 0)
+		goto out;
 	if (reg_xfer_run(n, opts->jobs, push_one, &ctx, &ctx.stop, err) < 0)
 		goto out;
 	if (put_manifest(client, ref->tag ? ref->tag : digest, mt, &body, digest, err) < 0)

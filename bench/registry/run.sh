@@ -9,8 +9,10 @@
 # about M MiB (default 300), half incompressible bytes and half text, gzip-compressed
 # (deterministic). Each push goes to a fresh registry (so neither tool can skip or mount blobs);
 # each pull goes into an empty store / OCI layout. Pull sources are the same registry for both.
-# Times are the best of R runs (default 1). J: kiln's parallel transfers (default: kiln's own).
-# Needs docker-registry, skopeo, python3, bc.
+# Dirty pages are flushed (sync) before each timed command, so that no tool pays for the
+# previous one's writeback (kiln fsyncs every blob it stores; skopeo does not). Times are the
+# best of R runs (default 1). J: kiln's parallel transfers (default: kiln's own).
+# Needs docker-registry, skopeo, python3, bc. Figures: bench/registry/RESULTS.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--layers) layers=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--jobs) jobs=(--jobs "$2"); shift 2 ;;
-	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -82,13 +84,13 @@ kp=() sp=() ku=() su=()
 for ((r = 1; r <= runs; r++)); do
 	# Pull: kiln into an empty store, skopeo into an empty OCI layout.
 	rm -rf "$work/kroot" "$work/sout"
-	t=$(now); "$kiln" --root "$work/kroot" pull -q "${jobs[@]}" "$src_host/bench/img:1" >/dev/null; kp+=("$(elapsed "$t")")
-	t=$(now); skopeo copy -q --src-tls-verify=false "docker://$src_host/bench/img:1" "oci:$work/sout:img" >/dev/null; sp+=("$(elapsed "$t")")
+	sync; t=$(now); "$kiln" --root "$work/kroot" pull -q "${jobs[@]}" "$src_host/bench/img:1" >/dev/null; kp+=("$(elapsed "$t")")
+	sync; t=$(now); skopeo copy -q --src-tls-verify=false "docker://$src_host/bench/img:1" "oci:$work/sout:img" >/dev/null; sp+=("$(elapsed "$t")")
 	# Push: each tool to its own fresh registry, from the same bytes (kiln's store is an OCI layout).
 	registry_start open "$work/reg-k$r" >/dev/null
-	t=$(now); "$kiln" --root "$work/kroot" push -q "${jobs[@]}" "$src_host/bench/img:1" "$REGISTRY_HOST/bench/img:1"; ku+=("$(elapsed "$t")")
+	sync; t=$(now); "$kiln" --root "$work/kroot" push -q "${jobs[@]}" "$src_host/bench/img:1" "$REGISTRY_HOST/bench/img:1"; ku+=("$(elapsed "$t")")
 	registry_start open "$work/reg-s$r" >/dev/null
-	t=$(now); skopeo copy -q --dest-tls-verify=false "oci:$work/kroot:$src_host/bench/img:1" "docker://$REGISTRY_HOST/bench/img:1" >/dev/null; su+=("$(elapsed "$t")")
+	sync; t=$(now); skopeo copy -q --dest-tls-verify=false "oci:$work/kroot:$src_host/bench/img:1" "docker://$REGISTRY_HOST/bench/img:1" >/dev/null; su+=("$(elapsed "$t")")
 done
 kpull=$(best "${kp[@]}") spull=$(best "${sp[@]}") kpush=$(best "${ku[@]}") spush=$(best "${su[@]}")
 printf '%-6s %10s %10s %8s\n' "" "kiln (s)" "skopeo (s)" "ratio"
