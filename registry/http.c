@@ -704,6 +704,9 @@ static CURLcode perform_once(struct reg_client *c, const char *method, const cha
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, c->opts.low_speed_limit);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->opts.low_speed_time_s);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Larger buffers: fewer callbacks into the digest/store writers on multi-GB layers. */
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls_noverify ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls_noverify ? 0L : 2L);
