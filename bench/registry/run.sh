@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--layers) layers=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--jobs) jobs=(--jobs "$2"); shift 2 ;;
-	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
 done
