@@ -106,3 +106,37 @@ PY
 	run_kiln import --help
 	assert_contains "$output" "Usage: kiln import [OPTIONS] FILE|- NAME"
 }
+
+@test "layer: kiln import keeps hardlinks, devices, fifos, xattrs and drops names and sub-second times" {
+	[ "$(id -u)" = 0 ] || skip "device nodes need root"
+	S=$T/src
+	mkdir -p "$S/bin" "$S/dev"
+	echo data >"$S/bin/a"
+	ln "$S/bin/a" "$S/bin/b"
+	mkfifo "$S/dev/fifo"
+	mknod "$S/dev/null" c 1 3
+	ln -s a "$S/bin/sym"
+	chown 1000:50 "$S/bin/a"
+	/usr/bin/python3 -c "import os; os.setxattr('$S/bin/a', 'security.capability', bytes.fromhex('0100000200200000000000000000000000000000'))"
+	touch -d '2001-09-09 01:46:40.5' "$S/bin/a"
+	tar --sort=name --xattrs --xattrs-include='*' --format=posix -C "$S" -cf "$T/in.tar" ./bin ./dev
+	run_kiln import "$T/in.tar" special:1
+	cfg=$(blob "$output")
+	manifest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "docker.io/library/special:1") | .digest' "$ROOT/index.json")
+	layer=$(blob "$(jq -r '.layers[0].digest' "$(blob "$manifest")")")
+	run bash -c "TZ=UTC tar --numeric-owner --xattrs --xattrs-include='*' -tvvzf '$layer' | sed -E 's/ +/ /g' | awk '\$1 == \"x:\" { print; next } { \$4 = \$5 = \"\"; print }' | sed -E 's/ +/ /g'"
+	assert_equal "$output" "drwxr-xr-x 0/0 0 bin/
+-rw-r--r--* 1000/50 5 bin/a
+ x: 20 security.capability
+hrw-r--r-- 1000/50 0 bin/b link to bin/a
+lrwxrwxrwx 0/0 0 bin/sym -> a
+drwxr-xr-x 0/0 0 dev/
+prw-r--r-- 0/0 0 dev/fifo
+crw-r--r-- 0/0 1,3 dev/null"
+	# No user/group names, no PAX atime/ctime, whole-second mtimes.
+	run bash -c "gzip -dc '$layer' | grep -a -c -e 'atime=' -e 'ctime=' -e 'mtime=' || true"
+	assert_equal "$output" "0"
+	run bash -c "gzip -dc '$layer' | tar -tv -f - | grep -c root || true"
+	assert_equal "$output" "0"
+	assert_equal "$(tar -tvz --full-time -f "$layer" bin/a | sed -E 's/ +/ /g' | cut -d' ' -f4,5)" "2001-09-09 01:46:40"
+}
