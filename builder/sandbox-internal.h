@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "base/base.h"
@@ -229,6 +230,31 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
  */
 int sandbox_user_lookup(const char *const *lowerdirs, size_t n_lowerdirs, const char *rootfs,
 			const char *user, struct sandbox_user *ret, kn_error **err);
+
+/** A path walked through the merged view of layers (sandbox_layers_walk()). Owned fields. */
+struct sandbox_walk {
+	/** The path exists (any type). */
+	bool exists;
+	/**
+	 * Relative, symlink-free: the path itself when it exists, else the existing part followed
+	 * by the missing components (where a stub would go).
+	 */
+	char *resolved;
+	/** The existing directories on the way (relative, symlink-free) and their lstat. */
+	char **dirs;
+	struct stat *dir_st;
+	size_t n_dirs;
+};
+
+/**
+ * Walks path (relative to the image root) through the merged overlay view of layers (open
+ * O_PATH fds of the lowerdirs, top first): whiteouts and opaque directories respected, symlinks
+ * followed inside the image (at most 40). Returns 0 and fills *ret (release with
+ * sandbox_walk_release()), or -1 with errno: ELOOP, ENOTDIR (a non-directory on the way), EINVAL
+ * ("." or ".." among the missing components).
+ */
+int sandbox_layers_walk(const int *layers, size_t n, const char *path, struct sandbox_walk *ret);
+void sandbox_walk_release(struct sandbox_walk *w);
 
 /** Limits: passwd/group files larger than this are refused; supplementary groups cap. */
 #define SANDBOX_USER_FILE_MAX (4u << 20)

@@ -366,6 +366,16 @@ struct sbx_mnt {
 	int fd;
 };
 
+/* An entry of the stub layer. */
+struct sbx_stub {
+	char *rel;   /* relative to the image root, for dedup */
+	char *path;  /* in the state dir */
+	mode_t mode; /* with its type: S_IFDIR or S_IFREG */
+	uid_t uid;
+	gid_t gid;
+	struct timespec times[2]; /* atime, mtime; tv_nsec UTIME_OMIT when new */
+};
+
 struct sbx_plan {
 	const struct sandbox_spec *spec;
 	char *state;
@@ -397,6 +407,14 @@ struct sbx_plan {
 	size_t msgbuf_cap;
 	char *cwd;
 	const char *hostname;
+	/*
+	 * Overlay mode: mount points missing from the image are created in a small extra top
+	 * layer in the state tmpfs (directories on the way copy the image's owner, mode and
+	 * times), so they never touch the upper dir.
+	 */
+	char *stubs_dir;
+	struct sbx_stub *stubs;
+	size_t n_stubs;
 	struct sock_filter *bpf; /* the seccomp program (NULL: none) */
 	size_t n_bpf;
 	/*
@@ -667,8 +685,39 @@ static int setup_state(const struct sbx_plan *p)
 {
 	if (mount("tmpfs", p->state, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
 		return child_fail(p, errno, "run: mount tmpfs on '", p->state, "'");
-	if (mkdir(p->root, 0755) < 0 || mkdir(p->run, 0755) < 0)
+	if (mkdir(p->root, 0755) < 0 || mkdir(p->run, 0755) < 0 ||
+	    (p->stubs_dir && mkdir(p->stubs_dir, 0755) < 0))
 		return child_fail(p, errno, "run: create '", p->root, "'");
+	for (size_t i = 0; i < p->n_stubs; i++) {
+		const struct sbx_stub *st = &p->stubs[i];
+		int fd;
+
+		if (S_ISDIR(st->mode)) {
+			if (mkdir(st->path, st->mode & 07777) < 0)
+				return child_fail(p, errno, "run: create '", st->path, "'");
+			fd = open(st->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		} else {
+			fd = open(st->path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+				  st->mode & 07777);
+		}
+		if (fd < 0 || fchown(fd, st->uid, st->gid) < 0 ||
+		    fchmod(fd, st->mode & 07777) < 0) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return child_fail(p, e, "run: create '", st->path, "'");
+		}
+		close(fd);
+	}
+	/* Times last, children first: creating entries changed their parents' mtimes. */
+	for (size_t i = p->n_stubs; i-- > 0;) {
+		const struct sbx_stub *st = &p->stubs[i];
+
+		if (st->times[1].tv_nsec != UTIME_OMIT &&
+		    utimensat(AT_FDCWD, st->path, st->times, AT_SYMLINK_NOFOLLOW) < 0)
+			return child_fail(p, errno, "run: set times of '", st->path, "'");
+	}
 	for (size_t i = 0; i < p->n_mnts; i++) {
 		const struct sbx_mnt *m = &p->mnts[i];
 
@@ -731,8 +780,13 @@ static int mount_overlay(const struct sbx_plan *p)
 	fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0)
 		return child_fail(p, errno, "run: overlayfs is not available", NULL, NULL);
-	for (size_t i = 0; i < s->n_lowerdirs; i++) {
-		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", s->lowerdirs[i], 0) < 0) {
+	for (size_t k = 0; k < s->n_lowerdirs + 1; k++) {
+		const char *dir = k == 0 ? p->stubs_dir : s->lowerdirs[k - 1];
+		size_t i = p->stubs_dir ? k : k - 1;
+
+		if (!dir)
+			continue;
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", dir, 0) < 0) {
 			if (errno == EINVAL && i == 0 && p->lower_joined) {
 				/* Kernels before 6.8: one colon-separated option. */
 				if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p->lower_joined,
@@ -743,7 +797,7 @@ static int mount_overlay(const struct sbx_plan *p)
 				}
 				break;
 			}
-			fs_error(p, fsfd, errno, "run: overlay lowerdir", s->lowerdirs[i]);
+			fs_error(p, fsfd, errno, "run: overlay lowerdir", dir);
 			goto out;
 		}
 	}
@@ -1477,6 +1531,12 @@ static void plan_release(struct sbx_plan *p)
 	free(p->reclen);
 	free(p->cwd);
 	free(p->lower_joined);
+	for (size_t i = 0; i < p->n_stubs; i++) {
+		free(p->stubs[i].rel);
+		free(p->stubs[i].path);
+	}
+	free(p->stubs);
+	free(p->stubs_dir);
 	free(p->bpf);
 	free(p->root);
 	free(p->run);
@@ -1585,9 +1645,139 @@ static int add_file(struct sbx_plan *p, const char *target, char *data, size_t l
 	return 0;
 }
 
+static struct sbx_stub *stub_find(struct sbx_plan *p, const char *rel)
+{
+	for (size_t i = 0; i < p->n_stubs; i++)
+		if (strcmp(p->stubs[i].rel, rel) == 0)
+			return &p->stubs[i];
+	return NULL;
+}
+
+static void stub_add(struct sbx_plan *p, const char *rel, mode_t mode, uid_t uid, gid_t gid,
+		     const struct timespec *atime, const struct timespec *mtime)
+{
+	struct sbx_stub *st;
+
+	if (stub_find(p, rel))
+		return;
+	p->stubs = xreallocarray(p->stubs, p->n_stubs + 1, sizeof(*p->stubs));
+	st = &p->stubs[p->n_stubs++];
+	st->rel = xstrdup(rel);
+	st->path = xasprintf("%s/%s", p->stubs_dir, rel);
+	st->mode = mode;
+	st->uid = uid;
+	st->gid = gid;
+	st->times[0] = atime ? *atime : (struct timespec){0, UTIME_OMIT};
+	st->times[1] = mtime ? *mtime : (struct timespec){0, UTIME_OMIT};
+}
+
+/* Adds the stub layer entries a mount target needs when the image lacks it. */
+static void plan_stub(struct sbx_plan *p, const int *layers, const char *target, bool is_dir)
+{
+	struct sandbox_walk w;
+	size_t n;
+
+	if (sandbox_layers_walk(layers, p->spec->n_lowerdirs, target + 1, &w) < 0)
+		return; /* the sandbox makes (and later removes) what it can itself */
+	if (w.exists || !*w.resolved) {
+		sandbox_walk_release(&w);
+		return;
+	}
+	/* the existing directories on the way, as the image has them */
+	for (size_t i = 0; i < w.n_dirs; i++) {
+		const struct stat *st = &w.dir_st[i];
+
+		stub_add(p, w.dirs[i], st->st_mode, st->st_uid, st->st_gid, &st->st_atim,
+			 &st->st_mtim);
+	}
+	/* then the missing components */
+	n = w.n_dirs ? strlen(w.dirs[w.n_dirs - 1]) + 1 : 0;
+	for (char *c = w.resolved + n;; c++) {
+		if (*c != '/' && *c != '\0')
+			continue;
+		{
+			char saved = *c;
+
+			*c = '\0';
+			stub_add(p, w.resolved, (saved || is_dir) ? S_IFDIR | 0755 : S_IFREG | 0644,
+				 0, 0, NULL, NULL);
+			*c = saved;
+			if (!saved)
+				break;
+		}
+	}
+	sandbox_walk_release(&w);
+}
+
+/*
+ * Overlay mode: finds the mount points the image lacks (/proc, /dev, /sys, /etc/hosts,
+ * /etc/resolv.conf, /etc/hostname, secrets and mount targets) and plans the stub layer holding
+ * them, so that nothing is created in the upper dir. Targets below another mount are left to
+ * the sandbox (they land in that mount, not in the layer).
+ */
+static int plan_stubs(struct sbx_plan *p, kn_error **err)
+{
+	const struct sandbox_spec *s = p->spec;
+	static const char *const base_dirs[] = {"/proc", "/dev", "/sys"};
+	_cleanup_free_ int *fds = xreallocarray(NULL, s->n_lowerdirs, sizeof(int));
+	struct kn_buf b = KN_BUF_INIT;
+	int r = -1;
+
+	for (size_t i = 0; i < s->n_lowerdirs; i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < s->n_lowerdirs; i++) {
+		fds[i] = open(s->lowerdirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			kn_error_errno(err, "run: overlay lowerdir '%s'", s->lowerdirs[i]);
+			goto out;
+		}
+	}
+	p->stubs_dir = xasprintf("%s/stubs", p->state);
+	for (size_t i = 0; i < sizeof(base_dirs) / sizeof(base_dirs[0]); i++)
+		plan_stub(p, fds, base_dirs[i], true);
+	for (size_t i = 0; i < p->n_base_files; i++)
+		plan_stub(p, fds, p->files[i].target, false);
+	for (size_t i = 0; i < p->n_mnts; i++) {
+		const struct sbx_mnt *m = &p->mnts[i];
+		bool nested = false;
+
+		for (size_t j = 0; j < i && !nested; j++) {
+			size_t l = strlen(p->mnts[j].target);
+
+			nested =
+			    strncmp(m->target, p->mnts[j].target, l) == 0 && m->target[l] == '/';
+		}
+		nested |= strncmp(m->target, "/proc/", 6) == 0 ||
+			  strncmp(m->target, "/dev/", 5) == 0 ||
+			  strncmp(m->target, "/sys/", 5) == 0;
+		if (!nested)
+			plan_stub(p, fds, m->target,
+				  m->type == SANDBOX_MOUNT_TMPFS ||
+				      (m->type == SANDBOX_MOUNT_BIND && m->src_is_dir));
+	}
+	if (!p->n_stubs) {
+		free(p->stubs_dir);
+		p->stubs_dir = NULL;
+	}
+	/* The "lowerdir=" fallback for kernels before 6.8, stub layer first. */
+	if (p->stubs_dir)
+		kn_buf_adds(&b, p->stubs_dir);
+	for (size_t i = 0; i < s->n_lowerdirs; i++) {
+		if (b.len)
+			kn_buf_addch(&b, ':');
+		kn_buf_adds(&b, s->lowerdirs[i]);
+	}
+	p->lower_joined = kn_buf_detach(&b);
+	r = 0;
+out:
+	for (size_t i = 0; i < s->n_lowerdirs; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return r;
+}
+
 static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error **err)
 {
-	struct kn_buf b = KN_BUF_INIT;
 	const char *tmp = s->tmpdir;
 	const char *path;
 	size_t n_env = 0;
@@ -1604,13 +1794,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	if (s->n_lowerdirs && !s->workdir)
 		return kn_error_set(err, EINVAL, "run: overlay needs a workdir");
 	if (s->n_lowerdirs) {
-		p->overlay = true;
-		for (size_t i = 0; i < s->n_lowerdirs; i++) {
-			if (i)
-				kn_buf_addch(&b, ':');
-			kn_buf_adds(&b, s->lowerdirs[i]);
-		}
-		p->lower_joined = kn_buf_detach(&b);
+		p->overlay = true; /* lower_joined and the stub layer: plan_stubs() */
 	} else {
 		p->root_src = s->rootfs ? s->rootfs : s->upperdir;
 	}
@@ -1753,6 +1937,8 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	}
 
 	sort_mounts(p->mnts, p->n_mnts);
+	if (p->overlay && plan_stubs(p, err) < 0)
+		return -1;
 
 	/* argv[0]: a path is used as is, a name is searched in the command's PATH (execvp rules).
 	 */

@@ -443,6 +443,135 @@ out:
 	return fd;
 }
 
+void sandbox_walk_release(struct sandbox_walk *w)
+{
+	if (!w)
+		return;
+	free(w->resolved);
+	kn_strv_free(w->dirs);
+	free(w->dir_st);
+	memset(w, 0, sizeof(*w));
+}
+
+int sandbox_layers_walk(const int *layers, size_t n, const char *path, struct sandbox_walk *ret)
+{
+	struct kn_buf todo = KN_BUF_INIT, prefix = KN_BUF_INIT, next = KN_BUF_INIT;
+	struct kn_strv dirs = KN_STRV_INIT;
+	struct stat *dir_st = NULL;
+	size_t dir_st_alloc = 0;
+	int hops = 0, r = -1, e = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	kn_buf_adds(&todo, path);
+restart:
+	kn_buf_reset(&prefix);
+	kn_strv_release(&dirs);
+	for (const char *p = todo.buf;;) {
+		_cleanup_close_ int dfd = -1;
+		_cleanup_free_ char *name = NULL;
+		const char *end;
+		struct stat st;
+		bool found = false;
+
+		while (*p == '/')
+			p++;
+		if (!*p) {
+			/* the whole path exists and is a directory */
+			ret->exists = true;
+			break;
+		}
+		end = strchrnul(p, '/');
+		name = xstrndup(p, (size_t)(end - p));
+		p = end;
+		if (strcmp(name, ".") == 0)
+			continue;
+		if (strcmp(name, "..") == 0) {
+			char *slash = strrchr(prefix.buf, '/');
+
+			kn_buf_setlen(&prefix, slash ? (size_t)(slash - prefix.buf) : 0);
+			if (dirs.n) {
+				free(dirs.v[--dirs.n]);
+				dirs.v[dirs.n] = NULL;
+			}
+			continue;
+		}
+		for (size_t i = 0; i < n && !found; i++) {
+			enum layer_hit hit = layer_lookup(layers[i], prefix.buf, name, &st, &dfd);
+
+			if (hit == LAYER_HIDDEN)
+				break;
+			found = hit == LAYER_FOUND;
+		}
+		if (!found) {
+			/* missing from here on: the rest must be plain names */
+			kn_buf_reset(&next);
+			kn_buf_addf(&next, "%s%s%s%s", prefix.buf, prefix.len ? "/" : "", name, p);
+			if (strstr(next.buf + prefix.len, "/../") ||
+			    strstr(next.buf + prefix.len, "/./") ||
+			    (next.len >= 3 && strcmp(next.buf + next.len - 3, "/..") == 0)) {
+				e = EINVAL;
+				goto out;
+			}
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			struct kn_buf target = KN_BUF_INIT;
+			ssize_t len;
+
+			if (++hops > MAX_SYMLINK_HOPS || st.st_size <= 0 || st.st_size > 4096) {
+				e = ELOOP;
+				goto out;
+			}
+			kn_buf_grow(&target, (size_t)st.st_size + 1);
+			len = readlinkat(dfd, name, target.buf, (size_t)st.st_size + 1);
+			if (len <= 0 || len > st.st_size) {
+				kn_buf_release(&target);
+				e = ELOOP;
+				goto out;
+			}
+			kn_buf_setlen(&target, (size_t)len);
+			kn_buf_reset(&next);
+			if (target.buf[0] != '/')
+				kn_buf_addf(&next, "%s/", prefix.buf);
+			kn_buf_addf(&next, "%s%s", target.buf, p);
+			kn_buf_release(&target);
+			kn_buf_reset(&todo);
+			kn_buf_adds(&todo, next.buf);
+			goto restart;
+		}
+		if (prefix.len)
+			kn_buf_addch(&prefix, '/');
+		kn_buf_adds(&prefix, name);
+		if (!S_ISDIR(st.st_mode)) {
+			while (*p == '/')
+				p++;
+			if (*p) {
+				e = ENOTDIR;
+				goto out;
+			}
+			ret->exists = true;
+			break;
+		}
+		KN_GROW(dir_st, dir_st_alloc, dirs.n + 1);
+		dir_st[dirs.n] = st;
+		kn_strv_push(&dirs, prefix.buf);
+	}
+	ret->resolved = ret->exists ? kn_buf_detach(&prefix) : kn_buf_detach(&next);
+	ret->n_dirs = dirs.n;
+	ret->dirs = kn_strv_detach(&dirs);
+	ret->dir_st = steal_ptr(&dir_st);
+	r = 0;
+out:
+	kn_buf_release(&todo);
+	kn_buf_release(&prefix);
+	kn_buf_release(&next);
+	kn_strv_release(&dirs);
+	free(dir_st);
+	if (r < 0)
+		errno = e;
+	return r;
+}
+
 static int read_image_file(const char *const *lowerdirs, size_t n, const char *rootfs,
 			   const char *name, struct kn_buf *out, kn_error **err)
 {

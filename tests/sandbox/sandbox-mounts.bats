@@ -303,3 +303,22 @@ w"
 	[ ! -e "$a/out/z" ] && [ ! -e "$b/out/z" ]
 	assert_equal "$(upper_listing)" ""
 }
+
+@test "sandbox: mount points missing from the image keep the image's directories as they are" {
+	local l2="$BATS_TEST_TMPDIR/l2"
+	mkdir -p "$l2/etc" "$l2/srv"
+	chmod 0750 "$l2/etc"
+	chown 0:10 "$l2/etc"
+	touch -d @5000 "$l2/etc"
+	echo -n s > "$BATS_TEST_TMPDIR/secret"
+	SBX_LAYERS=(--lower "$l2" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
+	# /etc/hosts, /etc/resolv.conf, /etc/hostname, /srv/data/x and /run/secrets/k are all new
+	sbx --bind "$BATS_TEST_TMPDIR/secret:/srv/data/x:ro" --secret k:"$BATS_TEST_TMPDIR/secret" -- sh -c 'stat -c "%a %u %g %Y" /etc; ls /etc | tr "\n" " "'
+	assert_equal "$output" "750 0 10 5000
+group hostname hosts passwd resolv.conf "
+	assert_equal "$(upper_listing)" ""
+	# a write into /etc copies it up with the image's owner and mode
+	sbx -- sh -c 'echo x > /etc/new'
+	assert_equal "$(stat -c '%a %u %g' "$UP/etc")" "750 0 10"
+	assert_equal "$(cd "$UP" && find . -mindepth 1 | LC_ALL=C sort | tr '\n' ' ')" "./etc ./etc/new "
+}
