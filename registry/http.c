@@ -18,6 +18,7 @@
 #define MAX_REDIRECTS 10
 #define MAX_AUTH_RETRIES 2
 #define RETRY_DELAY_CAP_MS 10000
+#define RETRY_AFTER_MAX_S 10
 
 /* One cached Bearer token: the set of scopes it was asked for, space-joined and sorted. */
 struct token_entry {
@@ -1403,9 +1404,23 @@ int reg_request(struct reg_client *c, const struct reg_request *req, struct reg_
 
 		if (status_transient(x.status) && idempotent && attempt < c->opts.retries &&
 		    body_rewindable(req->body)) {
+			const char *ra = hdr_lookup(&x.headers, "Retry-After");
+			long wait_s = ra && *ra >= '0' && *ra <= '9' ? strtol(ra, NULL, 10) : -1;
+
+			/* A long Retry-After (rate limits) will not pass during our retries: fail now. */
+			if (wait_s > RETRY_AFTER_MAX_S)
+				goto done;
 			if (body_rewind(&x, err) < 0)
 				goto out;
-			backoff_sleep(c, attempt++);
+			if (wait_s > 0) {
+				struct timespec ts = { wait_s, 0 };
+
+				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+					;
+				attempt++;
+			} else {
+				backoff_sleep(c, attempt++);
+			}
 			continue;
 		}
 	done:

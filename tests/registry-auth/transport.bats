@@ -307,3 +307,19 @@ proxy_count() {
 	KILN_INSECURE_REGISTRIES="insecure.example:5000" run "$REG_TOOL" get "insecure.example/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
 	[ "$status" -eq 1 ]
 }
+
+@test "Retry-After: a short one is waited for, a long one (rate limit) fails at once" {
+	registry_start open
+	push_test_image team/app:1
+	registry_fault_proxy_start --rule 'GET /v2/team/app/blobs/ 503 retry_after=1 count=1' \
+		--rule 'GET /v2/team/app/manifests/ 429 retry_after=3600'
+	SECONDS=0
+	KILN_REGISTRY_RETRY_DELAY_MS=0 run "$REG_TOOL" get "$FAULT_PROXY_HOST/team/app:1" "/v2/team/app/blobs/$LAYER_DIGEST"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "sha256 $LAYER_SHA"
+	[ "$SECONDS" -ge 1 ]
+	run "$REG_TOOL" get "$FAULT_PROXY_HOST/team/app:1" /v2/team/app/manifests/1
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "429 Too Many Requests"
+	assert_equal "$(proxy_count 429)" 1
+}

@@ -10,6 +10,7 @@ METHOD is GET, HEAD, PUT, POST, PATCH, DELETE or * ; PATH_REGEX is matched (re.s
 the path with its query. count=N applies the rule to the first N matching requests only
 (default: all). ACTION is one of
   <status>        answer with that status (e.g. 500, 503, 429) and a registry JSON error body
+                  (retry_after=S adds a Retry-After header)
   reset           close the connection without an answer (TCP RST)
   truncate        forward, but send only the first half of the body (Content-Length stays)
   drip            forward, sending the body at rate=BYTES_PER_SECOND (default 64)
@@ -186,6 +187,8 @@ def main():
                 err = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected failure %d" % code}]}).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
+                if "retry_after" in rule.params:
+                    self.send_header("Retry-After", rule.params["retry_after"])
                 self.send_header("Content-Length", str(len(err)))
                 self.end_headers()
                 self.wfile.write(err)
