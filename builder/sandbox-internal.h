@@ -90,18 +90,19 @@ struct sandbox_mount {
  * hosts, resolv_conf: the content of /etc/hosts and /etc/resolv.conf during the run; NULL = a
  *   default hosts ("127.0.0.1 localhost <hostname>" and the ::1 line) / the host's
  *   /etc/resolv.conf. /etc/hostname holds the hostname. These files are bind-mounted from a
- *   tmpfs private to the sandbox and never reach the upper dir (a stub created as mount point
- *   is removed after the run, see below).
- * mounts: extra mounts, mounted in order after the base ones.
+ *   tmpfs private to the sandbox and never reach the upper dir (see mount points below).
+ * mounts: extra mounts, after the base ones, in order, sorted by target depth (parents first).
  * output_fd: where the command's stdout and stderr go (stdin is /dev/null). When < 0 and
  *   output_cb is set, sandbox_run() makes a pipe and calls output_cb(data, len, output_data)
  *   from the calling thread as output arrives. When both are unset, output goes to /dev/null.
  *
- * Mount-point stubs: a file or directory that had to be created in the root only to serve as a
- * mount point (e.g. /etc/resolv.conf missing in the image, /run/secrets/x, /proc in a scratch
- * image) is removed from the upper dir (or rootfs) after the run when it is still an empty file
- * or an empty directory, and so is a copied-up parent directory left empty and unchanged; files
- * the command itself wrote are never removed.
+ * Mount points the image lacks (e.g. /etc/resolv.conf, /run/secrets/x, /proc in a scratch
+ * image): with lowerdirs they live in an extra top layer on the sandbox's tmpfs (the image's
+ * directories on the way are copied there with their owner, mode and times), so a RUN that
+ * writes nothing leaves the upper dir empty and a write into /etc copies /etc up exactly as the
+ * image has it. Otherwise (rootfs, upper dir alone, or a target below another mount) the sandbox
+ * creates the stub in place and removes it after the run while it is still an empty file or
+ * directory, restoring its parent's mtime; files the command itself wrote are never removed.
  */
 struct sandbox_spec {
 	const char *const *lowerdirs;
