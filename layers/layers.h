@@ -428,7 +428,9 @@ enum layer_write_flags {
 	/*
 	 * For directories of the source tree that also exist as directories in a lowerdir (the first
 	 * one, top-first, wins): write the lower's mode/owner/mtime/xattrs instead of the source's.
-	 * For COPY staging trees whose parent directories were made with mkdir -p.
+	 * For COPY staging trees whose parent directories were made with mkdir -p: pass the
+	 * staging dir to layer_diff_overlay() with the lowerdirs (a tree without overlay markers
+	 * reads the same in both functions).
 	 */
 	LAYER_PARENTS_FROM_LOWER = 1 << 0,
 };

@@ -207,3 +207,24 @@ b/c/f"
 	[ "$status" -eq 1 ]
 	assert_contains "$output" "invalid SOURCE_DATE_EPOCH 'abc'"
 }
+
+@test "layer: with LAYER_PARENTS_FROM_LOWER, directories that exist below keep the lower's metadata" {
+	L=$T/lower
+	S=$T/staging
+	mkdir -p "$L/app/conf" "$S/app/conf" "$S/new"
+	chmod 0750 "$L/app"
+	chown 1000:50 "$L/app"
+	touch -d @1000000000 "$L/app" "$L/app/conf"
+	echo x >"$S/app/conf/file"
+	touch -d @1500000000 "$S/app/conf/file" "$S/app/conf" "$S/app" "$S/new"
+	create_layer --overlay --parents-from-lower --lower "$L" "$S"
+	run bash -c "TZ=UTC tar --numeric-owner -tvzf '$BLOB' | sed -E 's/ +/ /g' | cut -d' ' -f1,2,4,6"
+	assert_equal "$output" "drwxr-x--- 1000/50 2001-09-09 app/
+drwxr-xr-x 0/0 2001-09-09 app/conf/
+-rw-r--r-- 0/0 2017-07-14 app/conf/file
+drwxr-xr-x 0/0 2017-07-14 new/"
+	# Without the flag, the staging dir's own metadata is written.
+	create_layer "$S"
+	run bash -c "TZ=UTC tar --numeric-owner -tvzf '$BLOB' | sed -E 's/ +/ /g' | cut -d' ' -f1,2,4,6 | head -1"
+	assert_equal "$output" "drwxr-xr-x 0/0 2017-07-14 app/"
+}
