@@ -169,6 +169,7 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  * output_cb is called from the calling thread. Do not set SIGCHLD to SIG_IGN in the process.
  *
  * Not done (yet): cgroups (no /sys/fs/cgroup, no resource limits), AppArmor/SELinux labels,
+ * extended attributes (ACLs) of image directories copied into the stub layer,
  * user-namespace (rootless) operation, seccomp on architectures other than x86_64 (with its
  * i386 ABI) and aarch64.
  */
