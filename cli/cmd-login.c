@@ -198,6 +198,9 @@ int cmd_login(int argc, char **argv)
 	secret_free(pass);
 	if (r < 0)
 		return cli_fail(err);
+	if (where && strncmp(where, "docker-credential-", 18))
+		cli_warn("the password is stored unencrypted in '%s'; configure a credential helper (credsStore) to avoid it",
+			 where);
 	printf("Login Succeeded\n");
 	return CLI_EXIT_OK;
 }

@@ -119,7 +119,8 @@ enum reg_request_flags {
  * Credentials are only sent to the registry's own host:port; redirects are followed by the
  * transport itself (up to 10) and never carry Authorization to another host.
  * Idempotent requests (GET, HEAD, PUT, DELETE) are retried on 5xx (except 501), 429, connection
- * resets, truncated bodies and timeouts with exponential backoff, when the body is rewindable.
+ * resets, truncated bodies and timeouts with exponential backoff, when the body is rewindable; a
+ * Retry-After up to 10 s is waited for, a longer one fails at once (rate limits).
  */
 struct reg_request {
 	const char *method;

@@ -49,6 +49,7 @@ helper_put() {
 
 	run_kiln login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST" <<<"$REGISTRY_PASS"
 	assert_contains "$output" "Login Succeeded"
+	[[ "$output" != *unencrypted* ]]
 	grep -q "^store {\"ServerURL\":\"$REGISTRY_HOST\",\"Username\":\"$REGISTRY_USER\",\"Secret\":\"$REGISTRY_PASS\"}" "$HELPER_LOG"
 	# Nothing secret went into config.json.
 	! grep -q "$(printf '%s:%s' "$REGISTRY_USER" "$REGISTRY_PASS" | base64 -w0)" "$DOCKER_CONFIG/config.json"

@@ -28,6 +28,7 @@ login_cycle() {
 	run_kiln login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST" <<<"$REGISTRY_PASS"
 	assert_contains "$output" "Login Succeeded"
 	[[ "$output" != *"$REGISTRY_PASS"* ]]
+	assert_contains "$output" "warning: the password is stored unencrypted in '$DOCKER_CONFIG/config.json'"
 	assert_equal "$(stat -c %a "$DOCKER_CONFIG/config.json")" 600
 	assert_equal "$(jq -r --arg h "$REGISTRY_HOST" '.auths[$h].auth' "$DOCKER_CONFIG/config.json")" \
 		"$(printf '%s:%s' "$REGISTRY_USER" "$REGISTRY_PASS" | base64 -w0)"
