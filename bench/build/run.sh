@@ -110,7 +110,7 @@ if [ -n "$BH" ]; then
 fi
 
 per_run() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a - b) / 20 * 1000 }'; }
-printf 'kiln build vs buildah bud %s(best of %d runs, seconds; ratio = buildah / kiln)\n' \
+printf "kiln build vs buildah bud %s[best of %d runs, seconds; ratio = buildah / kiln]\n" \
 	"${bh_driver:+($bh_driver storage, chroot isolation) }" "$runs"
 printf '%-34s %10s %10s %8s\n' workload kiln buildah ratio
 for w in daemon 3stage 20run cached late; do
