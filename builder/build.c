@@ -819,6 +819,73 @@ static char **run_argv(const struct bld_state *st, const struct df_instr *x)
 	return argv;
 }
 
+/* The digest of what a context bind mount shows (after .dockerignore). */
+static int bind_digest(struct bld *b, const char *source, char **ret, kn_error **err)
+{
+	struct cp_opts co = { 0 };
+	struct cp_list l = { 0 };
+	char *srcs[2] = { (char *)source, NULL };
+	struct store_hash *h = store_hash_new("sha256", NULL);
+	int r;
+
+	co.ctx_strict = true;
+	co.ignore = b->ignore;
+	co.what = "RUN --mount";
+	r = cp_resolve(b->ctx_fd, srcs, 1, "/", &co, &l, err);
+	if (r == 0) {
+		pthread_mutex_lock(&b->mu);
+		r = cp_digest(b->ctx_fd, &l, b->statcache, h, err);
+		pthread_mutex_unlock(&b->mu);
+	}
+	cp_list_release(&l);
+	if (r == 0)
+		*ret = store_hash_final(h);
+	store_hash_free(h);
+	return r;
+}
+
+/*
+ * RUN --mount=type=bind,from=STAGE|IMAGE: the source (a directory; "/" by default) is copied out
+ * of the stage's or image's layers into tmp/bind-N, whose path is pushed to owned.
+ */
+static int bind_from(struct bld_state *st, const char *tmp, size_t i, const struct bld_stage_result *sr,
+		     const struct store_image *img, const char *source, struct kn_strv *owned, kn_error **err)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/bind-%zu", tmp, i), *mnt = xasprintf("%s/bind-%zu-src", tmp, i);
+	_cleanup_strv_ char **src_lowerdirs = NULL;
+	char *srcs[2] = { (char *)(source ? source : "/"), NULL };
+	char *none[1] = { NULL };
+	struct cp_opts co = { 0 };
+	struct cp_job job = { 0 };
+
+	if (mkdir(dir, 0755) < 0 || mkdir(mnt, 0755) < 0)
+		return kn_error_errno(err, "cannot create '%s'", dir);
+	if (sr && sr->n_layers &&
+	    snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers, &src_lowerdirs, NULL, err) < 0)
+		return -1;
+	if (img && img->manifest.n_layers &&
+	    snapshot_prepare(st->store, img->manifest.layers, img->config->diff_ids, img->manifest.n_layers,
+			     &src_lowerdirs, NULL, err) < 0)
+		return -1;
+	co.link = true;
+	co.what = "RUN --mount";
+	job.co = &co;
+	job.sources = srcs;
+	job.n_sources = 1;
+	job.dest = "/";
+	job.src_fd = -1;
+	job.src_lowerdirs = src_lowerdirs;
+	job.lowerdirs = none;
+	job.upper = dir;
+	job.work = mnt;
+	job.mnt = mnt;
+	job.src_mnt = mnt;
+	if (cp_run(&job, err) < 0)
+		return kn_error_wrap(err, "bind mount from '%s'", source ? source : "/");
+	kn_strv_push(owned, dir);
+	return 0;
+}
+
 static const struct bld_secret *find_secret(const struct bld *b, const char *id)
 {
 	for (size_t i = 0; i < b->n_secrets; i++)
@@ -839,6 +906,8 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	struct kn_buf k = KN_BUF_INIT;
 	struct sandbox_mount *mounts = NULL;
 	_cleanup_free_ size_t *owned_idx = NULL;
+	_cleanup_free_ const struct bld_stage_result **from_stage = NULL;
+	_cleanup_free_ const struct store_image **from_img = NULL;
 	size_t n_mounts = 0;
 	int memfds[16], n_memfds = 0;
 	char *key = NULL;
@@ -861,6 +930,8 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	kn_buf_addf(&k, "net=%d/%d security=%d\n", (int)x->run.network, (int)b->o->network, (int)x->run.security);
 	mounts = xcalloc(x->run.n_mounts + 1, sizeof(*mounts));
 	owned_idx = xcalloc(x->run.n_mounts + 1, sizeof(*owned_idx));
+	from_stage = xcalloc(x->run.n_mounts + 1, sizeof(*from_stage));
+	from_img = xcalloc(x->run.n_mounts + 1, sizeof(*from_img));
 	for (size_t i = 0; i < x->run.n_mounts; i++) {
 		const struct df_mount *m = &x->run.mounts[i];
 		struct sandbox_mount *sm = &mounts[n_mounts];
@@ -870,12 +941,31 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			    m->readonly, m->mode, m->uid, m->gid, m->size);
 		switch (m->type) {
 		case DF_MOUNT_BIND: {
-			_cleanup_free_ char *real = NULL;
+			_cleanup_free_ char *real = NULL, *digest = NULL;
 			char *p;
 
 			if (m->from) {
-				kn_error_set(err, ENOTSUP, "RUN --mount=type=bind,from= is not supported");
-				goto fail;
+				const struct df_stage *fs = stage_by_ref(b->plan, st->stage->index, m->from);
+				const struct store_image *img = NULL;
+
+				if (fs) {
+					if (!b->stages[fs->index].built) {
+						kn_error_set(err, EINVAL, "stage '%s' was not built", m->from);
+						goto fail;
+					}
+					kn_buf_addf(&k, "from-stage %s\n", b->stages[fs->index].key);
+					from_stage[n_mounts] = &b->stages[fs->index];
+				} else {
+					if (image_get(b, m->from, &img, err) < 0)
+						goto fail;
+					kn_buf_addf(&k, "from-image %s\n", img->id);
+					from_img[n_mounts] = img;
+				}
+				sm->type = SANDBOX_MOUNT_BIND;
+				sm->target = m->target;
+				sm->readonly = m->readonly;
+				n_mounts++;
+				break;
 			}
 			p = kn_path_join(b->ctx_dir, m->source ? m->source : ".");
 			real = realpath(p, NULL);
@@ -886,6 +976,10 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 					     m->source ? m->source : ".");
 				goto fail;
 			}
+			/* What the step sees is part of its key. */
+			if (bind_digest(b, m->source ? m->source : ".", &digest, err) < 0)
+				goto fail;
+			kn_buf_addf(&k, "content %s\n", digest);
 			kn_strv_push(&owned, real);
 			owned_idx[n_mounts] = owned.n;
 			sm->type = SANDBOX_MOUNT_BIND;
@@ -984,6 +1078,14 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	tmp = bld_step_tmpdir(st, err);
 	if (!tmp)
 		goto fail;
+	/* Bind mounts from another stage or an image: their source copied out of its layers. */
+	for (size_t i = 0; i < n_mounts; i++) {
+		if (!from_stage[i] && !from_img[i])
+			continue;
+		if (bind_from(st, tmp, i, from_stage[i], from_img[i], x->run.mounts[i].source, &owned, err) < 0)
+			goto fail;
+		mounts[i].source = owned.v[owned.n - 1];
+	}
 	{
 		_cleanup_free_ char *upper = kn_path_join(tmp, "upper"), *work = kn_path_join(tmp, "work");
 		struct sandbox_spec spec;

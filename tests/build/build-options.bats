@@ -199,3 +199,25 @@ DF
 	run_kiln 1 build --build-arg TOKEN=$RANDOM$RANDOM "$ctx"
 	assert_contains "$output" "exit code: 7"
 }
+
+@test "RUN --mount=type=bind from another stage, and a context bind whose content is in the cache key" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx/sub"
+	echo one >"$ctx/sub/file"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest AS gen
+RUN mkdir /out && echo generated > /out/g.txt
+FROM kiln-test/busybox:latest
+RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen cat /mnt/gen/g.txt > /seen
+RUN --mount=type=bind,source=sub,target=/mnt/sub cat /mnt/sub/file > /bound
+DF
+	build_ok -t bindfrom:1 "$ctx"
+	unpack bindfrom:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/seen")" generated
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/bound")" one
+	[ ! -e "$BATS_TEST_TMPDIR/rootfs/mnt/gen/g.txt" ]
+	echo two >"$ctx/sub/file"
+	build_ok -t bindfrom:2 "$ctx"
+	unpack bindfrom:2 "$BATS_TEST_TMPDIR/rootfs2"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs2/bound")" two
+}
