@@ -1,5 +1,6 @@
 /* kiln registry: pull an image into the store (manifest negotiation, parallel verified blobs). */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -215,6 +216,58 @@ static int pull_local(struct store *s, const struct reg_ref *ref, struct reg_pul
 	return 0;
 }
 
+static int check_platform(const struct store *s, const char *config_digest,
+			  const struct reg_platform *want, const char *name, kn_error **err)
+{
+	struct kn_buf b = KN_BUF_INIT;
+	struct reg_platform have = { 0 };
+	struct reg_manifest idx = { 0 };
+	struct reg_desc entry = { 0 };
+	json_t *j;
+	int r = 0;
+
+	if (store_blob_read(s, config_digest, REG_MANIFEST_MAX, &b, err) < 0)
+		return -1;
+	j = json_loadb(b.buf, b.len, 0, NULL);
+	kn_buf_release(&b);
+	if (!json_is_object(j) || !json_is_string(json_object_get(j, "os")) ||
+	    !json_is_string(json_object_get(j, "architecture"))) {
+		json_decref(j);
+		return 0; /* nothing to compare with */
+	}
+	{
+		const char *v = json_string_value(json_object_get(j, "variant"));
+		_cleanup_free_ char *spec = xasprintf(
+			"%s/%s%s%s", json_string_value(json_object_get(j, "os")),
+			json_string_value(json_object_get(j, "architecture")), v && *v ? "/" : "",
+			v && *v ? v : "");
+
+		if (reg_platform_parse(spec, &have, NULL) < 0) {
+			json_decref(j);
+			return 0;
+		}
+	}
+	json_decref(j);
+	/* Reuse the index matching rules with a one-entry index. */
+	entry.platform = have;
+	entry.has_platform = true;
+	entry.digest = (char *)config_digest;
+	idx.kind = REG_MANIFEST_INDEX;
+	idx.entries = &entry;
+	idx.n_entries = 1;
+	if (!reg_index_select(&idx, want, NULL)) {
+		_cleanup_free_ char *w = reg_platform_format(want);
+		_cleanup_free_ char *h = reg_platform_format(&have);
+
+		r = kn_error_set(err, ENOENT,
+				 "image '%s' was found but does not match the requested platform: "
+				 "wanted %s, image is %s",
+				 name, w, h);
+	}
+	reg_platform_release(&have);
+	return r;
+}
+
 int reg_pull(const char *refstr, const struct reg_pull_opts *opts, struct reg_pull_result *ret,
 	     kn_error **err)
 {
@@ -334,6 +387,11 @@ int reg_pull(const char *refstr, const struct reg_pull_opts *opts, struct reg_pu
 		goto out;
 	if (store_exact(store, top->kind == REG_MANIFEST_INDEX ? &man_body : &top_body, man_digest,
 			err) < 0)
+		goto out;
+
+	/* A single-platform image asked for with --platform must be that platform (as docker). */
+	if (opts->platform && top->kind == REG_MANIFEST_IMAGE &&
+	    check_platform(store, m->config.digest, &want, ref->string, err) < 0)
 		goto out;
 
 	had_cur = store_ref_get(store, ref->string, &cur, NULL) == 0;

@@ -84,6 +84,18 @@ teardown() {
 	assert_contains "$output" "invalid platform 'bogus'"
 }
 
+@test "--platform on a single-platform image must match its config" {
+	seed_image "$REGISTRY_HOST/team/arm:1" --platforms linux/arm64/v8
+	run_kiln 1 pull --platform linux/amd64 "$REGISTRY_HOST/team/arm:1"
+	assert_contains "$output" "does not match the requested platform: wanted linux/amd64, image is linux/arm64/v8"
+	[ -z "$(store_manifest_digest "$REGISTRY_HOST/team/arm:1")" ]
+	run_kiln pull --platform linux/arm64 "$REGISTRY_HOST/team/arm:1"
+	[ "$(store_config "$REGISTRY_HOST/team/arm:1" | jq -r .architecture)" = arm64 ]
+	# Without --platform, a single-platform image is taken as it is (as docker does).
+	rm -rf "$KILN_TEST_ROOT"
+	run_kiln pull -q "$REGISTRY_HOST/team/arm:1"
+}
+
 @test "push with kiln, pull with skopeo: identical manifest, config and layers" {
 	seed_image "$REGISTRY_HOST/src/app:1" --layers 4 --files 20
 	run_kiln pull -q "$REGISTRY_HOST/src/app:1"
