@@ -251,3 +251,16 @@ teardown() {
 	run_kiln 2 pull --tls-verify=maybe "$TLS_HOST/team/app:1"
 	run_kiln 1 push --tls-verify=false nosuch:1 "$TLS_HOST/team/app:1"
 }
+
+@test "push by image ID to a digest reference; a wrong digest is refused before any upload" {
+	seed_image "$REGISTRY_HOST/src/app:1" --layers 1
+	run_kiln pull -q "$REGISTRY_HOST/src/app:1"
+	id=$(store_config "$REGISTRY_HOST/src/app:1" | sha256sum | cut -c1-12)
+	run_kiln 1 push "$id" "$REGISTRY_HOST/dst/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	assert_contains "$output" "but the manifest's digest is '$SEED_DIGEST'"
+	run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY_HOST/dst/app@$SEED_DIGEST"
+	[ "$status" -ne 0 ]
+	run_kiln push "$id" "$REGISTRY_HOST/dst/app@$SEED_DIGEST"
+	assert_contains "$output" "digest: $SEED_DIGEST"
+	[ "sha256:$(remote_raw "$REGISTRY_HOST/dst/app@$SEED_DIGEST" | sha256sum | cut -d' ' -f1)" = "$SEED_DIGEST" ]
+}
