@@ -35,6 +35,8 @@ void bld_emit(struct bld *b, const struct bld_event *ev)
 }
 
 static void bld_emit_text(struct bld *b, enum bld_event_kind kind, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void bld_emit_text(struct bld *b, enum bld_event_kind kind, const char *fmt, va_list ap)
 {
 	_cleanup_free_ char *t = xvasprintf(fmt, ap);
 	struct bld_event ev = { .kind = kind, .text = t };
