@@ -118,3 +118,12 @@ differential() {
 	sed -i '/^ONBUILD/d' "$BATS_TEST_TMPDIR/metadata/Dockerfile"
 	differential metadata "$BATS_TEST_TMPDIR/metadata"
 }
+
+@test "differential: copyopts (the flags buildah 1.28 knows)" {
+	# buildah 1.28 has no COPY --exclude, --parents nor --link: those lines are left out.
+	cp -r "$KILN_TESTDATA/copyopts" "$BATS_TEST_TMPDIR/copyopts"
+	sed -i '/--exclude\|--parents\|--link/d' "$BATS_TEST_TMPDIR/copyopts/Dockerfile"
+	differential copyopts "$BATS_TEST_TMPDIR/copyopts"
+}
+
+# heredoc is not compared: buildah 1.28 has no heredoc support (it parses `set -e` as an instruction).
