@@ -221,3 +221,22 @@ DF
 	unpack bindfrom:2 "$BATS_TEST_TMPDIR/rootfs2"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs2/bound")" two
 }
+
+@test "<Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	echo a >"$ctx/a.txt"
+	echo b >"$ctx/b.txt"
+	echo a.txt >"$ctx/.dockerignore"
+	echo b.txt >"$ctx/Dockerfile.custom.dockerignore"
+	printf 'FROM kiln-test/busybox:latest\nCOPY . /ctx/\n' >"$ctx/Dockerfile.custom"
+	cp "$ctx/Dockerfile.custom" "$ctx/Dockerfile"
+	build_ok -t ign:custom -f "$ctx/Dockerfile.custom" "$ctx"
+	unpack ign:custom "$BATS_TEST_TMPDIR/custom"
+	[ -f "$BATS_TEST_TMPDIR/custom/ctx/a.txt" ]
+	[ ! -e "$BATS_TEST_TMPDIR/custom/ctx/b.txt" ]
+	build_ok -t ign:default "$ctx"
+	unpack ign:default "$BATS_TEST_TMPDIR/default"
+	[ ! -e "$BATS_TEST_TMPDIR/default/ctx/a.txt" ]
+	[ -f "$BATS_TEST_TMPDIR/default/ctx/b.txt" ]
+}
