@@ -128,9 +128,15 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Sorted names in directory fd (consumes nothing: dups fd). */
-static int list_dir(int dirfd, const char *rel, struct kn_strv *out, kn_error **err)
+static int xopenat2(int dirfd, const char *path, int flags, unsigned long long resolve);
+
+/*
+ * Every path below is resolved inside the source root (RESOLVE_BENEATH for the context,
+ * RESOLVE_IN_ROOT for another stage's root): a symlink component can never lead to the host.
+ */
+static int list_dir(int dirfd, const char *rel, unsigned long long resolve, struct kn_strv *out, kn_error **err)
 {
-	int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = xopenat2(dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, resolve);
 	DIR *d;
 	struct dirent *de;
 
@@ -159,8 +165,45 @@ static char *join_rel(const char *a, const char *b)
 	return xasprintf("%s/%s", a, b);
 }
 
+/* Whether rel exists (the entry itself, a final symlink not followed) inside the root. */
+static bool exists_in(int root_fd, const char *rel, unsigned long long resolve)
+{
+	int fd = xopenat2(root_fd, rel, O_PATH | O_NOFOLLOW, resolve);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/*
+ * The path of the object open on fd relative to the root open on root_fd, with every symlink
+ * resolved (from /proc/self/fd): what later string-based operations use, so they never follow a
+ * symlink component again. NULL when fd is not below the root.
+ */
+static char *canon_rel(int root_fd, int fd)
+{
+	_cleanup_free_ char *rp = NULL, *fp = NULL, *a = xasprintf("/proc/self/fd/%d", root_fd);
+	_cleanup_free_ char *b = xasprintf("/proc/self/fd/%d", fd);
+	size_t n;
+
+	rp = realpath(a, NULL);
+	fp = realpath(b, NULL);
+	if (!rp || !fp)
+		return NULL;
+	n = strlen(rp);
+	if (!strcmp(rp, fp))
+		return xstrdup(".");
+	if (n == 1 && fp[0] == '/')
+		return xstrdup(fp + 1);
+	if (strncmp(rp, fp, n) || fp[n] != '/')
+		return NULL;
+	return xstrdup(fp + n + 1);
+}
+
 /* Expands a cleaned relative pattern component by component (filepath.Match per component). */
-static int glob_expand(int root_fd, const char *pattern, struct kn_strv *out, kn_error **err)
+static int glob_expand(int root_fd, const char *pattern, unsigned long long resolve, struct kn_strv *out,
+		       kn_error **err)
 {
 	struct kn_strv cur = KN_STRV_INIT;
 	_cleanup_free_ char *pat = xstrdup(pattern);
@@ -174,16 +217,15 @@ static int glob_expand(int root_fd, const char *pattern, struct kn_strv *out, kn
 		for (size_t i = 0; i < cur.n; i++) {
 			if (!has_glob(comp)) {
 				_cleanup_free_ char *p = join_rel(cur.v[i], comp);
-				struct stat st;
 
-				if (!fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW))
+				if (exists_in(root_fd, p, resolve))
 					kn_strv_push(&next, p);
 				continue;
 			}
 			struct kn_strv names = KN_STRV_INIT;
 			kn_error *e = NULL;
 
-			if (list_dir(root_fd, cur.v[i], &names, &e) < 0) {
+			if (list_dir(root_fd, cur.v[i], resolve, &names, &e) < 0) {
 				kn_error_free(e); /* not a directory: no match below it */
 				continue;
 			}
@@ -244,7 +286,7 @@ static int walk_dir(struct walk *w, const char *rel, const char *wrel, const cha
 	struct kn_strv names = KN_STRV_INIT;
 	int ret = 0;
 
-	if (list_dir(w->root_fd, rel, &names, err) < 0)
+	if (list_dir(w->root_fd, rel, cp_resolve_flags(w->co), &names, err) < 0)
 		return -1;
 	for (size_t i = 0; i < names.n && ret == 0; i++) {
 		_cleanup_free_ char *r = join_rel(rel, names.v[i]);
@@ -255,9 +297,16 @@ static int walk_dir(struct walk *w, const char *rel, const char *wrel, const cha
 
 		if (excluded(w->ex, wr))
 			continue;
-		if (fstatat(w->root_fd, r, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			ret = kn_error_errno(err, "cannot stat '%s'", r);
-			break;
+		{
+			int sfd = xopenat2(w->root_fd, r, O_PATH | O_NOFOLLOW, cp_resolve_flags(w->co));
+
+			if (sfd < 0 || fstat(sfd, &st) < 0) {
+				ret = kn_error_errno(err, "cannot stat '%s'", r);
+				if (sfd >= 0)
+					close(sfd);
+				break;
+			}
+			close(sfd);
 		}
 		if (ign && (!S_ISDIR(st.st_mode) || df_ignore_dir_skippable(w->co->ignore, r)))
 			continue;
@@ -311,6 +360,7 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 {
 	struct df_ignore *ex = NULL;
 	struct kn_strv matches = KN_STRV_INIT;
+	char *canon = NULL;
 	size_t dlen = strlen(dest);
 	bool dest_dir = dlen && dest[dlen - 1] == '/';
 	int ret = 0;
@@ -327,13 +377,9 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 			goto out;
 		}
 		if (has_glob(c))
-			glob_expand(root_fd, c, &matches, err);
-		else {
-			struct stat st;
-
-			if (!strcmp(c, ".") || !fstatat(root_fd, c, &st, AT_SYMLINK_NOFOLLOW))
-				kn_strv_push(&matches, c);
-		}
+			glob_expand(root_fd, c, cp_resolve_flags(co), &matches, err);
+		else if (!strcmp(c, ".") || exists_in(root_fd, c, cp_resolve_flags(co)))
+			kn_strv_push(&matches, c);
 		/* .dockerignore'd and --exclude'd sources do not exist for the build. */
 		for (size_t j = before; j < matches.n;) {
 			if ((co->ctx_strict && df_ignore_matches(co->ignore, matches.v[j])) ||
@@ -374,13 +420,20 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 			ret = kn_error_errno(err, "cannot stat '%s'", m);
 			goto out;
 		}
+		free(canon);
+		canon = canon_rel(root_fd, fd);
+		if (!canon) {
+			ret = kn_error_set(err, 0, "'%s' points outside the %s", m,
+					   co->ctx_strict ? "build context" : "source root");
+			goto out;
+		}
 		if (S_ISDIR(st.st_mode)) {
 			struct walk w = { root_fd, co, ex, out };
 			char *d = co->parents ? dst_join(dest, m) : dst_join(dest, ".");
 
-			e = cp_add(out, CP_MKDIR, m, d);
+			e = cp_add(out, CP_MKDIR, canon, d);
 			e->st = st;
-			ret = walk_dir(&w, m, ".", e->dst, err);
+			ret = walk_dir(&w, canon, ".", e->dst, err);
 			if (ret < 0)
 				goto out;
 			continue;
@@ -389,7 +442,7 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 			_cleanup_close_ int rfd = xopenat2(root_fd, m, O_RDONLY, cp_resolve_flags(co));
 
 			if (rfd >= 0 && is_archive(rfd)) {
-				e = cp_add(out, CP_ARCHIVE, m, dst_join(dest, "."));
+				e = cp_add(out, CP_ARCHIVE, canon, dst_join(dest, "."));
 				e->st = st;
 				continue;
 			}
@@ -402,12 +455,13 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 				d = dst_join(dest, co->parents ? m : base);
 			else
 				d = xstrdup(dest);
-			e = cp_add(out, kind_of(st.st_mode), m, d);
+			e = cp_add(out, kind_of(st.st_mode), canon, d);
 			e->st = st;
 			e->dst_maybe_dir = !dest_dir;
 		}
 	}
 out:
+	free(canon);
 	kn_strv_release(&matches);
 	df_ignore_free(ex);
 	return ret;

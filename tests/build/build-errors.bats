@@ -82,3 +82,26 @@ setup_file() {
 	run_kiln 1 build "$ctx"
 	assert_contains "$output" "Dockerfile:2: RUN --security=insecure is not allowed"
 }
+
+@test "COPY --from follows a stage's symlinks inside that stage's root, never into the host" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	mkdir -p "$BATS_TEST_TMPDIR/hostonly/sub"
+	echo host-secret >"$BATS_TEST_TMPDIR/hostonly/sub/file"
+	cat >"$ctx/Dockerfile" <<DF
+FROM kiln-test/busybox:latest AS a
+RUN mkdir -p /x && ln -s /etc /x/link && ln -s $BATS_TEST_TMPDIR/hostonly /x/host
+FROM kiln-test/busybox:latest
+COPY --from=a /x/link/hostname /h
+COPY --from=a /x/link/ /etcdir/
+DF
+	build_ok -t links:2 "$ctx"
+	unpack links:2 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/h")" kiln-test
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/etcdir/hostname")" kiln-test
+	[ -f "$BATS_TEST_TMPDIR/rootfs/etcdir/passwd" ]
+	printf 'FROM kiln-test/busybox:latest\nCOPY --from=a /x/host/sub/ /leak/\n' >>"$ctx/Dockerfile"
+	run_kiln 1 build "$ctx"
+	assert_contains "$output" "not found"
+	[[ "$output" != *host-secret* ]]
+}
