@@ -111,6 +111,35 @@ static char *clean_rel(const char *p, bool strict)
 	return kn_buf_detach(&b);
 }
 
+/* readlinkat into a buffer that grows as needed (no fixed-size path buffer). NULL + errno. */
+static char *read_link(int dirfd, const char *path)
+{
+	size_t size = 256;
+
+	for (;;) {
+		char *buf = xmalloc(size);
+		ssize_t n = readlinkat(dirfd, path, buf, size);
+
+		if (n < 0) {
+			int saved = errno;
+
+			free(buf);
+			errno = saved;
+			return NULL;
+		}
+		if ((size_t)n < size) {
+			buf[n] = 0;
+			return buf;
+		}
+		free(buf);
+		if (size >= (1u << 20)) {
+			errno = ENAMETOOLONG;
+			return NULL;
+		}
+		size *= 2;
+	}
+}
+
 static bool has_glob(const char *s)
 {
 	for (; *s; s++) {
@@ -599,12 +628,11 @@ int cp_digest(int root_fd, const struct cp_list *l, struct bld_statcache *sc, st
 			break;
 		}
 		case CP_SYMLINK: {
-			char target[4096];
-			ssize_t n = readlinkat(root_fd, e->src, target, sizeof(target));
+			_cleanup_free_ char *target = read_link(root_fd, e->src);
 
-			if (n < 0)
+			if (!target)
 				return kn_error_errno(err, "cannot read link '%s'", e->src);
-			store_hash_update(h, target, (size_t)n);
+			store_hash_update(h, target, strlen(target));
 			break;
 		}
 		case CP_DATA:
@@ -869,13 +897,11 @@ static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry 
 		return 0;
 	}
 	case CP_SYMLINK: {
-		char target[4096];
-		ssize_t n = readlinkat(src_fd, e->src, target, sizeof(target) - 1);
+		_cleanup_free_ char *target = read_link(src_fd, e->src);
 		struct timespec ts[2] = { e->st.st_mtim, e->st.st_mtim };
 
-		if (n < 0)
+		if (!target)
 			return kn_error_errno(err, "cannot read link '%s'", e->src);
-		target[n] = 0;
 		if (remove_existing(dst, err) < 0)
 			return -1;
 		if (symlink(target, dst) < 0)
