@@ -1626,6 +1626,15 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 	pthread_mutex_init(&b.mu, NULL);
 	if (!o->root)
 		return kn_error_set(err, EINVAL, "no store root given");
+	/* Bad names fail before any work, as docker checks -t first. */
+	for (size_t i = 0; o->tags && o->tags[i]; i++) {
+		_cleanup_free_ char *norm = NULL;
+
+		if (store_ref_normalize(o->tags[i], &norm, err) < 0) {
+			kn_error_wrap(err, "invalid tag '%s'", o->tags[i]);
+			goto out;
+		}
+	}
 	if (parse_secrets(&b, err) < 0)
 		goto out;
 	if (store_open(o->root, STORE_WRITE, &b.store, err) < 0)

@@ -63,6 +63,12 @@ setup_file() {
 	assert_contains "$output" "kiln-test/nope:1"
 }
 
+@test "an invalid -t name fails before anything is built" {
+	run_kiln 1 build --progress plain -t Bad:Tag "$KILN_TESTDATA/daemon"
+	assert_contains "$output" "invalid tag 'Bad:Tag'"
+	[[ "$output" != *"[stage"* ]]
+}
+
 @test "usage errors exit 2" {
 	run_kiln 2 build
 	assert_contains "$output" "missing CONTEXT"
