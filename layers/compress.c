@@ -21,6 +21,8 @@
 
 #include "layers/layer-internal.h"
 
+#define FEED_BUFS 4
+
 enum slot_state { SLOT_EMPTY = 0, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
 
 struct gz_slot {
@@ -55,9 +57,20 @@ struct layer_pipe {
 	bool stop;
 	bool threads_started;
 
-	/* zstd and none: tar bytes are staged into big pieces (libarchive writes 512-byte headers) */
-	unsigned char *stage;
-	size_t stage_len;
+	/*
+	 * zstd and none: the producer (the thread walking the tree) stages tar bytes into 1 MiB
+	 * buffers; a feeder thread hashes them (diff_id), feeds libzstd (whose workers compress),
+	 * hashes and writes the output. So reading files overlaps with all of that.
+	 */
+	struct {
+		unsigned char *data;
+		size_t len;
+		bool full;
+	} feed[FEED_BUFS];
+	size_t feed_fill, feed_next;
+	bool feed_end, feed_abort, feeder_started;
+	pthread_t feeder;
+	kn_error *feed_err;
 
 	/* zstd */
 	ZSTD_CCtx *zc;
@@ -69,7 +82,9 @@ static int emit_bytes(struct layer_pipe *p, const void *data, size_t len, kn_err
 {
 	if (!len)
 		return 0;
-	store_hash_update(p->blob_hash, data, len);
+	/* Uncompressed, the blob is the tar: its digest is the diff_id, hashed once. */
+	if (p->comp != LAYER_COMPRESSION_NONE)
+		store_hash_update(p->blob_hash, data, len);
 	p->blob_size += (int64_t)len;
 	return p->out(p->ctx, data, len, err);
 }
@@ -202,7 +217,9 @@ static int gz_emit_oldest(struct layer_pipe *p, kn_error **err)
 		if (emit_bytes(p, s->out, s->out_len, err) < 0)
 			return -1;
 	}
+	pthread_mutex_lock(&p->lock);
 	s->state = SLOT_EMPTY;
+	pthread_mutex_unlock(&p->lock);
 	s->in_len = 0;
 	p->emit = (p->emit + 1) % p->n_slots;
 	return 0;
@@ -274,6 +291,67 @@ static int zstd_run(struct layer_pipe *p, const void *data, size_t len, ZSTD_End
 		if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0)
 			return 0;
 	}
+}
+
+/* The feeder: hashes, compresses (zstd) and writes the producer's buffers, in order. */
+static void *feeder_main(void *arg)
+{
+	struct layer_pipe *p = arg;
+	kn_error *e = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		size_t i = p->feed_next;
+
+		while (!p->feed[i].full && !p->feed_end && !p->feed_abort)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->feed_abort || !p->feed[i].full)
+			break; /* aborted, or the end with everything consumed */
+		pthread_mutex_unlock(&p->lock);
+		store_hash_update(p->diff_hash, p->feed[i].data, p->feed[i].len);
+		if (p->comp == LAYER_COMPRESSION_ZSTD)
+			r = zstd_run(p, p->feed[i].data, p->feed[i].len, ZSTD_e_continue, &e);
+		else
+			r = emit_bytes(p, p->feed[i].data, p->feed[i].len, &e);
+		pthread_mutex_lock(&p->lock);
+		p->feed[i].full = false;
+		p->feed[i].len = 0;
+		p->feed_next = (i + 1) % FEED_BUFS;
+		pthread_cond_broadcast(&p->cond);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && !p->feed_abort && p->comp == LAYER_COMPRESSION_ZSTD) {
+		pthread_mutex_unlock(&p->lock);
+		r = zstd_run(p, NULL, 0, ZSTD_e_end, &e);
+		pthread_mutex_lock(&p->lock);
+	}
+	if (r < 0) {
+		p->feed_err = e;
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Hands the filled buffer to the feeder and waits until the next one is free. */
+static int feed_submit(struct layer_pipe *p, kn_error **err)
+{
+	pthread_mutex_lock(&p->lock);
+	p->feed[p->feed_fill].full = true;
+	pthread_cond_broadcast(&p->cond);
+	p->feed_fill = (p->feed_fill + 1) % FEED_BUFS;
+	while (p->feed[p->feed_fill].full && !p->feed_err)
+		pthread_cond_wait(&p->cond, &p->lock);
+	if (p->feed_err) {
+		kn_error *e = steal_ptr(&p->feed_err);
+		pthread_mutex_unlock(&p->lock);
+		kn_error_propagate(err, e);
+		return -1;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 static int online_cpus(void)
@@ -368,63 +446,61 @@ int layer_pipe_new(enum layer_compression c, int level, int threads, layer_out_f
 		(void)r;
 		p->zout_cap = ZSTD_CStreamOutSize();
 		p->zout = xmalloc(p->zout_cap);
-		p->stage = xmalloc(LAYER_GZIP_CHUNK);
 		break;
 	}
 	case LAYER_COMPRESSION_NONE:
-		p->stage = xmalloc(LAYER_GZIP_CHUNK);
 		break;
 	default:
 		return kn_error_set(err, EINVAL, "unknown compression %d", (int)c);
+	}
+	if (c != LAYER_COMPRESSION_GZIP) {
+		int r;
+
+		for (size_t i = 0; i < FEED_BUFS; i++)
+			p->feed[i].data = xmalloc(LAYER_GZIP_CHUNK);
+		r = pthread_create(&p->feeder, NULL, feeder_main, p);
+		if (r != 0) {
+			errno = r;
+			return kn_error_errno(err, "cannot start the compression feeder thread");
+		}
+		p->feeder_started = true;
 	}
 	*ret = steal_ptr(&p);
 	return 0;
 }
 
-/* Passes staged tar bytes to zstd or straight out. */
-static int stage_flush(struct layer_pipe *p, kn_error **err)
-{
-	int r;
-
-	if (!p->stage_len)
-		return 0;
-	if (p->comp == LAYER_COMPRESSION_ZSTD)
-		r = zstd_run(p, p->stage, p->stage_len, ZSTD_e_continue, err);
-	else
-		r = emit_bytes(p, p->stage, p->stage_len, err);
-	p->stage_len = 0;
-	return r;
-}
-
 int layer_pipe_write(struct layer_pipe *p, const void *data, size_t len, kn_error **err)
 {
 	const unsigned char *d = data;
-	int r = 0;
 
 	if (p->failed)
 		return kn_error_set(err, EIO, "layer stream already failed");
 	if (!len)
 		return 0;
-	store_hash_update(p->diff_hash, data, len);
 	p->diff_size += (int64_t)len;
 	if (p->comp == LAYER_COMPRESSION_GZIP) {
-		r = gz_write(p, data, len, err);
-	} else {
-		while (len && r == 0) {
-			size_t n = LAYER_GZIP_CHUNK - p->stage_len;
-			if (n > len)
-				n = len;
-			memcpy(p->stage + p->stage_len, d, n);
-			p->stage_len += n;
-			d += n;
-			len -= n;
-			if (p->stage_len == LAYER_GZIP_CHUNK)
-				r = stage_flush(p, err);
+		store_hash_update(p->diff_hash, data, len);
+		if (gz_write(p, data, len, err) < 0) {
+			p->failed = true;
+			return -1;
+		}
+		return 0;
+	}
+	while (len) {
+		size_t n = LAYER_GZIP_CHUNK - p->feed[p->feed_fill].len;
+
+		if (n > len)
+			n = len;
+		memcpy(p->feed[p->feed_fill].data + p->feed[p->feed_fill].len, d, n);
+		p->feed[p->feed_fill].len += n;
+		d += n;
+		len -= n;
+		if (p->feed[p->feed_fill].len == LAYER_GZIP_CHUNK && feed_submit(p, err) < 0) {
+			p->failed = true;
+			return -1;
 		}
 	}
-	if (r < 0)
-		p->failed = true;
-	return r;
+	return 0;
 }
 
 int layer_pipe_finish(struct layer_pipe *p, char **ret_diff_id, int64_t *ret_diff_size,
@@ -434,19 +510,21 @@ int layer_pipe_finish(struct layer_pipe *p, char **ret_diff_id, int64_t *ret_dif
 
 	if (p->failed)
 		return kn_error_set(err, EIO, "layer stream already failed");
-	switch (p->comp) {
-	case LAYER_COMPRESSION_GZIP:
+	if (p->comp == LAYER_COMPRESSION_GZIP) {
 		r = gz_finish(p, err);
-		break;
-	case LAYER_COMPRESSION_ZSTD:
-		r = stage_flush(p, err);
-		if (r == 0)
-			r = zstd_run(p, NULL, 0, ZSTD_e_end, err);
-		break;
-	case LAYER_COMPRESSION_NONE:
-	default:
-		r = stage_flush(p, err);
-		break;
+	} else {
+		if (p->feed[p->feed_fill].len)
+			r = feed_submit(p, err);
+		pthread_mutex_lock(&p->lock);
+		p->feed_end = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->feeder, NULL);
+		p->feeder_started = false;
+		if (r == 0 && p->feed_err) {
+			kn_error_propagate(err, steal_ptr(&p->feed_err));
+			r = -1;
+		}
 	}
 	if (r < 0) {
 		p->failed = true;
@@ -454,7 +532,8 @@ int layer_pipe_finish(struct layer_pipe *p, char **ret_diff_id, int64_t *ret_dif
 	}
 	p->failed = true; /* finished: no more writes */
 	*ret_diff_id = store_hash_final(p->diff_hash);
-	*ret_digest = store_hash_final(p->blob_hash);
+	*ret_digest = p->comp == LAYER_COMPRESSION_NONE ? xstrdup(*ret_diff_id)
+							: store_hash_final(p->blob_hash);
 	if (ret_diff_size)
 		*ret_diff_size = p->diff_size;
 	if (ret_size)
@@ -482,13 +561,22 @@ void layer_pipe_free(struct layer_pipe *p)
 		free(p->slots[i].in);
 		free(p->slots[i].out);
 	}
+	if (p->feeder_started) {
+		pthread_mutex_lock(&p->lock);
+		p->feed_abort = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->feeder, NULL);
+	}
+	for (size_t i = 0; i < FEED_BUFS; i++)
+		free(p->feed[i].data);
+	kn_error_free(p->feed_err);
 	free(p->slots);
 	free(p->workers);
 	libdeflate_free_compressor(p->main_c);
 	libdeflate_free_compressor(p->main_c0);
 	ZSTD_freeCCtx(p->zc);
 	free(p->zout);
-	free(p->stage);
 	store_hash_free(p->diff_hash);
 	store_hash_free(p->blob_hash);
 	pthread_mutex_destroy(&p->lock);
