@@ -54,7 +54,7 @@ int cmd_import(int argc, char **argv)
 			      "\n"
 			      "Options:\n"
 			      "      --compression ALG  layer compression: gzip (default), zstd, none\n"
-			      "      --level N          compression level (gzip 1-12, zstd 1-19)\n"
+			      "      --level N          compression level (gzip 1-12, zstd 1-22)\n"
 			      "      --format FMT       manifest format: oci (default) or docker\n"
 			      "      --root DIR         local image store\n"
 			      "  -h, --help             show this help\n"

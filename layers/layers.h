@@ -438,7 +438,7 @@ enum layer_write_flags {
 /** Options for writing a layer. Zero-initialised (or LAYER_WRITE_OPTS_INIT) = gzip, defaults. */
 struct layer_write_opts {
 	enum layer_compression compression;
-	int level;                 /* 0 = default: gzip 6 (1..12, libdeflate), zstd 3 (1..19) */
+	int level;                 /* 0 = default: gzip 6 (1..12, libdeflate), zstd 3 (1..22) */
 	int threads;               /* compression threads; 0 = online CPUs (at most 8) */
 	bool clamp_mtime;          /* set by callers when SOURCE_DATE_EPOCH is set */
 	int64_t source_date_epoch; /* every mtime newer than this becomes this (when clamp_mtime) */
