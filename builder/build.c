@@ -888,6 +888,49 @@ static int bind_from(struct bld_state *st, const char *tmp, size_t i, const stru
 	return 0;
 }
 
+/* A context bind mount when .dockerignore applies: the included files copied to tmp/bind-N. */
+static int bind_ctx(struct bld_state *st, const char *tmp, size_t i, const char *source, struct kn_strv *owned,
+		    kn_error **err)
+{
+	struct bld *b = st->b;
+	_cleanup_free_ char *dir = xasprintf("%s/bind-%zu", tmp, i), *mnt = xasprintf("%s/bind-%zu-src", tmp, i);
+	char *srcs[2] = { (char *)(source ? source : "."), NULL };
+	char *none[1] = { NULL };
+	struct cp_opts co = { 0 };
+	struct cp_list l = { 0 };
+	struct cp_job job = { 0 };
+	int r;
+
+	if (mkdir(dir, 0755) < 0 || mkdir(mnt, 0755) < 0)
+		return kn_error_errno(err, "cannot create '%s'", dir);
+	co.link = true;
+	co.ctx_strict = true;
+	co.ignore = b->ignore;
+	co.what = "RUN --mount";
+	if (cp_resolve(b->ctx_fd, srcs, 1, "/", &co, &l, err) < 0) {
+		cp_list_release(&l);
+		return -1;
+	}
+	job.co = &co;
+	job.list = &l;
+	job.dest = "/";
+	job.src_fd = b->ctx_fd;
+	job.lowerdirs = none;
+	job.upper = dir;
+	job.work = mnt;
+	job.mnt = mnt;
+	job.src_mnt = mnt;
+	r = cp_run(&job, err);
+	if (r == 0 && l.n == 1 && l.v[0].kind == CP_FILE)
+		kn_strv_push_owned(owned, xasprintf("%s%s", dir, l.v[0].dst)); /* a single file */
+	else if (r == 0)
+		kn_strv_push(owned, dir);
+	cp_list_release(&l);
+	if (r < 0)
+		return kn_error_wrap(err, "bind mount of '%s'", srcs[0]);
+	return 0;
+}
+
 static const struct bld_secret *find_secret(const struct bld *b, const char *id)
 {
 	for (size_t i = 0; i < b->n_secrets; i++)
@@ -910,6 +953,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	_cleanup_free_ size_t *owned_idx = NULL;
 	_cleanup_free_ const struct bld_stage_result **from_stage = NULL;
 	_cleanup_free_ const struct store_image **from_img = NULL;
+	_cleanup_free_ bool *ctx_filtered = NULL;
 	size_t n_mounts = 0;
 	int memfds[16], n_memfds = 0;
 	char *key = NULL;
@@ -934,6 +978,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	owned_idx = xcalloc(x->run.n_mounts + 1, sizeof(*owned_idx));
 	from_stage = xcalloc(x->run.n_mounts + 1, sizeof(*from_stage));
 	from_img = xcalloc(x->run.n_mounts + 1, sizeof(*from_img));
+	ctx_filtered = xcalloc(x->run.n_mounts + 1, sizeof(*ctx_filtered));
 	for (size_t i = 0; i < x->run.n_mounts; i++) {
 		const struct df_mount *m = &x->run.mounts[i];
 		struct sandbox_mount *sm = &mounts[n_mounts];
@@ -982,8 +1027,13 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			if (bind_digest(b, m->source ? m->source : ".", &digest, err) < 0)
 				goto fail;
 			kn_buf_addf(&k, "content %s\n", digest);
-			kn_strv_push(&owned, real);
-			owned_idx[n_mounts] = owned.n;
+			if (b->ignore && df_ignore_count(b->ignore)) {
+				/* Only what .dockerignore lets through: a filtered copy, made on a miss. */
+				ctx_filtered[n_mounts] = true;
+			} else {
+				kn_strv_push(&owned, real);
+				owned_idx[n_mounts] = owned.n;
+			}
 			sm->type = SANDBOX_MOUNT_BIND;
 			sm->target = m->target;
 			sm->readonly = m->readonly;
@@ -1082,6 +1132,12 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		goto fail;
 	/* Bind mounts from another stage or an image: their source copied out of its layers. */
 	for (size_t i = 0; i < n_mounts; i++) {
+		if (ctx_filtered[i]) {
+			if (bind_ctx(st, tmp, i, x->run.mounts[i].source, &owned, err) < 0)
+				goto fail;
+			mounts[i].source = owned.v[owned.n - 1];
+			continue;
+		}
 		if (!from_stage[i] && !from_img[i])
 			continue;
 		if (bind_from(st, tmp, i, from_stage[i], from_img[i], x->run.mounts[i].source, &owned, err) < 0)

@@ -240,3 +240,21 @@ DF
 	[ ! -e "$BATS_TEST_TMPDIR/default/ctx/a.txt" ]
 	[ -f "$BATS_TEST_TMPDIR/default/ctx/b.txt" ]
 }
+
+@test "a context bind mount shows only what .dockerignore lets through" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx/sub"
+	echo keep >"$ctx/sub/keep.txt"
+	echo hidden >"$ctx/sub/secret.txt"
+	echo keep >"$ctx/single.txt"
+	echo 'sub/secret.txt' >"$ctx/.dockerignore"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest
+RUN --mount=type=bind,source=sub,target=/mnt/sub ls /mnt/sub > /listing
+RUN --mount=type=bind,source=single.txt,target=/mnt/single.txt cat /mnt/single.txt > /single
+DF
+	build_ok -t bindign:1 "$ctx"
+	unpack bindign:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/listing")" keep.txt
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/single")" keep
+}
