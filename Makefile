@@ -30,7 +30,7 @@ fuzz:
 check: test test-asan fuzz
 
 bench: all
-	./bench/run.sh $(BUILD)/cli/kiln
+	./bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
