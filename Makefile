@@ -14,13 +14,14 @@ demo: all
 	./scripts/demo.sh $(BUILD)/cli/kiln
 
 test: all
-	cd $(BUILD) && KILN_TEST_MUST_RUN=1 ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD) && KILN_TEST_MUST_RUN=1 ctest --output-on-failure -j$(JOBS) --output-junit junit.xml
 
 test-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Sanitize
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && KILN_TEST_MUST_RUN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) \
+		--output-junit junit.xml
 
 fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DKILN_FUZZ=ON
@@ -28,6 +29,7 @@ fuzz:
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 check: test test-asan fuzz
+	@./scripts/check-summary.sh $(BUILD)/junit.xml build-asan/junit.xml -- build-fuzz
 
 bench: all
 	./bench/run.sh $(BUILD)
