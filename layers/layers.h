@@ -108,7 +108,11 @@ char *store_snapshot_path(const struct store *s, const char *chain_id, kn_error 
 
 /* ---- blobs ------------------------------------------------------------------------------- */
 
-/** Streaming blob ingest: hashes (sha256) while writing into a temp file under store_tmpdir(). */
+/**
+ * Streaming blob ingest: hashes (sha256) while writing into a temp file under store_tmpdir().
+ * Several threads may each run their own writers on one handle at once (store_tmpdir and the temp
+ * names are thread-safe); one writer is used by one thread at a time.
+ */
 struct store_blob_writer;
 int store_blob_writer_new(struct store *s, struct store_blob_writer **ret, kn_error **err);
 int store_blob_writer_write(struct store_blob_writer *w, const void *buf, size_t len,

@@ -2,15 +2,21 @@
 #ifndef KILN_LAYERS_STORE_INTERNAL_H
 #define KILN_LAYERS_STORE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "layers/layers.h"
 
+/* Several threads may ingest blobs on one handle: tmp_lock guards the lazy tmp dir creation,
+ * tmp_seq hands out temp file names. */
 struct store {
 	char *root;
 	unsigned flags;
 	int lock_fd;     /* ROOT/lock, shared or exclusive; -1 for readers */
 	int tmp_fd;      /* our ROOT/tmp/<id> dir, flock'ed; -1 until store_tmpdir() */
 	char *tmp_path;
-	unsigned tmp_seq;
+	pthread_mutex_t tmp_lock;
+	atomic_uint tmp_seq;
 };
 
 /* Parses JSON text with a size limit, rejecting duplicate keys; error names what. */
@@ -20,7 +26,7 @@ char *store_json_dump(const json_t *j, size_t *ret_len);
 /* Reads a blob (verified, <= STORE_JSON_MAX) and parses it as JSON. */
 json_t *store_blob_json(const struct store *s, const char *digest, const char *what,
 			kn_error **err);
-/* A fresh temp file path under the handle's tmp dir. Owned. */
+/* A fresh temp file path under the handle's tmp dir (unique even across threads). Owned. */
 char *store_tmp_name(struct store *s, const char *prefix, kn_error **err);
 /* Reads index.json as JSON (an empty index when missing). */
 json_t *store_index_load(const struct store *s, kn_error **err);

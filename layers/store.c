@@ -134,6 +134,7 @@ int store_open(const char *root, unsigned flags, struct store **ret, kn_error **
 	s->flags = flags;
 	s->lock_fd = -1;
 	s->tmp_fd = -1;
+	pthread_mutex_init(&s->tmp_lock, NULL);
 	if (flags & STORE_WRITE) {
 		_cleanup_free_ char *lock = kn_path_join(root, "lock");
 
@@ -178,12 +179,13 @@ void store_free(struct store *s)
 		close(s->tmp_fd);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
+	pthread_mutex_destroy(&s->tmp_lock);
 	free(s->tmp_path);
 	free(s->root);
 	free(s);
 }
 
-const char *store_tmpdir(struct store *s, kn_error **err)
+static const char *tmpdir_create(struct store *s, kn_error **err)
 {
 	if (s->tmp_path)
 		return s->tmp_path;
@@ -228,13 +230,23 @@ const char *store_tmpdir(struct store *s, kn_error **err)
 	return NULL;
 }
 
+const char *store_tmpdir(struct store *s, kn_error **err)
+{
+	const char *t;
+
+	pthread_mutex_lock(&s->tmp_lock);
+	t = tmpdir_create(s, err);
+	pthread_mutex_unlock(&s->tmp_lock);
+	return t;
+}
+
 char *store_tmp_name(struct store *s, const char *prefix, kn_error **err)
 {
 	const char *t = store_tmpdir(s, err);
 
 	if (!t)
 		return NULL;
-	return xasprintf("%s/%s-%u", t, prefix, s->tmp_seq++);
+	return xasprintf("%s/%s-%u", t, prefix, atomic_fetch_add(&s->tmp_seq, 1));
 }
 
 int store_tmp_open(struct store *s, char **ret_path, kn_error **err)

@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <string.h>
@@ -294,6 +296,89 @@ static void test_index(void **state)
 	(void)kn_rm_rf(root, NULL);
 }
 
+/* Several threads ingest blobs on one handle at once: every temp file name is unique (no
+ * O_EXCL clash), every blob lands with the right digest, no temp file is left behind. */
+#define TB_THREADS 8
+#define TB_BLOBS 12
+#define TB_SIZE (48 * 1024)
+
+struct tb_arg {
+	struct store *s;
+	int id;
+	int failures;
+	char *digest[TB_BLOBS + 1];
+	char *want[TB_BLOBS + 1];
+};
+
+static void *tb_writer(void *p)
+{
+	struct tb_arg *a = p;
+	_cleanup_free_ unsigned char *data = xmalloc(TB_SIZE);
+
+	for (int i = 0; i <= TB_BLOBS; i++) {
+		struct store_blob_writer *w = NULL;
+		kn_error *err = NULL;
+
+		/* Blob TB_BLOBS has the same content in every thread. */
+		for (size_t k = 0; k < TB_SIZE; k++)
+			data[k] = (unsigned char)(i == TB_BLOBS ? k * 7 : k * 31 + (size_t)a->id * 131 + (size_t)i);
+		a->want[i] = store_digest_buf(data, TB_SIZE);
+		if (store_blob_writer_new(a->s, &w, &err) < 0)
+			goto fail;
+		for (size_t off = 0; off < TB_SIZE; off += TB_SIZE / 4)
+			if (store_blob_writer_write(w, data + off, TB_SIZE / 4, &err) < 0) {
+				store_blob_writer_abort(w);
+				goto fail;
+			}
+		if (store_blob_writer_commit(w, a->want[i], &a->digest[i], NULL, &err) < 0)
+			goto fail;
+		continue;
+fail:
+		a->failures++;
+		kn_error_free(err);
+	}
+	return NULL;
+}
+
+static void test_blob_threads(void **state)
+{
+	_cleanup_free_ char *root = tmpdir_new();
+	_cleanup_(store_freep) struct store *s = NULL;
+	struct tb_arg args[TB_THREADS] = { 0 };
+	pthread_t th[TB_THREADS];
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	const char *tmp;
+
+	(void)state;
+	assert_int_equal(store_open(root, STORE_WRITE, &s, NULL), 0);
+	for (int t = 0; t < TB_THREADS; t++) {
+		args[t].s = s;
+		args[t].id = t;
+		assert_int_equal(pthread_create(&th[t], NULL, tb_writer, &args[t]), 0);
+	}
+	for (int t = 0; t < TB_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	for (int t = 0; t < TB_THREADS; t++) {
+		assert_int_equal(args[t].failures, 0);
+		for (int i = 0; i <= TB_BLOBS; i++) {
+			assert_string_equal(args[t].digest[i], args[t].want[i]);
+			assert_int_equal(store_blob_verify(s, args[t].digest[i], NULL), 0);
+			free(args[t].digest[i]);
+			free(args[t].want[i]);
+		}
+	}
+	tmp = store_tmpdir(s, NULL);
+	assert_non_null(tmp);
+	d = opendir(tmp);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			fail_msg("temp file '%s' left behind", de->d_name);
+	store_free(steal_ptr(&s));
+	(void)kn_rm_rf(root, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_config_canonical),
 		cmocka_unit_test(test_blobs_refs_gc),
 		cmocka_unit_test(test_index),
+		cmocka_unit_test(test_blob_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
