@@ -847,45 +847,87 @@ static int bind_digest(struct bld *b, const char *source, char **ret, kn_error *
 }
 
 /*
- * RUN --mount=type=bind,from=STAGE|IMAGE: the source (a directory; "/" by default) is copied out
- * of the stage's or image's layers into tmp/bind-N, whose path is pushed to owned.
+ * RUN --mount=type=bind,from=STAGE|IMAGE: the source ("/" by default) is shown straight from the
+ * stage's or image's snapshots, nothing copied: a directory as the overlay of that subtree in
+ * every layer holding it (sm->lowerdirs, kept alive in *ret_layers), a file as a bind of the
+ * layer file that is visible (sm->source, kept alive in owned). An empty image (FROM scratch)
+ * shows an empty directory made under tmp.
  */
 static int bind_from(struct bld_state *st, const char *tmp, size_t i, const struct bld_stage_result *sr,
-		     const struct store_image *img, const char *source, struct kn_strv *owned, kn_error **err)
+		     const struct store_image *img, const char *from, const char *source,
+		     struct sandbox_mount *sm, char ***ret_layers, struct kn_strv *owned, kn_error **err)
 {
-	_cleanup_free_ char *dir = xasprintf("%s/bind-%zu", tmp, i), *mnt = xasprintf("%s/bind-%zu-src", tmp, i);
-	_cleanup_strv_ char **src_lowerdirs = NULL;
-	char *srcs[2] = { (char *)(source ? source : "/"), NULL };
-	char *none[1] = { NULL };
-	struct cp_opts co = { 0 };
-	struct cp_job job = { 0 };
+	_cleanup_strv_ char **lowerdirs = NULL, **paths = NULL;
+	_cleanup_free_ int *fds = NULL;
+	struct sandbox_walk w = { 0 };
+	const char *src = source ? source : "/";
+	size_t n = 0;
+	struct stat stt;
+	int r = -1;
 
-	if (mkdir(dir, 0755) < 0 || mkdir(mnt, 0755) < 0)
-		return kn_error_errno(err, "cannot create '%s'", dir);
 	if (sr && sr->n_layers &&
-	    snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers, &src_lowerdirs, NULL, err) < 0)
+	    snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers, &lowerdirs, NULL, err) < 0)
 		return -1;
 	if (img && img->manifest.n_layers &&
 	    snapshot_prepare(st->store, img->manifest.layers, img->config->diff_ids, img->manifest.n_layers,
-			     &src_lowerdirs, NULL, err) < 0)
+			     &lowerdirs, NULL, err) < 0)
 		return -1;
-	co.link = true;
-	co.what = "RUN --mount";
-	job.co = &co;
-	job.sources = srcs;
-	job.n_sources = 1;
-	job.dest = "/";
-	job.src_fd = -1;
-	job.src_lowerdirs = src_lowerdirs;
-	job.lowerdirs = none;
-	job.upper = dir;
-	job.work = mnt;
-	job.mnt = mnt;
-	job.src_mnt = mnt;
-	if (cp_run(&job, err) < 0)
-		return kn_error_wrap(err, "bind mount from '%s'", source ? source : "/");
-	kn_strv_push(owned, dir);
-	return 0;
+	n = kn_strv_len(lowerdirs);
+	fds = xcalloc(n + 1, sizeof(*fds));
+	for (size_t k = 0; k < n; k++)
+		fds[k] = -1;
+	for (size_t k = 0; k < n; k++) {
+		fds[k] = open(lowerdirs[k], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fds[k] < 0) {
+			kn_error_errno(err, "open snapshot '%s'", lowerdirs[k]);
+			goto out;
+		}
+	}
+	if (sandbox_layers_walk(fds, n, src, &w) < 0 || !w.exists) {
+		kn_error_set(err, w.exists ? errno : ENOENT, "bind mount source '%s' not found in '%s'", src, from);
+		goto out;
+	}
+	if (!*w.resolved) {
+		/* The whole root. */
+		if (n == 0) {
+			char *dir = xasprintf("%s/bind-%zu", tmp, i);
+
+			if (mkdir(dir, 0755) < 0) {
+				kn_error_errno(err, "cannot create '%s'", dir);
+				free(dir);
+				goto out;
+			}
+			kn_strv_push_owned(owned, dir);
+			sm->source = owned->v[owned->n - 1];
+		} else {
+			sm->lowerdirs = (const char *const *)lowerdirs;
+			sm->n_lowerdirs = n;
+			*ret_layers = steal_ptr(&lowerdirs);
+		}
+		r = 0;
+		goto out;
+	}
+	if (sandbox_layers_paths((const char *const *)lowerdirs, n, w.resolved, &paths, err) < 0)
+		goto out;
+	if (!paths[0] || lstat(paths[0], &stt) < 0) {
+		kn_error_set(err, ENOENT, "bind mount source '%s' not found in '%s'", src, from);
+		goto out;
+	}
+	if (S_ISDIR(stt.st_mode)) {
+		sm->lowerdirs = (const char *const *)paths;
+		sm->n_lowerdirs = kn_strv_len(paths);
+		*ret_layers = steal_ptr(&paths);
+	} else {
+		kn_strv_push(owned, paths[0]);
+		sm->source = owned->v[owned->n - 1];
+	}
+	r = 0;
+out:
+	for (size_t k = 0; k < n; k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+	sandbox_walk_release(&w);
+	return r;
 }
 
 /* A context bind mount when .dockerignore applies: the included files copied to tmp/bind-N. */
@@ -954,6 +996,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	_cleanup_free_ const struct bld_stage_result **from_stage = NULL;
 	_cleanup_free_ const struct store_image **from_img = NULL;
 	_cleanup_free_ bool *ctx_filtered = NULL;
+	char ***mount_layers = NULL; /* bind from=: the layers each mount shows */
 	size_t n_mounts = 0;
 	int memfds[16], n_memfds = 0;
 	char *key = NULL;
@@ -979,6 +1022,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	from_stage = xcalloc(x->run.n_mounts + 1, sizeof(*from_stage));
 	from_img = xcalloc(x->run.n_mounts + 1, sizeof(*from_img));
 	ctx_filtered = xcalloc(x->run.n_mounts + 1, sizeof(*ctx_filtered));
+	mount_layers = xcalloc(x->run.n_mounts + 1, sizeof(*mount_layers));
 	for (size_t i = 0; i < x->run.n_mounts; i++) {
 		const struct df_mount *m = &x->run.mounts[i];
 		struct sandbox_mount *sm = &mounts[n_mounts];
@@ -1011,6 +1055,8 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 				sm->type = SANDBOX_MOUNT_BIND;
 				sm->target = m->target;
 				sm->readonly = m->readonly;
+				/* bind,rw: the command may write, nothing reaches the layers */
+				sm->discard_writes = !m->readonly;
 				n_mounts++;
 				break;
 			}
@@ -1037,6 +1083,8 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			sm->type = SANDBOX_MOUNT_BIND;
 			sm->target = m->target;
 			sm->readonly = m->readonly;
+			/* bind,rw: writes land in a throwaway overlay, never in the context */
+			sm->discard_writes = !m->readonly;
 			n_mounts++;
 			break;
 		}
@@ -1130,7 +1178,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	tmp = bld_step_tmpdir(st, err);
 	if (!tmp)
 		goto fail;
-	/* Bind mounts from another stage or an image: their source copied out of its layers. */
+	/* Filtered context binds (copied), binds from another stage or an image (their layers). */
 	for (size_t i = 0; i < n_mounts; i++) {
 		if (ctx_filtered[i]) {
 			if (bind_ctx(st, tmp, i, x->run.mounts[i].source, &owned, err) < 0)
@@ -1140,9 +1188,9 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		}
 		if (!from_stage[i] && !from_img[i])
 			continue;
-		if (bind_from(st, tmp, i, from_stage[i], from_img[i], x->run.mounts[i].source, &owned, err) < 0)
+		if (bind_from(st, tmp, i, from_stage[i], from_img[i], x->run.mounts[i].from, x->run.mounts[i].source,
+			      &mounts[i], &mount_layers[i], &owned, err) < 0)
 			goto fail;
-		mounts[i].source = owned.v[owned.n - 1];
 	}
 	{
 		_cleanup_free_ char *upper = kn_path_join(tmp, "upper"), *work = kn_path_join(tmp, "work");
@@ -1200,6 +1248,9 @@ out:
 	for (int i = 0; i < n_memfds; i++)
 		close(memfds[i]);
 	free(mounts);
+	for (size_t i = 0; mount_layers && i < n_mounts; i++)
+		kn_strv_free(mount_layers[i]);
+	free(mount_layers);
 	kn_strv_release(&owned);
 	kn_buf_release(&k);
 	free(key);

@@ -258,6 +258,17 @@ struct sandbox_walk {
 int sandbox_layers_walk(const int *layers, size_t n, const char *path, struct sandbox_walk *ret);
 void sandbox_walk_release(struct sandbox_walk *w);
 
+/**
+ * The host paths that make up path (relative to the image root, symlink-free as
+ * sandbox_layers_walk() resolves it) in the merged view of lowerdirs (top first, overlay format):
+ * "<lowerdir>/<path>" of every layer holding it, top first, down to the first layer that hides
+ * the rest (an opaque directory on the way, a whiteout, a non-directory). For a directory they
+ * are the lowerdirs of an overlay showing exactly that subtree; for a file, the first one is it.
+ * *ret (owned, kn_strv_free) is empty when no layer holds it.
+ */
+int sandbox_layers_paths(const char *const *lowerdirs, size_t n, const char *path, char ***ret,
+			 kn_error **err);
+
 /** Limits: passwd/group files larger than this are refused; supplementary groups cap. */
 #define SANDBOX_USER_FILE_MAX (4u << 20)
 #define SANDBOX_MAX_GROUPS 1024

@@ -654,3 +654,62 @@ out:
 	kn_buf_release(&group);
 	return r;
 }
+
+int sandbox_layers_paths(const char *const *lowerdirs, size_t n, const char *path, char ***ret,
+			 kn_error **err)
+{
+	struct kn_strv out = KN_STRV_INIT;
+	bool below_hidden = false;
+
+	for (size_t i = 0; i < n && !below_hidden; i++) {
+		_cleanup_close_ int dfd = open(lowerdirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		bool whole = true;
+
+		if (dfd < 0) {
+			kn_strv_release(&out);
+			return kn_error_errno(err, "open layer '%s'", lowerdirs[i]);
+		}
+		for (const char *p = path; *p;) {
+			_cleanup_free_ char *name = NULL;
+			const char *end;
+			struct stat st;
+			int next;
+
+			while (*p == '/')
+				p++;
+			if (!*p)
+				break;
+			end = strchrnul(p, '/');
+			name = xstrndup(p, (size_t)(end - p));
+			p = end;
+			while (*p == '/')
+				p++;
+			if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+				/* Missing here: an OCI whiteout file hides it below too. */
+				below_hidden = is_whiteout(dfd, name);
+				whole = false;
+				break;
+			}
+			if (!S_ISDIR(st.st_mode)) {
+				/* A whiteout or a non-directory masks the layers below; the path
+				 * itself when it is the last component and not a whiteout. */
+				below_hidden = true;
+				whole = !*p && !(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+				break;
+			}
+			next = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (next < 0) {
+				kn_strv_release(&out);
+				return kn_error_errno(err, "open '%s' in layer '%s'", path, lowerdirs[i]);
+			}
+			close(dfd);
+			dfd = next;
+			if (is_opaque(dfd))
+				below_hidden = true;
+		}
+		if (whole)
+			kn_strv_push_owned(&out, kn_path_join(lowerdirs[i], path));
+	}
+	*ret = kn_strv_detach(&out);
+	return 0;
+}

@@ -258,3 +258,58 @@ DF
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/listing")" keep.txt
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/single")" keep
 }
+
+@test "RUN --mount=type=bind,rw: writes go to a throwaway layer, never into the context or the image" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx/dir"
+	echo keep >"$ctx/somefile"
+	echo inner >"$ctx/dir/inner"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest
+RUN --mount=type=bind,rw,target=/ctx sh -c 'echo x > /ctx/newfile; rm -f /ctx/somefile; echo changed > /ctx/dir/inner; test -f /ctx/newfile && test ! -e /ctx/somefile && echo wrote > /rw-ok'
+RUN --mount=type=bind,target=/ro sh -c 'if touch /ro/x 2>/dev/null; then echo writable; else echo readonly; fi > /ro-state'
+DF
+	snap=$(cd "$ctx" && find . -printf '%p %m %s %T@\n' | sort && cat somefile dir/inner)
+	build_ok -t bindrw:1 "$ctx"
+	assert_equal "$(cd "$ctx" && find . -printf '%p %m %s %T@\n' | sort && cat somefile dir/inner)" "$snap"
+	[ ! -e "$ctx/newfile" ]
+	unpack bindrw:1 "$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/rw-ok")" wrote
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/ro-state")" readonly
+	[ ! -e "$BATS_TEST_TMPDIR/rootfs/ctx/newfile" ]
+	[ ! -e "$BATS_TEST_TMPDIR/rootfs/ctx/somefile" ]
+}
+
+@test "RUN --mount=type=bind,from=STAGE shows the stage's layers: a directory, a file, the root, rw discarded" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest AS gen
+RUN mkdir -p /out/sub && echo one > /out/a && echo old > /out/gone && echo sub > /out/sub/s
+RUN echo two > /out/b && rm /out/gone && ln -s /out/a /out/link && echo file > /single
+FROM kiln-test/busybox:latest
+RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen ls -A /mnt/gen > /listing && cat /mnt/gen/a /mnt/gen/b /mnt/gen/sub/s > /contents
+RUN --mount=type=bind,from=gen,source=/single,target=/mnt/single.txt cat /mnt/single.txt > /single-seen
+RUN --mount=type=bind,from=gen,source=/out/link,target=/mnt/viasym cat /mnt/viasym > /link-seen
+RUN --mount=type=bind,from=gen,target=/mnt/root cat /mnt/root/out/b > /root-seen
+RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen,rw sh -c 'echo x > /mnt/gen/new && rm /mnt/gen/a && echo written > /rw-ok'
+RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen cat /mnt/gen/a > /after && test ! -e /mnt/gen/new && echo clean >> /after
+DF
+	build_ok -t bindfromlayers:1 "$ctx"
+	unpack bindfromlayers:1 "$BATS_TEST_TMPDIR/rootfs"
+	r="$BATS_TEST_TMPDIR/rootfs"
+	assert_equal "$(cat "$r/listing")" "$(printf 'a\nb\nlink\nsub')"
+	assert_equal "$(cat "$r/contents")" "$(printf 'one\ntwo\nsub')"
+	assert_equal "$(cat "$r/single-seen")" file
+	assert_equal "$(cat "$r/link-seen")" one
+	assert_equal "$(cat "$r/root-seen")" two
+	assert_equal "$(cat "$r/rw-ok")" written
+	assert_equal "$(cat "$r/after")" "$(printf 'one\nclean')"
+	[ ! -e "$r/mnt/gen/new" ]
+	run_kiln 1 build --progress plain -f - "$ctx" <<'DF'
+FROM kiln-test/busybox:latest AS gen
+FROM kiln-test/busybox:latest
+RUN --mount=type=bind,from=gen,source=/nope,target=/mnt true
+DF
+	assert_contains "$output" "bind mount source '/nope' not found in 'gen'"
+}
