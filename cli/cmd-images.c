@@ -81,11 +81,50 @@ static char *human_size(int64_t n)
 	return xasprintf("%.3g%s", v, units[u]);
 }
 
+/* The table columns, in docker's order; the cells of a row are its first fields. */
+enum { COL_REPO, COL_TAG, COL_DIGEST, COL_ID, COL_SINCE, COL_SIZE, NCOLS };
+
 struct row {
-	char *repo, *tag, *digest, *id, *created, *since, *size;
+	char *cell[NCOLS]; /* repository, tag, manifest digest, shown image ID, "2 hours ago", "7.8MB" */
+	char *id, *created;
 	int64_t bytes;
 	time_t t;
 };
+
+static const char *const headers[NCOLS] = { "REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED",
+					    "SIZE" };
+
+/*
+ * Prints one table line. Like docker's tabwriter (min width 10, padding 3), every column is as
+ * wide as its widest cell plus 3 spaces (10 at least), so columns line up whatever the content.
+ */
+static void print_line(const char *const cells[NCOLS], const int width[NCOLS], bool digests)
+{
+	for (int c = 0; c < NCOLS; c++) {
+		if (c == COL_DIGEST && !digests)
+			continue;
+		if (c == NCOLS - 1)
+			printf("%s\n", cells[c]);
+		else
+			printf("%-*s", width[c], cells[c]);
+	}
+}
+
+static void print_table(const struct row *rows, size_t nrows, bool digests)
+{
+	int width[NCOLS];
+
+	for (int c = 0; c < NCOLS; c++) {
+		size_t w = strlen(headers[c]);
+
+		for (size_t i = 0; i < nrows; i++)
+			w = strlen(rows[i].cell[c]) > w ? strlen(rows[i].cell[c]) : w;
+		width[c] = w + 3 > 10 ? (int)w + 3 : 10;
+	}
+	print_line(headers, width, digests);
+	for (size_t i = 0; i < nrows; i++)
+		print_line((const char *const *)rows[i].cell, width, digests);
+}
 
 static int cmp_row(const void *a, const void *b)
 {
@@ -94,8 +133,8 @@ static int cmp_row(const void *a, const void *b)
 
 	if (x->t != y->t)
 		return x->t < y->t ? 1 : -1;
-	c = strcmp(x->repo, y->repo);
-	return c ? c : strcmp(x->tag, y->tag);
+	c = strcmp(x->cell[COL_REPO], y->cell[COL_REPO]);
+	return c ? c : strcmp(x->cell[COL_TAG], y->cell[COL_TAG]);
 }
 
 static void usage(FILE *out)
@@ -205,19 +244,20 @@ int cmd_images(int argc, char **argv)
 		if (refs[i].name) {
 			_cleanup_free_ char *fam = store_ref_familiar(refs[i].name);
 
-			store_ref_split(fam, &r->repo, &r->tag);
-			if (!r->tag)
-				r->tag = xstrdup("<none>");
+			store_ref_split(fam, &r->cell[COL_REPO], &r->cell[COL_TAG]);
+			if (!r->cell[COL_TAG])
+				r->cell[COL_TAG] = xstrdup("<none>");
 		} else {
-			r->repo = xstrdup("<none>");
-			r->tag = xstrdup("<none>");
+			r->cell[COL_REPO] = xstrdup("<none>");
+			r->cell[COL_TAG] = xstrdup("<none>");
 		}
-		r->digest = xstrdup(refs[i].desc.digest);
+		r->cell[COL_DIGEST] = xstrdup(refs[i].desc.digest);
+		r->cell[COL_ID] = notrunc ? xstrdup(img->id) : xstrndup(store_digest_hex(img->id), 12);
+		r->cell[COL_SINCE] = created_since(img->config->created);
 		r->id = xstrdup(img->id);
 		r->created = xstrdup(img->config->created ? img->config->created : "");
-		r->since = created_since(img->config->created);
 		r->bytes = store_image_size(img);
-		r->size = human_size(r->bytes);
+		r->cell[COL_SIZE] = human_size(r->bytes);
 		r->t = parse_rfc3339(img->config->created);
 		nrows++;
 		store_image_free(img);
@@ -230,7 +270,7 @@ int cmd_images(int argc, char **argv)
 			if (kn_strv_contains(&seen, rows[i].id))
 				continue;
 			kn_strv_push(&seen, rows[i].id);
-			printf("%.*s\n", notrunc ? 71 : 12, notrunc ? rows[i].id : store_digest_hex(rows[i].id));
+			puts(rows[i].cell[COL_ID]);
 		}
 		kn_strv_release(&seen);
 	} else if (json) {
@@ -239,42 +279,23 @@ int cmd_images(int argc, char **argv)
 
 		for (size_t i = 0; i < nrows; i++)
 			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:I,s:s}",
-				"Repository", rows[i].repo, "Tag", rows[i].tag, "Digest", rows[i].digest,
-				"ID", rows[i].id, "ShortID", json_sprintf("%.12s", store_digest_hex(rows[i].id)),
-				"Created", rows[i].created, "CreatedSince", rows[i].since,
-				"Size", (json_int_t)rows[i].bytes, "HumanSize", rows[i].size));
+				"Repository", rows[i].cell[COL_REPO], "Tag", rows[i].cell[COL_TAG],
+				"Digest", rows[i].cell[COL_DIGEST], "ID", rows[i].id,
+				"ShortID", json_sprintf("%.12s", store_digest_hex(rows[i].id)),
+				"Created", rows[i].created, "CreatedSince", rows[i].cell[COL_SINCE],
+				"Size", (json_int_t)rows[i].bytes, "HumanSize", rows[i].cell[COL_SIZE]));
 		text = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(text);
 		free(text);
 		json_decref(a);
 	} else {
-		int wr = 10, wt = 3, wd = 6;
-
-		for (size_t i = 0; i < nrows; i++) {
-			wr = (int)strlen(rows[i].repo) > wr ? (int)strlen(rows[i].repo) : wr;
-			wt = (int)strlen(rows[i].tag) > wt ? (int)strlen(rows[i].tag) : wt;
-			wd = (int)strlen(rows[i].digest) > wd ? (int)strlen(rows[i].digest) : wd;
-		}
-		printf("%-*s   %-*s   ", wr, "REPOSITORY", wt, "TAG");
-		if (digests)
-			printf("%-*s   ", wd, "DIGEST");
-		printf("%-*s   %-20s   %s\n", notrunc ? 71 : 12, "IMAGE ID", "CREATED", "SIZE");
-		for (size_t i = 0; i < nrows; i++) {
-			printf("%-*s   %-*s   ", wr, rows[i].repo, wt, rows[i].tag);
-			if (digests)
-				printf("%-*s   ", wd, rows[i].digest);
-			printf("%-*.*s   %-20s   %s\n", notrunc ? 71 : 12, notrunc ? 71 : 12,
-			       notrunc ? rows[i].id : store_digest_hex(rows[i].id), rows[i].since, rows[i].size);
-		}
+		print_table(rows, nrows, digests);
 	}
 	for (size_t i = 0; i < nrows; i++) {
-		free(rows[i].repo);
-		free(rows[i].tag);
-		free(rows[i].digest);
+		for (int col = 0; col < NCOLS; col++)
+			free(rows[i].cell[col]);
 		free(rows[i].id);
 		free(rows[i].created);
-		free(rows[i].since);
-		free(rows[i].size);
 	}
 	free(rows);
 	store_refs_free(refs, n);

@@ -21,7 +21,7 @@ load_base() {
 
 @test "images on an empty store prints the header only" {
 	run_kiln images
-	assert_equal "$output" "REPOSITORY   TAG   IMAGE ID       CREATED                SIZE"
+	assert_equal "$output" "REPOSITORY   TAG       IMAGE ID   CREATED   SIZE"
 	run_kiln images -q
 	assert_equal "$output" ""
 	run_kiln images --format json
@@ -48,6 +48,35 @@ load_base() {
 	assert_equal "$size" "$want"
 	run_kiln 2 images --format yaml
 	assert_contains "$output" "unknown format 'yaml'"
+}
+
+# column_starts LINE: the offsets at which the cells of a table line start (after 3+ spaces).
+column_starts() {
+	awk '{ s = "0"; for (i = 2; i <= length($0); i++)
+		if (substr($0, i, 1) != " " && substr($0, i - 3, 3) == "   ") s = s " " (i - 1)
+		print s }' <<<"$1"
+}
+
+@test "images columns line up whatever the width of the values" {
+	load_base
+	# A creation time in the future shows docker's longest CREATED value.
+	cp -r "$FIX/oci" "$BATS_TEST_TMPDIR/oci"
+	umoci config --image "$BATS_TEST_TMPDIR/oci:base" --created 2099-01-01T00:00:00Z --tag future
+	skopeo copy -q "oci:$BATS_TEST_TMPDIR/oci:future" \
+		"docker-archive:$BATS_TEST_TMPDIR/future.tar:kiln-test/future:v1"
+	run_kiln load -i "$BATS_TEST_TMPDIR/future.tar"
+	run_kiln tag kiln-test/busybox localhost:5000/a-rather-long/repository-name:and-a-long-tag
+	for flags in "" "--digests" "--no-trunc" "--digests --no-trunc"; do
+		run_kiln images $flags
+		[ "${#lines[@]}" -eq 4 ]
+		[[ "${lines[1]}" =~ ^kiln-test/future\ +v1\ + ]]
+		assert_contains "${lines[1]}" "Less than a second ago   "
+		want=$(column_starts "${lines[0]}")
+		[ "$(wc -w <<<"$want")" -eq "$([[ $flags == *digests* ]] && echo 6 || echo 5)" ]
+		for l in "${lines[@]}"; do
+			assert_equal "$(column_starts "$l")" "$want"
+		done
+	done
 }
 
 @test "inspect shows config, rootfs and names like docker image inspect" {
