@@ -24,6 +24,7 @@ struct bld_stage_result {
 	struct store_desc *layers;
 	size_t n_layers;
 	char *key; /* cache key (hex) of the stage's last step: names its content */
+	char *base_id; /* ID of the store image the stage is built on (through FROM stages), or NULL */
 };
 
 struct bld_secret {
@@ -74,6 +75,7 @@ struct bld_state {
 	size_t n_layers, alloc_layers;
 	char *chain_id;  /* chain ID of the layers so far, NULL when none */
 	char *key;       /* cache key so far (hex) */
+	char *base_id;   /* ID of the store image the stage is built on, NULL for scratch */
 	bool cmd_set;    /* CMD given in this stage (ENTRYPOINT then keeps it) */
 	struct df_stage_env se;
 	const char *step_text;  /* the step being run, for error messages */
@@ -232,7 +234,10 @@ char *cfg_step_text(const struct df_instr *x);
 char *cache_key(const char *parent, const char *text, const void *extra, size_t extra_len);
 /** Looks a step up: on a hit replaces the state's config and layers. Returns 1 hit, 0 miss. */
 int cache_lookup(struct bld_state *st, const char *key, kn_error **err);
-/** Stores the state's config and layers under key (through the writer thread when running). */
+/**
+ * Stores the state's config and layers under key (through the writer thread when running). The
+ * entry's "images" lists the base image ID, so `kiln rmi` refuses that image without -f.
+ */
 int cache_store(struct bld_state *st, const char *key, kn_error **err);
 
 /**

@@ -202,6 +202,7 @@ static void state_release(struct bld_state *st)
 	free(st->layers);
 	free(st->chain_id);
 	free(st->key);
+	free(st->base_id);
 	df_stage_env_release(&st->se);
 	memset(st, 0, sizeof(*st));
 }
@@ -1385,6 +1386,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 		for (size_t i = 0; i < sr->n_layers; i++)
 			bld_state_add_layer(&st, &sr->layers[i], sr->config->diff_ids[i]);
 		st.key = xstrdup(sr->key);
+		st.base_id = sr->base_id ? xstrdup(sr->base_id) : NULL;
 		from_text = xasprintf("FROM %s", b->plan->stages[stage->base_stage].name
 							 ? b->plan->stages[stage->base_stage].name
 							 : stage->from->from.base);
@@ -1407,6 +1409,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 		for (size_t i = 0; i < img->manifest.n_layers; i++)
 			bld_state_add_layer(&st, &img->manifest.layers[i], img->config->diff_ids[i]);
 		st.key = xasprintf("image:%s|%s", img->id, layer_compression_name(b->lopts.compression));
+		st.base_id = xstrdup(img->id);
 		break;
 	}
 	}
@@ -1448,6 +1451,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 		sr->n_layers = st.n_layers;
 		st.n_layers = 0;
 		sr->key = steal_ptr(&st.key);
+		sr->base_id = steal_ptr(&st.base_id);
 	}
 	ret = 0;
 out:
@@ -1645,6 +1649,7 @@ static void bld_release(struct bld *b)
 				store_desc_release(&sr->layers[j]);
 			free(sr->layers);
 			free(sr->key);
+			free(sr->base_id);
 		}
 		free(b->stages);
 	}

@@ -116,6 +116,12 @@ int cache_store(struct bld_state *st, const char *key, kn_error **err)
 	}
 	json_object_set_new(root, "layers", layers);
 	json_object_set_new(root, "blobs", blobs);
+	if (st->base_id) {
+		json_t *images = json_array();
+
+		json_array_append_new(images, json_string(st->base_id));
+		json_object_set_new(root, "images", images);
+	}
 	if (st->chain_id) {
 		json_t *snaps = json_array();
 

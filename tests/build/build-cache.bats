@@ -80,3 +80,33 @@ DF
 	assert_equal "$(last_line "$output")" "$first"
 	assert_contains "$output" CACHED
 }
+
+@test "cache entries name their base image: kiln rmi refuses it without -f" {
+	fresh_root
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	cat >"$ctx/Dockerfile" <<'DF'
+FROM kiln-test/busybox:latest AS first
+RUN echo one > /one
+FROM first
+RUN echo two > /two
+DF
+	build_ok -t onbase:1 "$ctx"
+	base=$("$KILN" --root "$KILN_TEST_ROOT" inspect kiln-test/busybox:latest | jq -r '.[0].Id')
+	# every entry made on top of the base (both stages, the second through FROM first) names it
+	n=0
+	for f in "$KILN_TEST_ROOT"/cache/*.json; do
+		assert_equal "$(jq -c .images "$f")" "[\"$base\"]"
+		n=$((n + 1))
+	done
+	[ "$n" -ge 2 ]
+	run_kiln 1 rmi kiln-test/busybox:latest
+	assert_contains "$output" "image 'kiln-test/busybox:latest' is used by build cache entry"
+	assert_contains "$output" "(use -f to remove it anyway)"
+	run_kiln inspect kiln-test/busybox:latest
+	run_kiln rmi -f kiln-test/busybox:latest
+	assert_contains "$output" "Untagged: kiln-test/busybox:latest"
+	run_kiln 1 inspect kiln-test/busybox:latest
+	# the image built on it is untouched
+	run_kiln inspect onbase:1
+}
