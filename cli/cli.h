@@ -46,6 +46,14 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 	       const struct option *longopts);
 void cli_getopt_reset(void);
 
+/*
+ * Parses a boolean option value: true/1/yes or false/0/no; NULL (the flag given alone) is true.
+ * Returns 1 or 0, or -1 when the value is none of these.
+ */
+int cli_parse_bool(const char *v);
+/* Docker's short digest: the first 12 hex characters after "alg:". Returns a thread-local buffer. */
+const char *cli_short_digest(const char *digest);
+
 /* The command table, defined in main.c. */
 extern const struct cli_cmd cli_commands[];
 

@@ -82,19 +82,6 @@ static char *prompt(const char *what, bool echo, kn_error **err)
 	return read_line_fd(fd, echo, err);
 }
 
-static int parse_bool(const char *s, bool *ret)
-{
-	if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) {
-		*ret = true;
-		return 0;
-	}
-	if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) {
-		*ret = false;
-		return 0;
-	}
-	return -1;
-}
-
 static void secret_free(char *s)
 {
 	if (s) {
@@ -139,16 +126,13 @@ int cmd_login(int argc, char **argv)
 		case OPT_PASSWORD_STDIN:
 			pass_stdin = true;
 			break;
-		case OPT_TLS_VERIFY: {
-			bool v = true;
-
-			if (optarg && parse_bool(optarg, &v) < 0) {
+		case OPT_TLS_VERIFY:
+			tls_verify = cli_parse_bool(optarg);
+			if (tls_verify < 0) {
 				secret_free(pass);
 				return cli_usage_error("login", "invalid value '%s' for --tls-verify", optarg);
 			}
-			tls_verify = v ? 1 : 0;
 			break;
-		}
 		case 'h':
 			secret_free(pass);
 			usage(stdout);

@@ -33,16 +33,6 @@ static const struct option pull_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Docker's short digest: the first 12 hex characters. */
-static const char *short_digest(const char *d)
-{
-	static __thread char s[13];
-	const char *hex = strchr(d, ':');
-
-	snprintf(s, sizeof(s), "%s", hex ? hex + 1 : d);
-	return s;
-}
-
 struct pull_display {
 	bool quiet;
 	const char *tag_or_digest;
@@ -54,7 +44,7 @@ static void pull_progress(const struct reg_transfer_event *ev, void *data)
 	struct pull_display *d = data;
 
 	if (ev->kind == REG_XFER_RETRY) {
-		cli_warn("%s: retrying: %s", ev->digest ? short_digest(ev->digest) : "registry",
+		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
 			 ev->text ? ev->text : "transient failure");
 		return;
 	}
@@ -65,10 +55,10 @@ static void pull_progress(const struct reg_transfer_event *ev, void *data)
 		printf("%s: Pulling from %s\n", d->tag_or_digest, d->repo);
 		break;
 	case REG_XFER_BLOB_EXISTS:
-		printf("%s: Already exists\n", short_digest(ev->digest));
+		printf("%s: Already exists\n", cli_short_digest(ev->digest));
 		break;
 	case REG_XFER_BLOB_DONE:
-		printf("%s: Pull complete\n", short_digest(ev->digest));
+		printf("%s: Pull complete\n", cli_short_digest(ev->digest));
 		break;
 	case REG_XFER_BLOB_START:
 	case REG_XFER_BLOB_MOUNTED:
@@ -76,16 +66,6 @@ static void pull_progress(const struct reg_transfer_event *ev, void *data)
 		break;
 	}
 	fflush(stdout);
-}
-
-/* Parses --tls-verify's value: absent means true. Returns 0/1, or -1 when invalid. */
-static int parse_bool_arg(const char *v)
-{
-	if (!v || !strcmp(v, "true") || !strcmp(v, "1"))
-		return 1;
-	if (!strcmp(v, "false") || !strcmp(v, "0"))
-		return 0;
-	return -1;
 }
 
 int cmd_pull(int argc, char **argv)
@@ -121,7 +101,7 @@ int cmd_pull(int argc, char **argv)
 			o.platform = optarg;
 			break;
 		case OPT_TLS_VERIFY:
-			o.tls_verify = parse_bool_arg(optarg);
+			o.tls_verify = cli_parse_bool(optarg);
 			if (o.tls_verify < 0)
 				return cli_usage_error("pull", "invalid --tls-verify value '%s'",
 						       optarg);

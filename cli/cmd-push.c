@@ -35,21 +35,12 @@ static const struct option push_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static const char *short_digest(const char *d)
-{
-	static __thread char s[13];
-	const char *hex = strchr(d, ':');
-
-	snprintf(s, sizeof(s), "%s", hex ? hex + 1 : d);
-	return s;
-}
-
 static void push_progress(const struct reg_transfer_event *ev, void *data)
 {
 	const bool *quiet = data;
 
 	if (ev->kind == REG_XFER_RETRY) {
-		cli_warn("%s: retrying: %s", ev->digest ? short_digest(ev->digest) : "registry",
+		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
 			 ev->text ? ev->text : "transient failure");
 		return;
 	}
@@ -64,13 +55,13 @@ static void push_progress(const struct reg_transfer_event *ev, void *data)
 		return;
 	switch (ev->kind) {
 	case REG_XFER_BLOB_EXISTS:
-		printf("%s: Layer already exists\n", short_digest(ev->digest));
+		printf("%s: Layer already exists\n", cli_short_digest(ev->digest));
 		break;
 	case REG_XFER_BLOB_DONE:
-		printf("%s: Pushed\n", short_digest(ev->digest));
+		printf("%s: Pushed\n", cli_short_digest(ev->digest));
 		break;
 	case REG_XFER_BLOB_MOUNTED:
-		printf("%s: Mounted from %s\n", short_digest(ev->digest), ev->text);
+		printf("%s: Mounted from %s\n", cli_short_digest(ev->digest), ev->text);
 		break;
 	case REG_XFER_RESOLVED:
 	case REG_XFER_BLOB_START:
@@ -78,15 +69,6 @@ static void push_progress(const struct reg_transfer_event *ev, void *data)
 		break;
 	}
 	fflush(stdout);
-}
-
-static int parse_bool_arg(const char *v)
-{
-	if (!v || !strcmp(v, "true") || !strcmp(v, "1"))
-		return 1;
-	if (!strcmp(v, "false") || !strcmp(v, "0"))
-		return 0;
-	return -1;
 }
 
 int cmd_push(int argc, char **argv)
@@ -118,7 +100,7 @@ int cmd_push(int argc, char **argv)
 			break;
 		}
 		case OPT_TLS_VERIFY:
-			o.tls_verify = parse_bool_arg(optarg);
+			o.tls_verify = cli_parse_bool(optarg);
 			if (o.tls_verify < 0)
 				return cli_usage_error("push", "invalid --tls-verify value '%s'",
 						       optarg);

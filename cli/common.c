@@ -70,6 +70,24 @@ const char *cli_root(void)
 	return root_default;
 }
 
+int cli_parse_bool(const char *v)
+{
+	if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+		return 1;
+	if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+		return 0;
+	return -1;
+}
+
+const char *cli_short_digest(const char *digest)
+{
+	static __thread char s[13];
+	const char *hex = strchr(digest, ':');
+
+	snprintf(s, sizeof(s), "%s", hex ? hex + 1 : digest);
+	return s;
+}
+
 void cli_getopt_reset(void)
 {
 	optind = 0;
