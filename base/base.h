@@ -6,6 +6,7 @@
 #include "base/cleanup.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/platform.h"
 #include "base/strv.h"
 #include "base/xalloc.h"
 

@@ -2,46 +2,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 #include "layers/store-internal.h"
-
-/* ---- platform ------------------------------------------------------------------------------ */
-
-void store_platform_host(const char **ret_arch, const char **ret_os, const char **ret_variant)
-{
-	static const struct {
-		const char *machine, *arch, *variant;
-	} map[] = {
-		{ "x86_64", "amd64", NULL },	{ "aarch64", "arm64", "v8" },
-		{ "armv7l", "arm", "v7" },	{ "armv6l", "arm", "v6" },
-		{ "i686", "386", NULL },	{ "i386", "386", NULL },
-		{ "ppc64le", "ppc64le", NULL }, { "s390x", "s390x", NULL },
-		{ "riscv64", "riscv64", NULL }, { "mips64", "mips64", NULL },
-	};
-	static const char *arch = "amd64", *variant = NULL;
-	static bool done;
-
-	if (!done) {
-		struct utsname u;
-
-		if (uname(&u) == 0) {
-			for (size_t i = 0; i < KN_ARRAY_SIZE(map); i++) {
-				if (!strcmp(u.machine, map[i].machine)) {
-					arch = map[i].arch;
-					variant = map[i].variant;
-				}
-			}
-		}
-		done = true;
-	}
-	if (ret_arch)
-		*ret_arch = arch;
-	if (ret_os)
-		*ret_os = "linux";
-	if (ret_variant)
-		*ret_variant = variant;
-}
 
 /* ---- image config -------------------------------------------------------------------------- */
 
@@ -62,7 +24,7 @@ struct image_config *image_config_new(void)
 	struct image_config *c = xcalloc(1, sizeof(*c));
 	const char *arch, *os, *variant;
 
-	store_platform_host(&arch, &os, &variant);
+	kn_platform_host(&os, &arch, &variant);
 	c->architecture = xstrdup(arch);
 	c->os = xstrdup(os);
 	/* arm64's "v8" is the default and usually omitted from configs. */
@@ -586,7 +548,7 @@ int image_index_choose(const struct image_index *ix, const char *arch, const cha
 	const char *harch, *hos, *hvariant;
 	int best = -1;
 
-	store_platform_host(&harch, &hos, &hvariant);
+	kn_platform_host(&hos, &harch, &hvariant);
 	if (!arch) {
 		arch = harch;
 		variant = hvariant;

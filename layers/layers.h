@@ -254,8 +254,6 @@ void image_config_add_layer(struct image_config *c, const char *diff_id);
 void image_config_add_history(struct image_config *c, const struct image_history *h);
 /** A deep copy. */
 struct image_config *image_config_dup(const struct image_config *c);
-/** The host platform as OCI names (amd64, arm64 + v8, arm + v7, ...), borrowed static strings. */
-void store_platform_host(const char **ret_arch, const char **ret_os, const char **ret_variant);
 
 /** A manifest (OCI or Docker v2 schema 2; media_type says which). */
 struct image_manifest {

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 #include "parser/parser.h"
 #include "parser/sem-internal.h"
@@ -37,55 +36,16 @@ void df_platform_release(struct df_platform *p)
 	memset(p, 0, sizeof(*p));
 }
 
-static void normalize_arch(const char *arch, const char *variant, char **ret_arch, char **ret_variant)
-{
-	const char *a = arch, *v = variant ? variant : "";
-
-	if (!strcmp(a, "x86_64") || !strcmp(a, "x86-64") || !strcmp(a, "amd64")) {
-		a = "amd64";
-		if (!strcmp(v, "v1"))
-			v = "";
-	} else if (!strcmp(a, "aarch64") || !strcmp(a, "arm64")) {
-		a = "arm64";
-		if (!strcmp(v, "8") || !strcmp(v, "v8"))
-			v = "";
-	} else if (!strcmp(a, "armhf")) {
-		a = "arm";
-		v = "v7";
-	} else if (!strcmp(a, "armel")) {
-		a = "arm";
-		v = "v6";
-	} else if (!strncmp(a, "armv", 4) && a[4] >= '5' && a[4] <= '8') {
-		static char buf[3];
-
-		buf[0] = 'v';
-		buf[1] = a[4];
-		buf[2] = 0;
-		v = *v ? v : buf;
-		*ret_arch = xstrdup("arm");
-		*ret_variant = xstrdup(v);
-		return;
-	} else if (!strcmp(a, "arm")) {
-		if (!*v || !strcmp(v, "7"))
-			v = "v7";
-		else if (!strcmp(v, "5") || !strcmp(v, "6") || !strcmp(v, "8"))
-			v = !strcmp(v, "5") ? "v5" : !strcmp(v, "6") ? "v6" : "v8";
-	} else if (!strcmp(a, "i386") || !strcmp(a, "i486") || !strcmp(a, "i586") || !strcmp(a, "i686")) {
-		a = "386";
-	}
-	*ret_arch = xstrdup(a);
-	*ret_variant = xstrdup(v);
-}
-
 int df_platform_native(struct df_platform *ret, kn_error **err)
 {
-	struct utsname u;
+	const char *arch, *variant;
 
+	(void)err;
 	memset(ret, 0, sizeof(*ret));
-	if (uname(&u) < 0)
-		return kn_error_errno(err, "uname");
+	kn_platform_host(NULL, &arch, &variant);
 	ret->os = xstrdup("linux");
-	normalize_arch(u.machine, "", &ret->arch, &ret->variant);
+	ret->arch = xstrdup(arch);
+	ret->variant = xstrdup(variant ? variant : "");
 	return 0;
 }
 
@@ -120,7 +80,9 @@ int df_platform_parse(const char *s, struct df_platform *ret, kn_error **err)
 		df_platform_release(&native);
 		return 0;
 	}
-	normalize_arch(parts[1], n > 2 ? parts[2] : "", &ret->arch, &ret->variant);
+	kn_arch_normalize(parts[1], n > 2 ? parts[2] : "", &ret->arch, &ret->variant);
+	if (!ret->variant)
+		ret->variant = xstrdup("");
 	return 0;
 }
 

@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/utsname.h>
 
 #include "registry/transfer-internal.h"
 
@@ -40,17 +39,6 @@ char *reg_digest_of(const void *data, size_t len)
 
 /* ---- platforms ------------------------------------------------------------------------------ */
 
-static char *norm_arch(const char *a)
-{
-	if (!strcmp(a, "x86_64") || !strcmp(a, "x86-64"))
-		return xstrdup("amd64");
-	if (!strcmp(a, "aarch64"))
-		return xstrdup("arm64");
-	if (!strcmp(a, "i386") || !strcmp(a, "i686"))
-		return xstrdup("386");
-	return xstrdup(a);
-}
-
 static bool platform_word_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > 64)
@@ -83,9 +71,8 @@ int reg_platform_parse(const char *s, struct reg_platform *ret, kn_error **err)
 	{
 		_cleanup_free_ char *raw = v ? xstrndup(a, v - a) : xstrdup(a);
 
-		p.arch = norm_arch(raw);
+		kn_arch_normalize(raw, v ? v + 1 : NULL, &p.arch, &p.variant);
 	}
-	p.variant = v ? xstrdup(v + 1) : NULL;
 	*ret = p;
 	return 0;
 bad:
@@ -94,25 +81,13 @@ bad:
 
 void reg_platform_host(struct reg_platform *ret)
 {
-	struct utsname u;
-	const char *m = "unknown";
+	const char *arch, *variant;
 
 	memset(ret, 0, sizeof(*ret));
-	if (uname(&u) == 0)
-		m = u.machine;
+	kn_platform_host(NULL, &arch, &variant);
 	ret->os = xstrdup("linux");
-	if (!strcmp(m, "armv7l") || !strcmp(m, "armv7")) {
-		ret->arch = xstrdup("arm");
-		ret->variant = xstrdup("v7");
-	} else if (!strcmp(m, "armv6l")) {
-		ret->arch = xstrdup("arm");
-		ret->variant = xstrdup("v6");
-	} else if (!strcmp(m, "aarch64") || !strcmp(m, "arm64")) {
-		ret->arch = xstrdup("arm64");
-		ret->variant = xstrdup("v8");
-	} else {
-		ret->arch = norm_arch(m);
-	}
+	ret->arch = xstrdup(arch);
+	ret->variant = variant ? xstrdup(variant) : NULL;
 }
 
 char *reg_platform_format(const struct reg_platform *p)
@@ -264,9 +239,8 @@ static int desc_parse(json_t *o, const char *what, bool want_platform, struct re
 		if (json_is_object(p) && jstr(p, "os") && jstr(p, "architecture")) {
 			d->has_platform = true;
 			d->platform.os = xstrdup(jstr(p, "os"));
-			d->platform.arch = norm_arch(jstr(p, "architecture"));
-			if (jstr(p, "variant") && *jstr(p, "variant"))
-				d->platform.variant = xstrdup(jstr(p, "variant"));
+			kn_arch_normalize(jstr(p, "architecture"), jstr(p, "variant"),
+					  &d->platform.arch, &d->platform.variant);
 		}
 	}
 	return 0;

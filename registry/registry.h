@@ -141,9 +141,9 @@ int reg_logout(const char *registry, const struct reg_opts *opts, kn_error **err
 
 /**
  * A platform as in an OCI index entry. All fields owned; variant may be NULL.
- * reg_platform_parse() accepts "os/arch[/variant]" (e.g. "linux/arm64/v8"); the arch aliases
- * x86_64 -> amd64 and aarch64 -> arm64 are normalized. reg_platform_host() fills the running
- * machine's platform (linux, uname(2) machine mapped to GOARCH names, arm variants).
+ * reg_platform_parse() accepts "os/arch[/variant]" (e.g. "linux/arm64/v8"); arch and variant
+ * are normalized with kn_arch_normalize() (base/platform.h), as are the platforms read from an
+ * index. reg_platform_host() fills the running machine's platform (kn_platform_host()).
  * reg_platform_format() returns an owned "os/arch[/variant]".
  */
 struct reg_platform {

@@ -79,7 +79,7 @@ teardown() {
 	fi
 	run_kiln 1 pull --platform linux/s390x "$REGISTRY_HOST/team/multi:1"
 	assert_contains "$output" "no manifest for platform 'linux/s390x'"
-	assert_contains "$output" "linux/amd64, linux/arm64/v8"
+	assert_contains "$output" "linux/amd64, linux/arm64)"
 	run_kiln 1 pull --platform bogus "$REGISTRY_HOST/team/multi:1"
 	assert_contains "$output" "invalid platform 'bogus'"
 }
@@ -87,7 +87,7 @@ teardown() {
 @test "--platform on a single-platform image must match its config" {
 	seed_image "$REGISTRY_HOST/team/arm:1" --platforms linux/arm64/v8
 	run_kiln 1 pull --platform linux/amd64 "$REGISTRY_HOST/team/arm:1"
-	assert_contains "$output" "does not match the requested platform: wanted linux/amd64, image is linux/arm64/v8"
+	assert_contains "$output" "does not match the requested platform: wanted linux/amd64, image is linux/arm64"
 	[ -z "$(store_manifest_digest "$REGISTRY_HOST/team/arm:1")" ]
 	run_kiln pull --platform linux/arm64 "$REGISTRY_HOST/team/arm:1"
 	[ "$(store_config "$REGISTRY_HOST/team/arm:1" | jq -r .architecture)" = arm64 ]

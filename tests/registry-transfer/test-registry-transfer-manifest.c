@@ -173,9 +173,15 @@ static void test_platform_parse(void **state)
 	kn_error *err = NULL;
 	char *s;
 
+	/* Normalized as containerd does: arm64's default variant v8 is dropped. */
 	assert_int_equal(reg_platform_parse("linux/aarch64/v8", &p, &err), 0);
 	s = reg_platform_format(&p);
-	assert_string_equal(s, "linux/arm64/v8");
+	assert_string_equal(s, "linux/arm64");
+	free(s);
+	reg_platform_release(&p);
+	assert_int_equal(reg_platform_parse("linux/armhf", &p, &err), 0);
+	s = reg_platform_format(&p);
+	assert_string_equal(s, "linux/arm/v7");
 	free(s);
 	reg_platform_release(&p);
 	assert_int_equal(reg_platform_parse("linux", &p, &err), -1);

@@ -222,7 +222,7 @@ static void test_index(void **state)
 	int64_t freed = -1;
 
 	(void)state;
-	store_platform_host(&arch, &os, &variant);
+	kn_platform_host(&os, &arch, &variant);
 	assert_int_equal(store_open(root, STORE_EXCLUSIVE, &s, NULL), 0);
 	assert_int_equal(store_blob_put(s, "layer", 5, &d, NULL), 0);
 	layer.media_type = xstrdup(STORE_MT_OCI_LAYER);
