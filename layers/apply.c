@@ -142,8 +142,7 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 	return n;
 }
 
-/* Cleans a tar path: relative, no "." or empty components; NULL (EPERM) on "..". */
-static char *clean_path(const char *p, const char *what, kn_error **err)
+char *layer_clean_path(const char *p, const char *what, kn_error **err)
 {
 	struct kn_buf out = KN_BUF_INIT;
 	const char *orig = p;
@@ -558,7 +557,7 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 
 	if (!pathname)
 		return kn_error_set(err, EBADMSG, "tar entry with an unreadable name");
-	rel = clean_path(pathname, "entry", err);
+	rel = layer_clean_path(pathname, "entry", err);
 	if (!rel)
 		return -1;
 	if (++ap->n_entries > ap->max_entries)
@@ -578,7 +577,7 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 
 	hl = archive_entry_hardlink(e);
 	if (hl) {
-		link = clean_path(hl, "hardlink target of", err);
+		link = layer_clean_path(hl, "hardlink target of", err);
 		if (!link)
 			return -1;
 		if (!*link || !strcmp(link, rel))

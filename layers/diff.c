@@ -509,30 +509,6 @@ static int walk_dir(struct dw *w, kn_error **err)
 
 /* ---- re-writing a tar stream (import) -------------------------------------------------------- */
 
-/* Makes a tar path relative and clean; NULL (EINVAL) for a `..` component. "" for the root. */
-static char *clean_tar_path(const char *p, kn_error **err)
-{
-	struct kn_buf out = KN_BUF_INIT;
-
-	while (*p) {
-		const char *end = strchrnul(p, '/');
-		size_t len = (size_t)(end - p);
-
-		if (len == 2 && !strncmp(p, "..", 2)) {
-			kn_buf_release(&out);
-			kn_error_set(err, EINVAL, "tar entry '%s' has a '..' component", p);
-			return NULL;
-		}
-		if (len && !(len == 1 && *p == '.')) {
-			if (out.len)
-				kn_buf_addch(&out, '/');
-			kn_buf_add(&out, p, len);
-		}
-		p = *end ? end + 1 : end;
-	}
-	return kn_buf_detach(&out);
-}
-
 static int copy_tar(struct dw *w, kn_error **err)
 {
 	struct archive *in = archive_read_new();
@@ -559,11 +535,11 @@ static int copy_tar(struct dw *w, kn_error **err)
 			kn_error_set(err, EINVAL, "tar entry without a name");
 			goto out;
 		}
-		name = clean_tar_path(archive_entry_pathname(ie), err);
+		name = layer_clean_path(archive_entry_pathname(ie), "tar entry", err);
 		if (!name)
 			goto out;
 		if (hl) {
-			link = clean_tar_path(hl, err);
+			link = layer_clean_path(hl, "hardlink target of", err);
 			if (!link)
 				goto out;
 		}

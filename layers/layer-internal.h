@@ -64,6 +64,13 @@ int layer_write(const struct layer_source *src, const struct layer_write_opts *o
 /** Test hook (layer-tool --walk): resolve paths by the O_NOFOLLOW walk, as without openat2. */
 extern bool layer_apply_force_walk;
 
+/**
+ * Cleans a path from a tar entry: made relative, "." and empty components dropped ("" for the
+ * root). A ".." component or a name over 4096 bytes is refused (NULL, EPERM/ENAMETOOLONG) with
+ * a message "<what> '<path>' escapes the root ...". Returns an owned string.
+ */
+char *layer_clean_path(const char *p, const char *what, kn_error **err);
+
 /** Removes name under dirfd recursively, never following symlinks (missing is fine). */
 int layer_rm_rf_at(int dirfd, const char *name, kn_error **err);
 

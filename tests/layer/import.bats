@@ -91,7 +91,7 @@ with tarfile.open(sys.argv[1], "w") as t:
     t.addfile(ti, io.BytesIO(b"x"))
 PY
 	run_kiln 1 import "$T/evil.tar" evil:1
-	assert_contains "$output" "kiln: import '$T/evil.tar': tar entry '../../etc/evil' has a '..' component"
+	assert_contains "$output" "kiln: import '$T/evil.tar': tar entry '../../etc/evil' escapes the root ('..' component)"
 	head -c 3000 "$T/base/rootfs.tar" | gzip >"$T/trunc.tar.gz"
 	run_kiln 1 import "$T/trunc.tar.gz" trunc:1
 	assert_contains "$output" "kiln: import '$T/trunc.tar.gz'"
