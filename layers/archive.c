@@ -436,6 +436,7 @@ static int spool(struct loader *l, struct archive *a, struct archive_entry *ae, 
 	_cleanup_close_ int fd = -1;
 	_cleanup_(store_hash_freep) struct store_hash *h = store_hash_new("sha256", NULL);
 	int64_t pos = 0, total = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : 0;
+	int64_t writeback = 0; /* store_writeback() cursor */
 
 	fd = store_tmp_open(l->s, &e->tmp, err);
 	if (fd < 0)
@@ -464,6 +465,7 @@ static int spool(struct loader *l, struct archive *a, struct archive_entry *ae, 
 		if (kn_write_all(fd, buf, n, err) < 0)
 			return -1;
 		pos += (int64_t)n;
+		store_writeback(fd, &writeback, pos);
 	}
 	if (total > pos) {
 		hash_zeros(h, total - pos);

@@ -32,6 +32,14 @@ char *store_tmp_name(struct store *s, const char *prefix, kn_error **err);
 json_t *store_index_load(const struct store *s, kn_error **err);
 /* Opens a temp file in the tmp dir (O_CLOEXEC|O_RDWR|O_CREAT|O_EXCL). */
 int store_tmp_open(struct store *s, char **ret_path, kn_error **err);
+/*
+ * Early writeback for a file being streamed into the store: call after each write with the bytes
+ * written so far (end) and a cursor (*started, 0 at first). Every STORE_WRITEBACK_CHUNK bytes it
+ * starts writing the completed range out (sync_file_range, no waiting), so the fsync before the
+ * rename only waits for the tail. Best effort: the fsync is still what makes the file durable.
+ */
+#define STORE_WRITEBACK_CHUNK (4 << 20)
+void store_writeback(int fd, int64_t *started, int64_t end);
 /* Renames an ingested temp file to the blob path of digest, fsyncing the dir. */
 int store_blob_install(struct store *s, const char *tmp_path, const char *digest, kn_error **err);
 /* A JSON array of strings -> owned NULL-terminated vector (NULL for null/missing). */

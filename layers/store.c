@@ -289,12 +289,21 @@ bool store_blob_exists(const struct store *s, const char *digest)
 	return p && kn_path_exists(p);
 }
 
+void store_writeback(int fd, int64_t *started, int64_t end)
+{
+	if (end - *started < STORE_WRITEBACK_CHUNK)
+		return;
+	(void)sync_file_range(fd, *started, end - *started, SYNC_FILE_RANGE_WRITE);
+	*started = end;
+}
+
 struct store_blob_writer {
 	struct store *s;
 	struct store_hash *h;
 	char *tmp;
 	int fd;
 	int64_t size;
+	int64_t writeback; /* store_writeback() cursor */
 };
 
 int store_blob_writer_new(struct store *s, struct store_blob_writer **ret, kn_error **err)
@@ -321,6 +330,7 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *buf, size_t
 	if (kn_write_all(w->fd, buf, len, err) < 0)
 		return kn_error_wrap(err, "write blob");
 	w->size += (int64_t)len;
+	store_writeback(w->fd, &w->writeback, w->size);
 	return 0;
 }
 
