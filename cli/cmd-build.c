@@ -10,6 +10,7 @@
 
 #include "builder/builder.h"
 #include "cli/cli.h"
+#include "registry/registry.h"
 
 static const char build_usage[] =
 	"Usage: kiln build [OPTIONS] CONTEXT\n"
@@ -32,6 +33,9 @@ static const char build_usage[] =
 	"      --format FORMAT       oci (default) or docker\n"
 	"      --compression ALGO    gzip (default), zstd or none\n"
 	"      --secret id=ID,src=PATH  expose a secret to RUN --mount=type=secret (repeatable)\n"
+	"      --push                push every -t name to its registry after the build\n"
+	"      --tls-verify[=BOOL]   with --push: verify TLS certificates (default true; false\n"
+	"                            also allows plain HTTP)\n"
 	"      --root DIR            the local image store\n"
 	"  -h, --help                show this help\n";
 
@@ -47,6 +51,8 @@ enum {
 	OPT_FORMAT,
 	OPT_COMPRESSION,
 	OPT_SECRET,
+	OPT_PUSH,
+	OPT_TLS_VERIFY,
 };
 
 static const struct option build_options[] = {
@@ -64,6 +70,8 @@ static const struct option build_options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "compression", required_argument, NULL, OPT_COMPRESSION },
 	{ "secret", required_argument, NULL, OPT_SECRET },
+	{ "push", no_argument, NULL, OPT_PUSH },
+	{ "tls-verify", optional_argument, NULL, OPT_TLS_VERIFY },
 	{ "help", no_argument, NULL, 'h' },
 	CLI_OPT_ROOT_ENTRY,
 	{ NULL, 0, NULL, 0 },
@@ -371,6 +379,64 @@ static int read_stdin_context(struct kn_buf *dockerfile, int *ret_fd, kn_error *
 	return 0;
 }
 
+/* ---- --push ------------------------------------------------------------------------------------ */
+
+/* Push progress on the build's progress stream (out; NULL when quiet): docker push's lines. */
+static void push_progress(const struct reg_transfer_event *ev, void *data)
+{
+	FILE *out = data;
+	const char *what = NULL;
+
+	if (ev->kind == REG_XFER_RETRY) {
+		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
+			 ev->text ? ev->text : "transient failure");
+		return;
+	}
+	if (!out)
+		return;
+	if (ev->kind == REG_XFER_RESOLVED) {
+		fprintf(out, "The push refers to repository [%s]\n", ev->text);
+	} else if (!ev->is_config) {
+		if (ev->kind == REG_XFER_BLOB_EXISTS)
+			what = "Layer already exists";
+		else if (ev->kind == REG_XFER_BLOB_DONE)
+			what = "Pushed";
+		else if (ev->kind == REG_XFER_BLOB_MOUNTED)
+			what = "Mounted from ";
+		if (what)
+			fprintf(out, "%s: %s%s\n", cli_short_digest(ev->digest), what,
+				ev->kind == REG_XFER_BLOB_MOUNTED ? ev->text : "");
+	}
+	fflush(out);
+}
+
+/*
+ * Pushes every name to its registry. A failure names the push and says the image stays in the
+ * local store.
+ */
+static int push_tags(const char *image_id, char *const *tags, int tls_verify, FILE *out, kn_error **err)
+{
+	struct reg_push_opts po;
+
+	reg_push_opts_init(&po);
+	po.root = cli_root();
+	po.tls_verify = tls_verify;
+	po.progress = push_progress;
+	po.progress_data = out;
+	for (size_t i = 0; tags[i]; i++) {
+		struct reg_push_result res = { 0 };
+
+		if (reg_push(tags[i], NULL, &po, &res, err) < 0)
+			return kn_error_wrap(err, "push of '%s' failed (the image %s stays in the local store)",
+					     tags[i], image_id);
+		if (out)
+			fprintf(out, "%s: digest: %s size: %llu\n", res.tag ? res.tag : res.digest, res.digest,
+				(unsigned long long)res.size);
+		reg_push_result_release(&res);
+	}
+	return 0;
+}
+
 /* ---- the command --------------------------------------------------------------------------- */
 
 int cmd_build(int argc, char **argv)
@@ -381,7 +447,8 @@ int cmd_build(int argc, char **argv)
 	struct bld_options o;
 	struct progress prog = { 0 };
 	const char *file = NULL, *iidfile = NULL, *context;
-	bool quiet = false, df_from_stdin = false;
+	bool quiet = false, df_from_stdin = false, push = false;
+	int tls_verify = -1;
 	_cleanup_free_ char *image_id = NULL;
 	_cleanup_close_ int ctx_fd = -1;
 	kn_error *err = NULL;
@@ -491,6 +558,16 @@ int cmd_build(int argc, char **argv)
 			}
 			kn_strv_push(&secrets, optarg);
 			break;
+		case OPT_PUSH:
+			push = true;
+			break;
+		case OPT_TLS_VERIFY:
+			tls_verify = cli_parse_bool(optarg);
+			if (tls_verify < 0) {
+				ret = cli_usage_error("build", "invalid --tls-verify value '%s'", optarg);
+				goto out;
+			}
+			break;
 		case CLI_OPT_ROOT:
 			cli_set_root(optarg);
 			break;
@@ -505,6 +582,10 @@ int cmd_build(int argc, char **argv)
 	}
 	if (optind + 1 != argc) {
 		ret = cli_usage_error("build", optind >= argc ? "missing CONTEXT" : "too many arguments");
+		goto out;
+	}
+	if (push && !tags.n) {
+		ret = cli_usage_error("build", "--push needs at least one -t NAME");
 		goto out;
 	}
 	context = argv[optind];
@@ -575,6 +656,10 @@ int cmd_build(int argc, char **argv)
 	}
 	if (iidfile &&
 	    kn_write_file_atomic(iidfile, image_id, strlen(image_id), 0644, &err) < 0) {
+		ret = cli_fail(err);
+		goto out;
+	}
+	if (push && push_tags(image_id, tags.v, tls_verify, prog.mode == BLD_PROGRESS_QUIET ? NULL : stderr, &err) < 0) {
 		ret = cli_fail(err);
 		goto out;
 	}
