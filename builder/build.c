@@ -884,8 +884,12 @@ static int bind_from(struct bld_state *st, const char *tmp, size_t i, const stru
 			goto out;
 		}
 	}
-	if (sandbox_layers_walk(fds, n, src, &w) < 0 || !w.exists) {
-		kn_error_set(err, w.exists ? errno : ENOENT, "bind mount source '%s' not found in '%s'", src, from);
+	if (sandbox_layers_walk(fds, n, src, &w) < 0) {
+		kn_error_errno(err, "bind mount source '%s' in '%s'", src, from);
+		goto out;
+	}
+	if (!w.exists) {
+		kn_error_set(err, ENOENT, "bind mount source '%s' not found in '%s'", src, from);
 		goto out;
 	}
 	if (!*w.resolved) {
