@@ -346,103 +346,6 @@ static enum layer_hit layer_lookup(int layerfd, const char *prefix, const char *
 	return LAYER_MISS;
 }
 
-/*
- * Opens path (relative to the image root) as the merged overlay view of layers[] (top first)
- * shows it: whiteouts and opaque directories respected, symlinks followed inside the image
- * (absolute ones from its root, at most 40). Returns an O_RDONLY fd, or -1 with errno.
- */
-static int merged_open(const int *layers, size_t n, const char *path)
-{
-	struct kn_buf todo = KN_BUF_INIT, prefix = KN_BUF_INIT, next = KN_BUF_INIT;
-	int hops = 0, fd = -1, e = ENOENT;
-
-	kn_buf_adds(&todo, path);
-restart:
-	kn_buf_reset(&prefix);
-	for (const char *p = todo.buf; *p;) {
-		_cleanup_close_ int dfd = -1;
-		_cleanup_free_ char *name = NULL;
-		const char *end;
-		struct stat st;
-		bool found = false;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		end = strchrnul(p, '/');
-		name = xstrndup(p, (size_t)(end - p));
-		p = end;
-		if (strcmp(name, ".") == 0)
-			continue;
-		if (strcmp(name, "..") == 0) {
-			char *slash = strrchr(prefix.buf, '/');
-
-			kn_buf_setlen(&prefix, slash ? (size_t)(slash - prefix.buf) : 0);
-			continue;
-		}
-		for (size_t i = 0; i < n && !found; i++) {
-			enum layer_hit hit = layer_lookup(layers[i], prefix.buf, name, &st, &dfd);
-
-			if (hit == LAYER_HIDDEN)
-				break;
-			found = hit == LAYER_FOUND;
-		}
-		if (!found) {
-			e = ENOENT;
-			goto out;
-		}
-		if (S_ISLNK(st.st_mode)) {
-			struct kn_buf target = KN_BUF_INIT;
-			ssize_t len;
-
-			if (++hops > MAX_SYMLINK_HOPS || st.st_size <= 0 || st.st_size > 4096) {
-				e = ELOOP;
-				goto out;
-			}
-			kn_buf_grow(&target, (size_t)st.st_size + 1);
-			len = readlinkat(dfd, name, target.buf, (size_t)st.st_size + 1);
-			if (len <= 0 || len > st.st_size) {
-				kn_buf_release(&target);
-				e = ELOOP;
-				goto out;
-			}
-			kn_buf_setlen(&target, (size_t)len);
-			kn_buf_reset(&next);
-			if (target.buf[0] != '/')
-				kn_buf_addf(&next, "%s/", prefix.buf);
-			kn_buf_addf(&next, "%s%s", target.buf, p);
-			kn_buf_release(&target);
-			kn_buf_reset(&todo);
-			kn_buf_adds(&todo, next.buf);
-			goto restart;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			if (prefix.len)
-				kn_buf_addch(&prefix, '/');
-			kn_buf_adds(&prefix, name);
-			continue;
-		}
-		while (*p == '/')
-			p++;
-		if (*p) {
-			e = ENOTDIR;
-			goto out;
-		}
-		fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
-		e = errno;
-		goto out;
-	}
-	e = EISDIR;
-out:
-	kn_buf_release(&todo);
-	kn_buf_release(&prefix);
-	kn_buf_release(&next);
-	if (fd < 0)
-		errno = e;
-	return fd;
-}
-
 void sandbox_walk_release(struct sandbox_walk *w)
 {
 	if (!w)
@@ -570,6 +473,53 @@ out:
 	if (r < 0)
 		errno = e;
 	return r;
+}
+
+/*
+ * Opens path (relative to the image root) as the merged overlay view of layers[] (top first)
+ * shows it, resolved by sandbox_layers_walk(): whiteouts and opaque directories respected,
+ * symlinks followed inside the image. Returns an O_RDONLY fd of a non-directory, or -1 with errno.
+ */
+static int merged_open(const int *layers, size_t n, const char *path)
+{
+	struct sandbox_walk w;
+	const char *name;
+	_cleanup_free_ char *parent = NULL;
+	int fd = -1, e = ENOENT;
+
+	if (sandbox_layers_walk(layers, n, path, &w) < 0)
+		return -1;
+	if (!w.exists)
+		goto out;
+	if (!*w.resolved) {
+		e = EISDIR;
+		goto out;
+	}
+	name = strrchr(w.resolved, '/');
+	parent = name ? xstrndup(w.resolved, (size_t)(name - w.resolved)) : xstrdup("");
+	name = name ? name + 1 : w.resolved;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_close_ int dfd = -1;
+		struct stat st;
+		enum layer_hit hit = layer_lookup(layers[i], parent, name, &st, &dfd);
+
+		if (hit == LAYER_HIDDEN)
+			break;
+		if (hit != LAYER_FOUND)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			e = EISDIR;
+			break;
+		}
+		fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+		e = errno;
+		break;
+	}
+out:
+	sandbox_walk_release(&w);
+	if (fd < 0)
+		errno = e;
+	return fd;
 }
 
 static int read_image_file(const char *const *lowerdirs, size_t n, const char *rootfs,
