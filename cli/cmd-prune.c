@@ -1,4 +1,4 @@
-/* kiln prune: remove blobs and snapshots that no image nor cache entry references. */
+/* kiln prune: remove dangling images, then the blobs and snapshots nothing references. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +18,11 @@ static char *human_size(int64_t n)
 	return xasprintf("%.3g%s", v, units[u]);
 }
 
+static void print_image(const char *id, void *userdata)
+{
+	printf("%s: %s\n", *(const bool *)userdata ? "Would delete" : "Deleted", id);
+}
+
 int cmd_prune(int argc, char **argv)
 {
 	enum { OPT_CACHE = 0x100, OPT_DRY };
@@ -31,8 +36,9 @@ int cmd_prune(int argc, char **argv)
 	_cleanup_(store_freep) struct store *s = NULL;
 	_cleanup_free_ char *h = NULL;
 	kn_error *err = NULL;
-	unsigned flags = 0;
+	unsigned flags = STORE_GC_DANGLING;
 	int64_t freed = 0;
+	bool dry = false;
 	int c;
 
 	while ((c = cli_getopt("prune", argc, argv, ":h", opts)) != -1) {
@@ -40,7 +46,8 @@ int cmd_prune(int argc, char **argv)
 		case 'h':
 			fputs("Usage: kiln prune [OPTIONS]\n"
 			      "\n"
-			      "Remove blobs and snapshots that no image nor build cache entry uses.\n"
+			      "Remove dangling (untagged) images no build cache entry uses, then the\n"
+			      "blobs and snapshots that no image nor build cache entry uses.\n"
 			      "\n"
 			      "Options:\n"
 			      "      --cache      also drop every build cache entry first\n"
@@ -54,6 +61,7 @@ int cmd_prune(int argc, char **argv)
 			break;
 		case OPT_DRY:
 			flags |= STORE_GC_DRY_RUN;
+			dry = true;
 			break;
 		case CLI_OPT_ROOT:
 			cli_set_root(optarg);
@@ -64,7 +72,8 @@ int cmd_prune(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("prune", "unexpected argument '%s'", argv[optind]);
-	if (store_open(cli_root(), STORE_EXCLUSIVE, &s, &err) < 0 || store_gc(s, flags, &freed, &err) < 0)
+	if (store_open(cli_root(), STORE_EXCLUSIVE, &s, &err) < 0 ||
+	    store_gc_images(s, flags, print_image, &dry, &freed, &err) < 0)
 		return cli_fail(err);
 	h = human_size(freed);
 	printf("Total reclaimed space: %s (%lld bytes)\n", h, (long long)freed);

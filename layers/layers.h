@@ -354,8 +354,9 @@ int store_cache_list(const struct store *s, char ***ret, kn_error **err);
 /* ---- garbage collection, checking ---------------------------------------------------------- */
 
 enum store_gc_flags {
-	STORE_GC_CACHE = 1 << 0,   /* drop every build cache entry first */
-	STORE_GC_DRY_RUN = 1 << 1, /* compute, delete nothing */
+	STORE_GC_CACHE = 1 << 0,    /* drop every build cache entry first */
+	STORE_GC_DRY_RUN = 1 << 1,  /* compute, delete nothing */
+	STORE_GC_DANGLING = 1 << 2, /* also remove dangling images (see store_gc_images) */
 };
 /**
  * Removes blobs and snapshots that no index.json entry (through its index/manifests/config/layers
@@ -363,6 +364,16 @@ enum store_gc_flags {
  * *ret_reclaimed: bytes freed (blob sizes + snapshot file sizes).
  */
 int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error **err);
+/** Receives the ID of each dangling image store_gc_images removes (or would, in a dry run). */
+typedef void (*store_gc_image_fn)(const char *image_id, void *userdata);
+/**
+ * store_gc that, with STORE_GC_DANGLING, first removes the dangling images (docker's
+ * <none>:<none>): the untagged index.json entries that no cache entry names in its "images" list
+ * (after STORE_GC_CACHE dropped the cache, none does), then the blobs only they used. fn (may be
+ * NULL) gets each one's image ID (the index digest for an index without an image for this host).
+ */
+int store_gc_images(struct store *s, unsigned flags, store_gc_image_fn fn, void *userdata,
+		    int64_t *ret_reclaimed, kn_error **err);
 
 /** Receives one problem line found by store_fsck ("blob sha256:... digest mismatch"). */
 typedef void (*store_problem_fn)(const char *problem, void *userdata);

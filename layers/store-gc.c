@@ -86,6 +86,7 @@ static bool json_media(const char *mt)
 struct walk {
 	const struct store *s;
 	struct strset blobs, snaps;
+	struct strset dangling; /* gc: digests of the index entries not to mark */
 	store_problem_fn fn;
 	void *ud;
 	int problems;
@@ -222,8 +223,11 @@ static void walk_roots(struct walk *w, bool with_cache)
 		kn_error_free(err);
 	}
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *from = xasprintf("image '%s'", refs[i].name ? refs[i].name : refs[i].desc.digest);
+		_cleanup_free_ char *from = NULL;
 
+		if (!refs[i].name && strset_has(&w->dangling, refs[i].desc.digest))
+			continue;
+		from = xasprintf("image '%s'", refs[i].name ? refs[i].name : refs[i].desc.digest);
 		mark(w, refs[i].desc.digest, refs[i].desc.media_type ? refs[i].desc.media_type : STORE_MT_OCI_MANIFEST,
 		     from, 0);
 	}
@@ -257,6 +261,73 @@ static void walk_roots(struct walk *w, bool with_cache)
 	kn_strv_free(keys);
 }
 
+/* Adds the strings of every cache entry's "images" list (image IDs, hex IDs, names) to out. */
+static void cache_images(const struct store *s, struct strset *out)
+{
+	char **keys = NULL;
+
+	if (store_cache_list(s, &keys, NULL) < 0)
+		return;
+	for (size_t i = 0; keys[i]; i++) {
+		_cleanup_free_ char *text = NULL;
+		json_t *j, *e;
+		size_t k;
+
+		if (store_cache_get(s, keys[i], &text, NULL) < 0)
+			continue;
+		j = store_json_parse(text, strlen(text), "cache entry", NULL);
+		json_array_foreach(json_object_get(j, "images"), k, e)
+			if (json_is_string(e))
+				strset_add(out, json_string_value(e));
+		json_decref(j);
+	}
+	kn_strv_free(keys);
+}
+
+/*
+ * Dangling images: untagged index.json entries of images that have no name and that no cache
+ * entry names. Each one goes into w->dangling (so walk_roots does not mark it), is reported
+ * through fn and, unless dry, removed from index.json (before any blob goes, so a crash leaves
+ * only unreferenced blobs behind).
+ */
+static int drop_dangling(struct store *s, struct walk *w, bool dry, store_gc_image_fn fn,
+			 void *userdata, kn_error **err)
+{
+	struct strset used = { 0 };
+	struct store_ref *refs = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (store_ref_list(s, &refs, &n, err) < 0)
+		return -1;
+	cache_images(s, &used);
+	/* An untagged entry of a tagged image is no dangling image. */
+	for (size_t i = 0; i < n; i++)
+		if (refs[i].name)
+			strset_add(&used, refs[i].desc.digest);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		_cleanup_(store_image_freep) struct store_image *img = NULL;
+		const char *d = refs[i].desc.digest, *id;
+
+		if (refs[i].name || strset_has(&w->dangling, d))
+			continue;
+		/* An index with no image for this platform has no ID: it goes by its digest. */
+		(void)store_image_resolve(s, d, &img, NULL);
+		id = img ? img->id : d;
+		if (strset_has(&used, id) || strset_has(&used, store_digest_hex(id)) ||
+		    strset_has(&used, d))
+			continue;
+		strset_add(&w->dangling, d);
+		if (!dry)
+			r = store_ref_delete_untagged(s, d, err);
+		if (r == 0 && fn)
+			fn(id, userdata);
+	}
+	strset_release(&used);
+	store_refs_free(refs, n);
+	return r;
+}
+
 static int64_t tree_bytes;
 static int sum_cb(const char *p, const struct stat *st, int type, struct FTW *f)
 {
@@ -269,6 +340,12 @@ static int sum_cb(const char *p, const struct stat *st, int type, struct FTW *f)
 }
 
 int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error **err)
+{
+	return store_gc_images(s, flags, NULL, NULL, ret_reclaimed, err);
+}
+
+int store_gc_images(struct store *s, unsigned flags, store_gc_image_fn fn, void *userdata,
+		    int64_t *ret_reclaimed, kn_error **err)
 {
 	struct walk w = { .s = s };
 	_cleanup_free_ char *bdir = kn_path_join(s->root, "blobs");
@@ -296,6 +373,8 @@ int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error *
 		}
 		kn_strv_free(keys);
 	}
+	if ((flags & STORE_GC_DANGLING) && drop_dangling(s, &w, dry, fn, userdata, err) < 0)
+		goto fail;
 	walk_roots(&w, true);
 	algs = opendir(bdir);
 	while (algs && (de = readdir(algs))) {
@@ -348,12 +427,14 @@ int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error *
 	}
 	strset_release(&w.blobs);
 	strset_release(&w.snaps);
+	strset_release(&w.dangling);
 	if (ret_reclaimed)
 		*ret_reclaimed = freed;
 	return 0;
 fail:
 	strset_release(&w.blobs);
 	strset_release(&w.snaps);
+	strset_release(&w.dangling);
 	return -1;
 }
 

@@ -197,6 +197,61 @@ Deleted: sha256:$BASE_ID"
 	run_kiln inspect kiln-test/busybox
 }
 
+@test "prune removes dangling images like docker image prune, unless a cache entry uses them" {
+	load_base
+	# Two untagged images: the app, and a relabelled base that a build cache entry names.
+	skopeo copy -q "oci:$FIX/oci:app" "docker-archive:$BATS_TEST_TMPDIR/app.tar"
+	cp -r "$FIX/oci" "$BATS_TEST_TMPDIR/oci"
+	umoci config --image "$BATS_TEST_TMPDIR/oci:base" --config.label cached=yes --tag cached
+	skopeo copy -q "oci:$BATS_TEST_TMPDIR/oci:cached" "docker-archive:$BATS_TEST_TMPDIR/cached.tar"
+	run_kiln load -i "$BATS_TEST_TMPDIR/app.tar"
+	app=$(jq -r '.[0].Config' <(tar -xOf "$BATS_TEST_TMPDIR/app.tar" manifest.json))
+	app=sha256:$(basename "${app%.json}")
+	run_kiln load -i "$BATS_TEST_TMPDIR/cached.tar"
+	cached=$(jq -r '.[0].Config' <(tar -xOf "$BATS_TEST_TMPDIR/cached.tar" manifest.json))
+	cached=sha256:$(basename "${cached%.json}")
+	mkdir -p "$KILN_TEST_ROOT/cache"
+	echo "{\"images\":[\"$cached\"],\"blobs\":[]}" >"$KILN_TEST_ROOT/cache/00aa.json"
+	# A tagged image loaded untagged again is no dangling image.
+	skopeo copy -q "docker-archive:$FIX/base.tar" "docker-archive:$BATS_TEST_TMPDIR/base-untagged.tar"
+	run_kiln load -i "$BATS_TEST_TMPDIR/base-untagged.tar"
+	run_kiln images --format json
+	assert_equal "$(jq -r '.[] | .Repository + ":" + .Tag + " " + .ID' <<<"$output" | sort)" \
+		"$(printf '%s\n' "<none>:<none> $app" "<none>:<none> $cached" "<none>:<none> sha256:$BASE_ID" \
+			"kiln-test/busybox:latest sha256:$BASE_ID" | sort)"
+	extra=$(sha256sum "$FIX/extra.tar" | cut -d' ' -f1)
+	index=$(cat "$KILN_TEST_ROOT/index.json")
+	run_kiln prune --dry-run
+	assert_equal "${lines[0]}" "Would delete: $app"
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[1]}" =~ \(([0-9]+)\ bytes\)$ ]]
+	dry=${BASH_REMATCH[1]}
+	[ "$dry" -gt 0 ]
+	assert_equal "$(cat "$KILN_TEST_ROOT/index.json")" "$index"
+	run_kiln prune
+	assert_equal "${lines[0]}" "Deleted: $app"
+	[[ "${lines[1]}" =~ \(([0-9]+)\ bytes\)$ ]]
+	assert_equal "${BASH_REMATCH[1]}" "$dry"
+	[ ! -e "$KILN_TEST_ROOT/blobs/sha256/$extra" ]
+	[ ! -e "$KILN_TEST_ROOT/blobs/sha256/${app#sha256:}" ]
+	run_kiln images --format json
+	assert_equal "$(jq -r '.[] | .Repository + ":" + .Tag + " " + .ID' <<<"$output" | sort)" \
+		"$(printf '%s\n' "<none>:<none> $cached" "<none>:<none> sha256:$BASE_ID" \
+			"kiln-test/busybox:latest sha256:$BASE_ID" | sort)"
+	run_kiln fsck
+	# Nothing dangling left: a second prune frees nothing.
+	run_kiln prune
+	assert_equal "$output" "Total reclaimed space: 0B (0 bytes)"
+	# Without the cache, the cached one is dangling too.
+	run_kiln prune --cache
+	assert_contains "$output" "Deleted: $cached"
+	run_kiln images --format json
+	assert_equal "$(jq -r '.[] | .Repository + ":" + .Tag' <<<"$output" | sort)" \
+		"$(printf '%s\n' "<none>:<none>" "kiln-test/busybox:latest")"
+	run_kiln fsck
+	run_kiln save -o "$BATS_TEST_TMPDIR/s.tar" kiln-test/busybox
+}
+
 @test "fsck reports corrupt and missing blobs and exits 1" {
 	load_base
 	run_kiln fsck
