@@ -368,9 +368,10 @@ int store_gc(struct store *s, unsigned flags, int64_t *ret_reclaimed, kn_error *
 typedef void (*store_gc_image_fn)(const char *image_id, void *userdata);
 /**
  * store_gc that, with STORE_GC_DANGLING, first removes the dangling images (docker's
- * <none>:<none>): the untagged index.json entries that no cache entry names in its "images" list
- * (after STORE_GC_CACHE dropped the cache, none does), then the blobs only they used. fn (may be
- * NULL) gets each one's image ID (the index digest for an index without an image for this host).
+ * <none>:<none>): the untagged index.json entries of images without a name that no cache entry
+ * names in its "images" list (after STORE_GC_CACHE dropped the cache, none does), then the blobs
+ * only they used. fn (may be NULL) receives each one's image ID (the index digest for an index
+ * without an image for this host).
  */
 int store_gc_images(struct store *s, unsigned flags, store_gc_image_fn fn, void *userdata,
 		    int64_t *ret_reclaimed, kn_error **err);
