@@ -208,6 +208,9 @@ struct cp_job {
 /** Runs the job in a child process (own mount namespace, chroot into the target root). */
 int cp_run(const struct cp_job *job, kn_error **err);
 
+/** Copies the rest of in to out (copy_file_range, else read/write); what names in in errors. */
+int copy_fd_data(int in, int out, const char *what, kn_error **err);
+
 /** ADD URL: downloads url into a temp file; checksum "sha256:..." verified when given. */
 int cp_download(struct store *s, const char *url, const char *checksum, int *ret_fd,
 		char **ret_name, int64_t *ret_mtime, char **ret_digest, kn_error **err);

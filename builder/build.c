@@ -978,6 +978,41 @@ static int bind_ctx(struct bld_state *st, const char *tmp, size_t i, const char 
 	return 0;
 }
 
+/*
+ * A bind,rw of a single regular file: the command may write to it, so it gets a copy under tmp
+ * (thrown away with the step) instead of the read-only mount the sandbox gives a file whose
+ * writes are to be discarded. Directories keep their throwaway overlay.
+ */
+static int bind_rw_file(const char *tmp, size_t i, struct sandbox_mount *sm, struct kn_strv *owned,
+			kn_error **err)
+{
+	_cleanup_close_ int in = -1, out = -1;
+	char *copy;
+	struct stat stt;
+
+	in = open(sm->source, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0 && (errno == ELOOP || errno == ENXIO || errno == EISDIR))
+		return 0;
+	if (in < 0)
+		return kn_error_errno(err, "bind mount source '%s'", sm->source);
+	if (fstat(in, &stt) < 0)
+		return kn_error_errno(err, "bind mount source '%s'", sm->source);
+	if (!S_ISREG(stt.st_mode))
+		return 0;
+	copy = xasprintf("%s/bind-%zu-rw", tmp, i);
+	kn_strv_push_owned(owned, copy);
+	out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, stt.st_mode & 07777);
+	if (out < 0)
+		return kn_error_errno(err, "cannot create '%s'", copy);
+	if (copy_fd_data(in, out, sm->source, err) < 0)
+		return -1;
+	if (fchown(out, stt.st_uid, stt.st_gid) < 0 || fchmod(out, stt.st_mode & 07777) < 0)
+		return kn_error_errno(err, "cannot set the owner of '%s'", copy);
+	sm->source = copy;
+	sm->discard_writes = false;
+	return 0;
+}
+
 static const struct bld_secret *find_secret(const struct bld *b, const char *id)
 {
 	for (size_t i = 0; i < b->n_secrets; i++)
@@ -1002,6 +1037,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	_cleanup_free_ const struct store_image **from_img = NULL;
 	_cleanup_free_ bool *ctx_filtered = NULL;
 	char ***mount_layers = NULL; /* bind from=: the layers each mount shows */
+	_cleanup_free_ const struct df_mount **dfm = NULL; /* the --mount of each mounts[i] */
 	size_t n_mounts = 0;
 	int memfds[16], n_memfds = 0;
 	char *key = NULL;
@@ -1028,9 +1064,12 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	from_img = xcalloc(x->run.n_mounts + 1, sizeof(*from_img));
 	ctx_filtered = xcalloc(x->run.n_mounts + 1, sizeof(*ctx_filtered));
 	mount_layers = xcalloc(x->run.n_mounts + 1, sizeof(*mount_layers));
+	dfm = xcalloc(x->run.n_mounts + 1, sizeof(*dfm));
 	for (size_t i = 0; i < x->run.n_mounts; i++) {
 		const struct df_mount *m = &x->run.mounts[i];
 		struct sandbox_mount *sm = &mounts[n_mounts];
+
+		dfm[n_mounts] = m; /* (a skipped optional secret is overwritten by the next) */
 
 		kn_buf_addf(&k, "mount %d %s %s %s %s %d %ld %ld %ld %llu\n", (int)m->type, m->target,
 			    m->source ? m->source : "", m->from ? m->from : "", m->id ? m->id : "",
@@ -1185,16 +1224,16 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		goto fail;
 	/* Filtered context binds (copied), binds from another stage or an image (their layers). */
 	for (size_t i = 0; i < n_mounts; i++) {
-		if (ctx_filtered[i]) {
-			if (bind_ctx(st, tmp, i, x->run.mounts[i].source, &owned, err) < 0)
-				goto fail;
+		if (ctx_filtered[i] && bind_ctx(st, tmp, i, dfm[i]->source, &owned, err) < 0)
+			goto fail;
+		if (ctx_filtered[i])
 			mounts[i].source = owned.v[owned.n - 1];
-			continue;
-		}
-		if (!from_stage[i] && !from_img[i])
-			continue;
-		if (bind_from(st, tmp, i, from_stage[i], from_img[i], x->run.mounts[i].from, x->run.mounts[i].source,
-			      &mounts[i], &mount_layers[i], &owned, err) < 0)
+		if ((from_stage[i] || from_img[i]) &&
+		    bind_from(st, tmp, i, from_stage[i], from_img[i], dfm[i]->from, dfm[i]->source, &mounts[i],
+			      &mount_layers[i], &owned, err) < 0)
+			goto fail;
+		if (mounts[i].discard_writes && !mounts[i].n_lowerdirs &&
+		    bind_rw_file(tmp, i, &mounts[i], &owned, err) < 0)
 			goto fail;
 	}
 	{

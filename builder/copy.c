@@ -705,7 +705,7 @@ static int remove_existing(const char *dst, kn_error **err)
 	return 0;
 }
 
-static int copy_fd_data(int in, int out, const char *what, kn_error **err)
+int copy_fd_data(int in, int out, const char *what, kn_error **err)
 {
 	char buf[131072];
 

@@ -268,6 +268,7 @@ DF
 FROM kiln-test/busybox:latest
 RUN --mount=type=bind,rw,target=/ctx sh -c 'echo x > /ctx/newfile; rm -f /ctx/somefile; echo changed > /ctx/dir/inner; test -f /ctx/newfile && test ! -e /ctx/somefile && echo wrote > /rw-ok'
 RUN --mount=type=bind,target=/ro sh -c 'if touch /ro/x 2>/dev/null; then echo writable; else echo readonly; fi > /ro-state'
+RUN --mount=type=bind,rw,source=somefile,target=/f sh -c 'echo more >> /f && cat /f > /file-rw'
 DF
 	snap=$(cd "$ctx" && find . -printf '%p %m %s %T@\n' | sort && cat somefile dir/inner)
 	build_ok -t bindrw:1 "$ctx"
@@ -276,6 +277,8 @@ DF
 	unpack bindrw:1 "$BATS_TEST_TMPDIR/rootfs"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/rw-ok")" wrote
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/ro-state")" readonly
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/rootfs/file-rw")" "$(printf 'keep\nmore')"
+	[ ! -e "$BATS_TEST_TMPDIR/rootfs/f" ]
 	[ ! -e "$BATS_TEST_TMPDIR/rootfs/ctx/newfile" ]
 	[ ! -e "$BATS_TEST_TMPDIR/rootfs/ctx/somefile" ]
 }
@@ -294,6 +297,8 @@ RUN --mount=type=bind,from=gen,source=/out/link,target=/mnt/viasym cat /mnt/vias
 RUN --mount=type=bind,from=gen,target=/mnt/root cat /mnt/root/out/b > /root-seen
 RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen,rw sh -c 'echo x > /mnt/gen/new && rm /mnt/gen/a && echo written > /rw-ok'
 RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen cat /mnt/gen/a > /after && test ! -e /mnt/gen/new && echo clean >> /after
+RUN --mount=type=bind,from=gen,source=/single,target=/mnt/s,rw sh -c 'echo more >> /mnt/s && cat /mnt/s > /single-rw'
+RUN --mount=type=secret,id=absent --mount=type=bind,from=gen,source=/single,target=/mnt/s cat /mnt/s > /single-after
 DF
 	build_ok -t bindfromlayers:1 "$ctx"
 	unpack bindfromlayers:1 "$BATS_TEST_TMPDIR/rootfs"
@@ -306,6 +311,9 @@ DF
 	assert_equal "$(cat "$r/rw-ok")" written
 	assert_equal "$(cat "$r/after")" "$(printf 'one\nclean')"
 	[ ! -e "$r/mnt/gen/new" ]
+	assert_equal "$(cat "$r/single-rw")" "$(printf 'file\nmore')"
+	# the rw write went to a copy; the mount after an absent optional secret is the right one
+	assert_equal "$(cat "$r/single-after")" file
 	run_kiln 1 build --progress plain -f - "$ctx" <<'DF'
 FROM kiln-test/busybox:latest AS gen
 FROM kiln-test/busybox:latest
