@@ -979,7 +979,7 @@ static int bind_ctx(struct bld_state *st, const char *tmp, size_t i, const char 
 }
 
 /*
- * A bind,rw of a single regular file: the command may write to it, so it gets a copy under tmp
+ * A bind,rw of a single regular file: the command may write to it, so it is given a copy under tmp
  * (thrown away with the step) instead of the read-only mount the sandbox gives a file whose
  * writes are to be discarded. Directories keep their throwaway overlay.
  */
