@@ -54,6 +54,14 @@ int cli_parse_bool(const char *v);
 /* Docker's short digest: the first 12 hex characters after "alg:". Returns a thread-local buffer. */
 const char *cli_short_digest(const char *digest);
 
+/*
+ * Progress of a push in docker push's words ("The push refers to repository [...]", "<id>:
+ * Pushed", "Layer already exists", "Mounted from ...") on the FILE * given as data (NULL: quiet);
+ * retries are warnings on stderr either way. Used by kiln push and kiln build --push.
+ */
+struct reg_transfer_event;
+void cli_push_progress(const struct reg_transfer_event *ev, void *data);
+
 /* The command table, defined in main.c. */
 extern const struct cli_cmd cli_commands[];
 

@@ -381,35 +381,6 @@ static int read_stdin_context(struct kn_buf *dockerfile, int *ret_fd, kn_error *
 
 /* ---- --push ------------------------------------------------------------------------------------ */
 
-/* Push progress on the build's progress stream (out; NULL when quiet): docker push's lines. */
-static void push_progress(const struct reg_transfer_event *ev, void *data)
-{
-	FILE *out = data;
-	const char *what = NULL;
-
-	if (ev->kind == REG_XFER_RETRY) {
-		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
-			 ev->text ? ev->text : "transient failure");
-		return;
-	}
-	if (!out)
-		return;
-	if (ev->kind == REG_XFER_RESOLVED) {
-		fprintf(out, "The push refers to repository [%s]\n", ev->text);
-	} else if (!ev->is_config) {
-		if (ev->kind == REG_XFER_BLOB_EXISTS)
-			what = "Layer already exists";
-		else if (ev->kind == REG_XFER_BLOB_DONE)
-			what = "Pushed";
-		else if (ev->kind == REG_XFER_BLOB_MOUNTED)
-			what = "Mounted from ";
-		if (what)
-			fprintf(out, "%s: %s%s\n", cli_short_digest(ev->digest), what,
-				ev->kind == REG_XFER_BLOB_MOUNTED ? ev->text : "");
-	}
-	fflush(out);
-}
-
 /*
  * Pushes every name to its registry. A failure names the push and says the image stays in the
  * local store.
@@ -421,7 +392,7 @@ static int push_tags(const char *image_id, char *const *tags, int tls_verify, FI
 	reg_push_opts_init(&po);
 	po.root = cli_root();
 	po.tls_verify = tls_verify;
-	po.progress = push_progress;
+	po.progress = cli_push_progress;
 	po.progress_data = out;
 	for (size_t i = 0; tags[i]; i++) {
 		struct reg_push_result res = { 0 };

@@ -35,40 +35,32 @@ static const struct option push_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static void push_progress(const struct reg_transfer_event *ev, void *data)
+void cli_push_progress(const struct reg_transfer_event *ev, void *data)
 {
-	const bool *quiet = data;
+	FILE *out = data;
+	const char *what = NULL;
 
 	if (ev->kind == REG_XFER_RETRY) {
 		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
 			 ev->text ? ev->text : "transient failure");
 		return;
 	}
-	if (*quiet)
+	if (!out)
 		return;
 	if (ev->kind == REG_XFER_RESOLVED) {
-		printf("The push refers to repository [%s]\n", ev->text);
-		fflush(stdout);
-		return;
+		fprintf(out, "The push refers to repository [%s]\n", ev->text);
+	} else if (!ev->is_config) {
+		if (ev->kind == REG_XFER_BLOB_EXISTS)
+			what = "Layer already exists";
+		else if (ev->kind == REG_XFER_BLOB_DONE)
+			what = "Pushed";
+		else if (ev->kind == REG_XFER_BLOB_MOUNTED)
+			what = "Mounted from ";
+		if (what)
+			fprintf(out, "%s: %s%s\n", cli_short_digest(ev->digest), what,
+				ev->kind == REG_XFER_BLOB_MOUNTED ? ev->text : "");
 	}
-	if (ev->is_config)
-		return;
-	switch (ev->kind) {
-	case REG_XFER_BLOB_EXISTS:
-		printf("%s: Layer already exists\n", cli_short_digest(ev->digest));
-		break;
-	case REG_XFER_BLOB_DONE:
-		printf("%s: Pushed\n", cli_short_digest(ev->digest));
-		break;
-	case REG_XFER_BLOB_MOUNTED:
-		printf("%s: Mounted from %s\n", cli_short_digest(ev->digest), ev->text);
-		break;
-	case REG_XFER_RESOLVED:
-	case REG_XFER_BLOB_START:
-	case REG_XFER_RETRY:
-		break;
-	}
-	fflush(stdout);
+	fflush(out);
 }
 
 int cmd_push(int argc, char **argv)
@@ -127,8 +119,8 @@ int cmd_push(int argc, char **argv)
 	if (argc - optind < 1 || argc - optind > 2)
 		return cli_usage_error("push", "expected IMAGE and an optional DEST");
 	o.root = cli_root();
-	o.progress = push_progress;
-	o.progress_data = &quiet;
+	o.progress = cli_push_progress;
+	o.progress_data = quiet ? NULL : stdout;
 	if (reg_push(argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL, &o, &res, &err) < 0)
 		return cli_fail(err);
 	if (!quiet)
