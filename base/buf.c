@@ -75,7 +75,8 @@ void kn_buf_add(struct kn_buf *b, const void *data, size_t len)
 {
 	if (!len)
 		return;
-	kn_buf_grow(b, len);
+	if (!b->alloc || len >= b->alloc - b->len)
+		kn_buf_grow(b, len);
 	memcpy(b->buf + b->len, data, len);
 	b->len += len;
 	b->buf[b->len] = 0;
@@ -88,9 +89,10 @@ void kn_buf_adds(struct kn_buf *b, const char *s)
 
 void kn_buf_addch(struct kn_buf *b, int c)
 {
-	char ch = (char)c;
-
-	kn_buf_add(b, &ch, 1);
+	if (!b->alloc || b->len + 1 >= b->alloc)
+		kn_buf_grow(b, 1);
+	b->buf[b->len++] = (char)c;
+	b->buf[b->len] = 0;
 }
 
 void kn_buf_vaddf(struct kn_buf *b, const char *fmt, va_list ap)
@@ -98,13 +100,17 @@ void kn_buf_vaddf(struct kn_buf *b, const char *fmt, va_list ap)
 	va_list cp;
 	int n;
 
+	/* Format straight into the spare room; only a result that does not fit is formatted twice. */
+	kn_buf_grow(b, 64);
 	va_copy(cp, ap);
-	n = vsnprintf(NULL, 0, fmt, cp);
+	n = vsnprintf(b->buf + b->len, b->alloc - b->len, fmt, cp);
 	va_end(cp);
 	if (n < 0)
 		abort();
-	kn_buf_grow(b, (size_t)n);
-	vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
+	if ((size_t)n >= b->alloc - b->len) {
+		kn_buf_grow(b, (size_t)n);
+		vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
+	}
 	b->len += (size_t)n;
 }
 
