@@ -397,6 +397,25 @@ static const struct df_stage *stage_by_ref(const struct df_plan *plan, size_t be
 	return NULL;
 }
 
+/*
+ * Resolves the --from of COPY or RUN --mount: an earlier stage, which must have been built, else
+ * an image. On success exactly one of *ret_stage and *ret_img is set.
+ */
+static int resolve_from(struct bld_state *st, const char *ref, const struct bld_stage_result **ret_stage,
+			const struct store_image **ret_img, kn_error **err)
+{
+	const struct df_stage *fs = stage_by_ref(st->b->plan, st->stage->index, ref);
+
+	*ret_stage = NULL;
+	*ret_img = NULL;
+	if (!fs)
+		return image_get(st->b, ref, ret_img, err);
+	if (!st->b->stages[fs->index].built)
+		return kn_error_set(err, EINVAL, "stage '%s' was not built", ref);
+	*ret_stage = &st->b->stages[fs->index];
+	return 0;
+}
+
 /* Resolves --chown through the image's passwd/group (lowerdirs); numbers need no lookup. */
 static int resolve_chown(const char *chown_spec, char *const *lowerdirs, uid_t *uid, gid_t *gid,
 			 kn_error **err)
@@ -491,7 +510,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 	_cleanup_strv_ char **lowerdirs = NULL;
 	_cleanup_strv_ char **src_lowerdirs = NULL;
 	struct store_hash *h = store_hash_new("sha256", NULL);
-	const struct df_stage *from_stage = NULL;
+	const struct bld_stage_result *from_stage = NULL;
 	const struct store_image *from_img = NULL;
 	char *key = NULL;
 	int ret = -1, r;
@@ -535,19 +554,12 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 		if (srcs.n && cp_resolve(b->ctx_fd, srcs.v, srcs.n, dest, &co, &list, err) < 0)
 			goto out_fail;
 	} else {
-		from_stage = stage_by_ref(b->plan, st->stage->index, x->copy.from);
+		if (resolve_from(st, x->copy.from, &from_stage, &from_img, err) < 0)
+			goto out_fail;
 		if (from_stage) {
-			const struct bld_stage_result *sr = &b->stages[from_stage->index];
-
-			if (!sr->built) {
-				kn_error_set(err, EINVAL, "stage '%s' was not built", x->copy.from);
-				goto out_fail;
-			}
 			store_hash_update(h, "stage:", 6);
-			store_hash_update(h, sr->key, strlen(sr->key));
+			store_hash_update(h, from_stage->key, strlen(from_stage->key));
 		} else {
-			if (image_get(b, x->copy.from, &from_img, err) < 0)
-				goto out_fail;
 			store_hash_update(h, "image:", 6);
 			store_hash_update(h, from_img->id, strlen(from_img->id));
 		}
@@ -661,11 +673,9 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 			job.sources = srcs.v;
 			job.n_sources = srcs.n;
 			if (from_stage) {
-				const struct bld_stage_result *sr = &b->stages[from_stage->index];
-
-				if (sr->n_layers &&
-				    snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers,
-						     &src_lowerdirs, NULL, err) < 0)
+				if (from_stage->n_layers &&
+				    snapshot_prepare(st->store, from_stage->layers, from_stage->config->diff_ids,
+						     from_stage->n_layers, &src_lowerdirs, NULL, err) < 0)
 					goto out_fail;
 			} else if (from_img->manifest.n_layers &&
 				   snapshot_prepare(st->store, from_img->manifest.layers, from_img->config->diff_ids,
@@ -1080,22 +1090,12 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			char *p;
 
 			if (m->from) {
-				const struct df_stage *fs = stage_by_ref(b->plan, st->stage->index, m->from);
-				const struct store_image *img = NULL;
-
-				if (fs) {
-					if (!b->stages[fs->index].built) {
-						kn_error_set(err, EINVAL, "stage '%s' was not built", m->from);
-						goto fail;
-					}
-					kn_buf_addf(&k, "from-stage %s\n", b->stages[fs->index].key);
-					from_stage[n_mounts] = &b->stages[fs->index];
-				} else {
-					if (image_get(b, m->from, &img, err) < 0)
-						goto fail;
-					kn_buf_addf(&k, "from-image %s\n", img->id);
-					from_img[n_mounts] = img;
-				}
+				if (resolve_from(st, m->from, &from_stage[n_mounts], &from_img[n_mounts], err) < 0)
+					goto fail;
+				if (from_stage[n_mounts])
+					kn_buf_addf(&k, "from-stage %s\n", from_stage[n_mounts]->key);
+				else
+					kn_buf_addf(&k, "from-image %s\n", from_img[n_mounts]->id);
 				sm->type = SANDBOX_MOUNT_BIND;
 				sm->target = m->target;
 				sm->readonly = m->readonly;
