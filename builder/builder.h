@@ -13,14 +13,6 @@
 
 /* ==== kiln build (build engine helper) ======================================================= */
 
-/** How the CLI shows progress; the engine only emits events (library code never prints). */
-enum bld_progress_mode {
-	BLD_PROGRESS_AUTO = 0, /* tty when stderr is a terminal, else plain */
-	BLD_PROGRESS_PLAIN,
-	BLD_PROGRESS_TTY,
-	BLD_PROGRESS_QUIET,
-};
-
 enum bld_pull_policy { BLD_PULL_MISSING = 0, BLD_PULL_ALWAYS, BLD_PULL_NEVER };
 enum bld_network { BLD_NETWORK_DEFAULT = 0, BLD_NETWORK_NONE, BLD_NETWORK_HOST };
 enum bld_format { BLD_FORMAT_OCI = 0, BLD_FORMAT_DOCKER };

@@ -3,6 +3,8 @@
 #define KILN_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
 
 #include "base/base.h"
 
@@ -61,6 +63,36 @@ const char *cli_short_digest(const char *digest);
  */
 struct reg_transfer_event;
 void cli_push_progress(const struct reg_transfer_event *ev, void *data);
+
+/*
+ * Progress display shared by build, pull, push, load and save. The mode is chosen with
+ * --progress: auto (tty when the output is a terminal, else plain), plain, tty or quiet.
+ */
+enum cli_progress_mode {
+	CLI_PROGRESS_AUTO = 0,
+	CLI_PROGRESS_PLAIN,
+	CLI_PROGRESS_TTY,
+	CLI_PROGRESS_QUIET,
+};
+struct cli_progress;
+struct bld_event;
+
+/* Parses a --progress value; returns -1 (and leaves *ret_mode) when it names no mode. */
+int cli_progress_mode_parse(const char *s, enum cli_progress_mode *ret_mode);
+/* A display writing to out; AUTO is resolved here. Free with cli_progress_free(). */
+struct cli_progress *cli_progress_new(enum cli_progress_mode mode, FILE *out);
+void cli_progress_free(struct cli_progress *p);
+DEFINE_FREEP(struct cli_progress, cli_progress_free)
+/* The resolved mode (never AUTO). */
+enum cli_progress_mode cli_progress_mode(const struct cli_progress *p);
+/* Seconds since cli_progress_new(). */
+double cli_progress_elapsed(const struct cli_progress *p);
+/* A bld_progress_fn: userdata is the struct cli_progress. */
+void cli_progress_build_event(const struct bld_event *ev, void *userdata);
+/* Ends the display: the final screen (ok) or whatever is pending before an error (!ok). */
+void cli_progress_finish(struct cli_progress *p, bool ok);
+/* CLOCK_MONOTONIC in nanoseconds. */
+unsigned long long cli_now_ns(void);
 
 /* The command table, defined in main.c. */
 extern const struct cli_cmd cli_commands[];

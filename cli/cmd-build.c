@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "builder/builder.h"
@@ -76,231 +74,6 @@ static const struct option build_options[] = {
 	CLI_OPT_ROOT_ENTRY,
 	{ NULL, 0, NULL, 0 },
 };
-
-/* ---- progress display ---------------------------------------------------------------------- */
-
-struct tty_step {
-	char *title;
-	char *status; /* NULL while running, else "CACHED" / "0.12s" */
-	unsigned long long started_ns;
-};
-
-struct progress {
-	enum bld_progress_mode mode;
-	FILE *out;
-	unsigned long long start_ns;
-	/* plain: a partial output line waiting for its newline, and the step last shown */
-	struct kn_buf partial;
-	int last_stage, last_step;
-	/* tty */
-	struct tty_step *steps;
-	size_t n_steps, alloc_steps;
-	struct kn_buf tail; /* last output bytes of the running step */
-	int drawn_lines;
-	unsigned long long last_draw_ns;
-	int width;
-};
-
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
-}
-
-static char *step_title(const struct bld_event *ev)
-{
-	struct kn_buf b = KN_BUF_INIT;
-
-	kn_buf_addf(&b, "[stage %d/%d", ev->stage_index, ev->stage_count);
-	if (ev->stage_name && *ev->stage_name)
-		kn_buf_addf(&b, " %s", ev->stage_name);
-	kn_buf_addf(&b, "] [%d/%d] %s", ev->step_index, ev->step_count, ev->text ? ev->text : "");
-	return kn_buf_detach(&b);
-}
-
-static void plain_flush_partial(struct progress *p)
-{
-	if (p->partial.len) {
-		fprintf(p->out, "    %s\n", p->partial.buf);
-		kn_buf_reset(&p->partial);
-	}
-}
-
-static void plain_output(struct progress *p, const char *data, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] == '\n') {
-			fprintf(p->out, "    %s\n", p->partial.buf);
-			kn_buf_reset(&p->partial);
-		} else if (data[i] != '\r') {
-			kn_buf_addch(&p->partial, (unsigned char)data[i]);
-		}
-	}
-}
-
-static void tty_draw(struct progress *p, bool force)
-{
-	unsigned long long t = now_ns();
-	size_t first = 0;
-	int lines = 0;
-
-	if (!force && t - p->last_draw_ns < 50000000ULL)
-		return;
-	p->last_draw_ns = t;
-	if (p->drawn_lines)
-		fprintf(p->out, "\033[%dA", p->drawn_lines);
-	fputs("\r\033[J", p->out);
-	fprintf(p->out, "[+] Building %.1fs\n", (double)(t - p->start_ns) / 1e9);
-	lines++;
-	/* Compact: only the last 12 steps are shown. */
-	if (p->n_steps > 12)
-		first = p->n_steps - 12;
-	for (size_t i = first; i < p->n_steps; i++) {
-		struct tty_step *s = &p->steps[i];
-		_cleanup_free_ char *st = NULL;
-
-		if (s->status)
-			st = xstrdup(s->status);
-		else
-			st = xasprintf("%.1fs", (double)(t - s->started_ns) / 1e9);
-		fprintf(p->out, " => %-.*s %s\n", p->width > 20 ? p->width - 14 : 60, s->title, st);
-		lines++;
-	}
-	if (p->n_steps && !p->steps[p->n_steps - 1].status && p->tail.len) {
-		/* The last 4 lines of the running step's output, dimmed. */
-		const char *e = p->tail.buf + p->tail.len;
-		const char *s = e;
-		int nl = 0;
-
-		while (s > p->tail.buf && nl < 5) {
-			s--;
-			if (*s == '\n' && ++nl == 5) {
-				s++;
-				break;
-			}
-		}
-		for (const char *q = s; q < e;) {
-			const char *eol = memchr(q, '\n', (size_t)(e - q));
-			size_t n = eol ? (size_t)(eol - q) : (size_t)(e - q);
-
-			if (n) {
-				fprintf(p->out, "\033[2m => > %.*s\033[0m\n",
-					(int)(n > (size_t)(p->width > 20 ? p->width - 8 : 70) ? (size_t)(p->width > 20 ? p->width - 8 : 70) : n), q);
-				lines++;
-			}
-			q += n + (eol ? 1 : 0);
-		}
-	}
-	p->drawn_lines = lines;
-	fflush(p->out);
-}
-
-static void progress_cb(const struct bld_event *ev, void *userdata)
-{
-	struct progress *p = userdata;
-	_cleanup_free_ char *title = NULL;
-
-	if (p->mode == BLD_PROGRESS_QUIET)
-		return;
-	if (p->mode == BLD_PROGRESS_PLAIN) {
-		/* Concurrent stages interleave: an event of another step than the one shown last
-		 * repeats that step's header first. */
-		if (ev->kind != BLD_EV_STEP_START && ev->kind != BLD_EV_WARNING && ev->kind != BLD_EV_INFO &&
-		    (ev->stage_index != p->last_stage || ev->step_index != p->last_step)) {
-			plain_flush_partial(p);
-			fprintf(p->out, "[stage %d/%d%s%s] [%d/%d]\n", ev->stage_index, ev->stage_count,
-				ev->stage_name ? " " : "", ev->stage_name ? ev->stage_name : "", ev->step_index,
-				ev->step_count);
-			p->last_stage = ev->stage_index;
-			p->last_step = ev->step_index;
-		}
-		switch (ev->kind) {
-		case BLD_EV_STEP_START:
-			plain_flush_partial(p);
-			title = step_title(ev);
-			fprintf(p->out, "%s\n", title);
-			p->last_stage = ev->stage_index;
-			p->last_step = ev->step_index;
-			break;
-		case BLD_EV_STEP_OUTPUT:
-			plain_output(p, ev->data, ev->len);
-			break;
-		case BLD_EV_STEP_CACHED:
-			plain_flush_partial(p);
-			fprintf(p->out, "    CACHED\n");
-			break;
-		case BLD_EV_STEP_DONE:
-			plain_flush_partial(p);
-			fprintf(p->out, "    DONE %.3fs\n", (double)ev->duration_ns / 1e9);
-			break;
-		case BLD_EV_WARNING:
-			plain_flush_partial(p);
-			fprintf(p->out, "WARNING: %s\n", ev->text);
-			break;
-		case BLD_EV_INFO:
-			plain_flush_partial(p);
-			fprintf(p->out, "%s\n", ev->text);
-			break;
-		}
-		fflush(p->out);
-		return;
-	}
-	/* tty */
-	switch (ev->kind) {
-	case BLD_EV_STEP_START:
-		KN_GROW(p->steps, p->alloc_steps, p->n_steps + 1);
-		p->steps[p->n_steps].title = step_title(ev);
-		p->steps[p->n_steps].status = NULL;
-		p->steps[p->n_steps].started_ns = now_ns();
-		p->n_steps++;
-		kn_buf_reset(&p->tail);
-		tty_draw(p, true);
-		break;
-	case BLD_EV_STEP_OUTPUT:
-		kn_buf_add(&p->tail, ev->data, ev->len);
-		if (p->tail.len > 8192) {
-			memmove(p->tail.buf, p->tail.buf + p->tail.len - 4096, 4096);
-			kn_buf_setlen(&p->tail, 4096);
-		}
-		tty_draw(p, false);
-		break;
-	case BLD_EV_STEP_CACHED:
-	case BLD_EV_STEP_DONE:
-		if (p->n_steps) {
-			struct tty_step *s = &p->steps[p->n_steps - 1];
-
-			free(s->status);
-			s->status = ev->kind == BLD_EV_STEP_CACHED
-					    ? xstrdup("CACHED")
-					    : xasprintf("%.2fs", (double)ev->duration_ns / 1e9);
-		}
-		kn_buf_reset(&p->tail);
-		tty_draw(p, true);
-		break;
-	case BLD_EV_WARNING:
-	case BLD_EV_INFO:
-		/* Printed above the live view: it scrolls away with the log. */
-		if (p->drawn_lines)
-			fprintf(p->out, "\033[%dA\r\033[J", p->drawn_lines);
-		p->drawn_lines = 0;
-		fprintf(p->out, "%s%s\n", ev->kind == BLD_EV_WARNING ? "WARNING: " : "", ev->text);
-		tty_draw(p, true);
-		break;
-	}
-}
-
-static void progress_release(struct progress *p)
-{
-	for (size_t i = 0; i < p->n_steps; i++) {
-		free(p->steps[i].title);
-		free(p->steps[i].status);
-	}
-	free(p->steps);
-	kn_buf_release(&p->tail);
-	kn_buf_release(&p->partial);
-}
 
 /* ---- stdin context --------------------------------------------------------------------------- */
 
@@ -416,7 +189,8 @@ int cmd_build(int argc, char **argv)
 	struct kn_strv secrets = KN_STRV_INIT;
 	struct kn_buf dockerfile = KN_BUF_INIT;
 	struct bld_options o;
-	struct progress prog = { 0 };
+	_cleanup_(cli_progress_freep) struct cli_progress *prog = NULL;
+	enum cli_progress_mode progress_mode = CLI_PROGRESS_AUTO;
 	const char *file = NULL, *iidfile = NULL, *context;
 	bool quiet = false, df_from_stdin = false, push = false;
 	int tls_verify = -1;
@@ -426,11 +200,6 @@ int cmd_build(int argc, char **argv)
 	int ret = CLI_EXIT_FAIL, c;
 
 	bld_options_init(&o);
-	o.progress = progress_cb;
-	o.progress_data = &prog;
-	prog.mode = BLD_PROGRESS_AUTO;
-	kn_buf_init(&prog.partial);
-	kn_buf_init(&prog.tail);
 
 	while ((c = cli_getopt("build", argc, argv, ":t:f:qh", build_options)) != -1) {
 		switch (c) {
@@ -475,15 +244,7 @@ int cmd_build(int argc, char **argv)
 			quiet = true;
 			break;
 		case OPT_PROGRESS:
-			if (!strcmp(optarg, "auto"))
-				prog.mode = BLD_PROGRESS_AUTO;
-			else if (!strcmp(optarg, "plain"))
-				prog.mode = BLD_PROGRESS_PLAIN;
-			else if (!strcmp(optarg, "tty"))
-				prog.mode = BLD_PROGRESS_TTY;
-			else if (!strcmp(optarg, "quiet"))
-				prog.mode = BLD_PROGRESS_QUIET;
-			else {
+			if (cli_progress_mode_parse(optarg, &progress_mode) < 0) {
 				ret = cli_usage_error("build", "invalid --progress mode '%s'", optarg);
 				goto out;
 			}
@@ -561,18 +322,10 @@ int cmd_build(int argc, char **argv)
 	}
 	context = argv[optind];
 	if (quiet)
-		prog.mode = BLD_PROGRESS_QUIET;
-	if (prog.mode == BLD_PROGRESS_AUTO)
-		prog.mode = isatty(STDERR_FILENO) ? BLD_PROGRESS_TTY : BLD_PROGRESS_PLAIN;
-	prog.out = stderr;
-	prog.start_ns = now_ns();
-	prog.width = 100;
-	if (prog.mode == BLD_PROGRESS_TTY) {
-		struct winsize ws;
-
-		if (!ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) && ws.ws_col > 20)
-			prog.width = ws.ws_col;
-	}
+		progress_mode = CLI_PROGRESS_QUIET;
+	prog = cli_progress_new(progress_mode, stderr);
+	o.progress = cli_progress_build_event;
+	o.progress_data = prog;
 
 	df_from_stdin = file && !strcmp(file, "-");
 	if (!strcmp(context, "-")) {
@@ -613,15 +366,13 @@ int cmd_build(int argc, char **argv)
 	o.secrets = secrets.v;
 
 	if (bld_build(&o, &image_id, &err) < 0) {
-		if (prog.mode == BLD_PROGRESS_PLAIN)
-			plain_flush_partial(&prog);
+		cli_progress_finish(prog, false);
 		ret = cli_fail(err);
 		goto out;
 	}
-	if (prog.mode == BLD_PROGRESS_TTY)
-		tty_draw(&prog, true);
-	if (prog.mode != BLD_PROGRESS_QUIET) {
-		fprintf(stderr, "Built %s in %.2fs\n", image_id, (double)(now_ns() - prog.start_ns) / 1e9);
+	cli_progress_finish(prog, true);
+	if (cli_progress_mode(prog) != CLI_PROGRESS_QUIET) {
+		fprintf(stderr, "Built %s in %.2fs\n", image_id, cli_progress_elapsed(prog));
 		for (size_t i = 0; i < tags.n; i++)
 			fprintf(stderr, "Tagged %s\n", tags.v[i]);
 	}
@@ -630,14 +381,13 @@ int cmd_build(int argc, char **argv)
 		ret = cli_fail(err);
 		goto out;
 	}
-	if (push && push_tags(image_id, tags.v, tls_verify, prog.mode == BLD_PROGRESS_QUIET ? NULL : stderr, &err) < 0) {
+	if (push && push_tags(image_id, tags.v, tls_verify, cli_progress_mode(prog) == CLI_PROGRESS_QUIET ? NULL : stderr, &err) < 0) {
 		ret = cli_fail(err);
 		goto out;
 	}
 	printf("%s\n", image_id);
 	ret = fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 out:
-	progress_release(&prog);
 	kn_buf_release(&dockerfile);
 	kn_strv_release(&tags);
 	kn_strv_release(&build_args);
