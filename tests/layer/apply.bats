@@ -89,8 +89,8 @@ assert_outside_unchanged() {
 }
 
 @test "layer: device files need root" {
-	command -v setpriv >/dev/null || skip "setpriv is missing"
-	[ "$(id -u)" = 0 ] || skip "needs root to switch to nobody"
+	skip_unless setpriv
+	require_root "needs root to switch to nobody"
 	local shared
 	shared=$(mktemp -d /tmp/kiln-layer-dev.XXXXXX)
 	chmod 0777 "$shared"

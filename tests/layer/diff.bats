@@ -15,8 +15,7 @@ teardown() {
 
 need_root_overlay() {
 	if [ "$(id -u)" != 0 ] || ! grep -qw overlay /proc/filesystems; then
-		[ "${KILN_TEST_MUST_RUN:-0}" = 1 ] && return 1
-		skip "needs root and overlayfs"
+		skip_or_fail "needs root and overlayfs"
 	fi
 }
 
@@ -139,7 +138,7 @@ drwxr-xr-x 0/0 0 2017-07-14 02:40 usr/bin/
 }
 
 @test "layer: xattr whiteouts, user.overlay opaque dirs and opaque=x are read as the kernel does" {
-	[ "$(id -u)" = 0 ] || skip "trusted.* xattrs need root"
+	require_root "trusted.* xattrs need root"
 	U=$T/upper
 	mkdir -p "$U/a" "$U/b" "$U/c"
 	: >"$U/a/xw"

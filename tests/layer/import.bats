@@ -108,7 +108,7 @@ PY
 }
 
 @test "layer: kiln import keeps hardlinks, devices, fifos, xattrs and drops names and sub-second times" {
-	[ "$(id -u)" = 0 ] || skip "device nodes need root"
+	require_root "device nodes need root"
 	S=$T/src
 	mkdir -p "$S/bin" "$S/dev"
 	echo data >"$S/bin/a"

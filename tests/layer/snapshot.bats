@@ -18,8 +18,7 @@ teardown() {
 
 need_root_overlay() {
 	if [ "$(id -u)" != 0 ] || ! grep -qw overlay /proc/filesystems; then
-		[ "${KILN_TEST_MUST_RUN:-0}" = 1 ] && return 1
-		skip "needs root and overlayfs"
+		skip_or_fail "needs root and overlayfs"
 	fi
 }
 

@@ -39,6 +39,21 @@ skip_unless() {
 	fi
 }
 
+# skip_or_fail REASON: skips the test saying why, unless KILN_TEST_MUST_RUN=1 (CI), where a test
+# that cannot run is a failure.
+skip_or_fail() {
+	if [ "${KILN_TEST_MUST_RUN:-0}" = 1 ]; then
+		echo "# cannot run: $1 (KILN_TEST_MUST_RUN=1)" >&3
+		return 1
+	fi
+	skip "$1"
+}
+
+# require_root REASON: the test needs root (skip_or_fail otherwise).
+require_root() {
+	[ "$(id -u)" = 0 ] || skip_or_fail "$1"
+}
+
 # assert_contains HAYSTACK NEEDLE
 assert_contains() {
 	if [[ "$1" != *"$2"* ]]; then

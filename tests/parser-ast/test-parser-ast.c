@@ -103,14 +103,6 @@ static const struct df_node *child(const struct df_ast *ast, size_t i)
 	return ast->root->children[i];
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- line numbers -------------------------------------------------------------------------- */
 
 static void test_line_numbers_buildkit(void **state)
@@ -625,7 +617,6 @@ static void test_big_inputs(void **state)
 	struct kn_buf b = KN_BUF_INIT;
 	struct df_ast *ast;
 	kn_error *err = NULL;
-	double t0;
 	char *m;
 
 	(void)state;
@@ -634,25 +625,21 @@ static void test_big_inputs(void **state)
 	for (int i = 0; i < (1 << 20); i++)
 		kn_buf_addch(&b, "ab <$\"'\\{["[i % 10]);
 	kn_buf_addch(&b, '\n');
-	t0 = now();
 	ast = df_parse(b.buf, b.len, "Dockerfile", &err);
 	assert_non_null(ast);
 	assert_true(child(ast, 1)->next->value_len > 1000000);
 	df_ast_free(ast);
-	assert_true(now() - t0 < 5.0);
 
 	/* 10,000 stages */
 	kn_buf_reset(&b);
 	for (int i = 0; i < 10000; i++)
 		kn_buf_addf(&b, "FROM base%d AS s%d\nRUN echo %d\nCOPY --from=s%d /a /b\n", i, i, i,
 			    i ? i - 1 : 0);
-	t0 = now();
 	ast = df_parse(b.buf, b.len, "Dockerfile", &err);
 	assert_non_null(ast);
 	assert_int_equal(ast->root->n_children, 30000);
 	assert_int_equal(child(ast, 29999)->start_line, 30000);
 	df_ast_free(ast);
-	assert_true(now() - t0 < 5.0);
 
 	/* 1 MiB of nested JSON: not JSON for Go (depth > 10000), so the shell form */
 	kn_buf_reset(&b);
@@ -709,12 +696,10 @@ static void test_big_inputs(void **state)
 		kn_buf_addch(&b, ' ');
 	}
 	kn_buf_adds(&b, "\nx\nEOF\n");
-	t0 = now();
 	ast = df_parse(b.buf, b.len, "Dockerfile", &err);
 	assert_non_null(ast);
 	assert_int_equal(child(ast, 1)->n_heredocs, 1);
 	df_ast_free(ast);
-	assert_true(now() - t0 < 5.0);
 
 	/* ONBUILD nesting and the node limit */
 	kn_buf_reset(&b);
