@@ -63,6 +63,19 @@ assert_contains() {
 	fi
 }
 
+# assert_no_secret TEXT USER PASSWORD: TEXT holds the password neither in clear nor in any
+# encoding kiln handles it in (base64 of "user:password" as in config.json and Basic auth, base64
+# of the password alone).
+assert_no_secret() {
+	local form
+	for form in "$3" "$(printf '%s:%s' "$2" "$3" | base64 -w0)" "$(printf '%s' "$3" | base64 -w0)"; do
+		if [[ "$1" == *"$form"* ]]; then
+			echo "# the secret leaked as: $form" >&3
+			return 1
+		fi
+	done
+}
+
 # assert_equal ACTUAL EXPECTED
 assert_equal() {
 	if [ "$1" != "$2" ]; then
