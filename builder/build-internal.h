@@ -57,6 +57,7 @@ struct bld {
 	size_t n_ext, alloc_ext;
 	struct bld_statcache *statcache; /* context file digests by stat, NULL when unused */
 	struct cache_writer *cache_writer; /* writes cache entries off the build's critical path */
+	struct rcache *rcache; /* --cache-from / --cache-to (remote-cache.c), NULL without them */
 	pthread_mutex_t lock; /* serialises progress events */
 	pthread_mutex_t mu;   /* guards ext, statcache, cache_writer start between stage threads */
 	unsigned step_seq;    /* names per-step temp dirs (atomic) */
@@ -237,6 +238,12 @@ char *cfg_step_text(const struct df_instr *x);
 char *cache_key(const char *parent, const char *text, const void *extra, size_t extra_len);
 /** Looks a step up: on a hit replaces the state's config and layers. Returns 1 hit, 0 miss. */
 int cache_lookup(struct bld_state *st, const char *key, kn_error **err);
+/**
+ * Makes a cache entry (config, consumed, and layers descs[0..n), copied) the state's; the entry
+ * of key came from the local or an imported cache. Returns 1 (a hit) or -1.
+ */
+int cache_entry_apply(struct bld_state *st, struct image_config *config, const struct store_desc *descs,
+		      size_t n, const char *key, kn_error **err);
 /**
  * Stores the state's config and layers under key (through the writer thread when running). The
  * entry's "images" lists the base image ID, so `kiln rmi` refuses that image without -f.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "builder/build-internal.h"
+#include "builder/remote-cache.h"
 #include "builder/sandbox-internal.h"
 #include "registry/registry.h"
 
@@ -21,6 +22,7 @@ void bld_options_init(struct bld_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->context_tar_fd = -1;
+	o->tls_verify = -1;
 }
 
 /* ---- progress --------------------------------------------------------------------------------- */
@@ -160,6 +162,8 @@ int bld_state_lowerdirs(struct bld_state *st, char ***ret, kn_error **err)
 	if (!st->config->diff_ids || kn_strv_len(st->config->diff_ids) != st->n_layers)
 		return kn_error_set(err, EINVAL, "image config has %zu diff_ids for %zu layers",
 				    kn_strv_len(st->config->diff_ids), st->n_layers);
+	if (rcache_fetch(st->b, st->store, st->layers, st->n_layers, err) < 0)
+		return -1;
 	return snapshot_prepare(st->store, st->layers, st->config->diff_ids, st->n_layers, ret, NULL, err);
 }
 
@@ -674,8 +678,9 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 			job.n_sources = srcs.n;
 			if (from_stage) {
 				if (from_stage->n_layers &&
-				    snapshot_prepare(st->store, from_stage->layers, from_stage->config->diff_ids,
-						     from_stage->n_layers, &src_lowerdirs, NULL, err) < 0)
+				    (rcache_fetch(b, st->store, from_stage->layers, from_stage->n_layers, err) < 0 ||
+				     snapshot_prepare(st->store, from_stage->layers, from_stage->config->diff_ids,
+						     from_stage->n_layers, &src_lowerdirs, NULL, err) < 0))
 					goto out_fail;
 			} else if (from_img->manifest.n_layers &&
 				   snapshot_prepare(st->store, from_img->manifest.layers, from_img->config->diff_ids,
@@ -877,7 +882,8 @@ static int bind_from(struct bld_state *st, const char *tmp, size_t i, const stru
 	int r = -1;
 
 	if (sr && sr->n_layers &&
-	    snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers, &lowerdirs, NULL, err) < 0)
+	    (rcache_fetch(st->b, st->store, sr->layers, sr->n_layers, err) < 0 ||
+	     snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers, &lowerdirs, NULL, err) < 0))
 		return -1;
 	if (img && img->manifest.n_layers &&
 	    snapshot_prepare(st->store, img->manifest.layers, img->config->diff_ids, img->manifest.n_layers,
@@ -1444,6 +1450,7 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 			goto out;
 		}
 		st.config = image_config_dup(img->config);
+		rcache_strip(st.config);
 		if (kn_strv_len(img->config->diff_ids) != img->manifest.n_layers) {
 			kn_error_set(err, EINVAL, "image '%s': %zu diff_ids for %zu layers", stage->base_image,
 				     kn_strv_len(img->config->diff_ids), img->manifest.n_layers);
@@ -1708,6 +1715,7 @@ static void bld_release(struct bld *b)
 	}
 	free(b->ext);
 	(void)cache_writer_finish(b, NULL);
+	rcache_free(b->rcache);
 	(void)statcache_save(b->statcache, NULL);
 	statcache_free(b->statcache);
 	df_plan_free(b->plan);
@@ -1843,7 +1851,7 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 	if (ctx_load_ignore(&b, df_path, err) < 0)
 		goto out;
 	b.stages = xcalloc(b.plan->n_stages ? b.plan->n_stages : 1, sizeof(*b.stages));
-	if (run_stages(&b, err) < 0)
+	if (rcache_open(&b, err) < 0 || run_stages(&b, err) < 0)
 		goto out;
 
 	/* The image. */
@@ -1867,9 +1875,11 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 			free(final->created);
 			final->created = bld_now(&b);
 		}
+		rcache_inline(&b, final);
 		if (image_unchanged(&b, final, fmt, &id))
 			goto done;
-		if (store_image_write(b.store, final, sr->layers, sr->n_layers, fmt, NULL, &mdesc, &id, err) < 0)
+		if (rcache_fetch(&b, b.store, sr->layers, sr->n_layers, err) < 0 ||
+		    store_image_write(b.store, final, sr->layers, sr->n_layers, fmt, NULL, &mdesc, &id, err) < 0)
 			goto out;
 		for (size_t i = 0; o->tags && o->tags[i]; i++) {
 			_cleanup_free_ char *norm = NULL;
@@ -1881,7 +1891,7 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 		}
 	}
 done:
-	if (cache_writer_finish(&b, err) < 0)
+	if (cache_writer_finish(&b, err) < 0 || rcache_export(&b, err) < 0)
 		goto out;
 	*ret_image_id = steal_ptr(&id);
 	ret = 0;

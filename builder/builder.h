@@ -73,6 +73,9 @@ struct bld_options {
 	char *const *tags;
 	char *const *secrets;
 	bool no_cache;
+	char *const *cache_from; /* --cache-from specs (buildx syntax), first hit wins */
+	char *const *cache_to;   /* --cache-to specs */
+	int tls_verify;          /* registry caches: -1 default, 0 off, 1 on (as reg_pull_opts) */
 	enum bld_pull_policy pull;
 	enum bld_network network;
 	enum bld_format format;
@@ -81,7 +84,7 @@ struct bld_options {
 	void *progress_data;
 };
 
-/** Sets defaults: context_tar_fd = -1, everything else zero (gzip, oci, pull missing). */
+/** Sets defaults: context_tar_fd = tls_verify = -1, everything else zero (gzip, oci, pull missing). */
 void bld_options_init(struct bld_options *o);
 
 /**
@@ -92,5 +95,13 @@ void bld_options_init(struct bld_options *o);
  * tagged; layers and cache entries already made stay in the store for the next attempt.
  */
 int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err);
+
+/**
+ * Checks one --cache-from (to false) or --cache-to (to true) value, buildx syntax:
+ * "type=registry,ref=REPO:TAG[,mode=min|max][,compression=gzip|zstd]" (or a bare REPO:TAG),
+ * "type=inline" (to only), "type=local,dest=DIR" / "type=local,src=DIR" [,tag=NAME].
+ * EINVAL with a message naming the value and the field at fault.
+ */
+int bld_cache_spec_check(const char *spec, bool to, kn_error **err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "builder/build-internal.h"
+#include "builder/remote-cache.h"
 
 char *cache_key(const char *parent, const char *text, const void *extra, size_t extra_len)
 {
@@ -44,14 +45,14 @@ int cache_lookup(struct bld_state *st, const char *key, kn_error **err)
 
 		if (missing) {
 			kn_error_free(e);
-			return 0;
+			goto out;
 		}
 		kn_error_propagate(err, e);
 		return -1;
 	}
 	root = json_loads(text, 0, NULL);
 	if (!root)
-		return 0; /* a damaged entry is a miss; the step reruns and rewrites it */
+		goto out; /* a damaged entry is a miss; the step reruns and rewrites it */
 	cfg = json_object_get(root, "config");
 	layers = json_object_get(root, "layers");
 	if (!json_is_string(cfg) || !json_is_array(layers))
@@ -71,24 +72,7 @@ int cache_lookup(struct bld_state *st, const char *key, kn_error **err)
 		if (!store_blob_exists(st->store, descs[i].digest))
 			goto out;
 	}
-	image_config_free(st->config);
-	st->config = steal_ptr(&config);
-	for (i = 0; i < st->n_layers; i++)
-		store_desc_release(&st->layers[i]);
-	st->n_layers = 0;
-	free(st->chain_id);
-	st->chain_id = NULL;
-	for (i = 0; i < n; i++) {
-		const char *diff_id = st->config->diff_ids && i < kn_strv_len(st->config->diff_ids)
-					      ? st->config->diff_ids[i]
-					      : NULL;
-		if (!diff_id) {
-			ret = kn_error_set(err, EBADMSG, "cache entry %s: diff_ids do not match layers", key);
-			goto out;
-		}
-		bld_state_add_layer(st, &descs[i], diff_id);
-	}
-	ret = 1;
+	ret = cache_entry_apply(st, steal_ptr(&config), descs, n, key, err);
 out:
 	if (descs) {
 		for (size_t j = 0; j < n; j++)
@@ -97,7 +81,32 @@ out:
 	}
 	image_config_free(config);
 	json_decref(root);
+	if (ret == 0)
+		ret = rcache_lookup(st, key, err);
+	if (ret == 1)
+		rcache_record(st, key);
 	return ret;
+}
+
+int cache_entry_apply(struct bld_state *st, struct image_config *config, const struct store_desc *descs,
+		      size_t n, const char *key, kn_error **err)
+{
+	image_config_free(st->config);
+	st->config = config;
+	for (size_t i = 0; i < st->n_layers; i++)
+		store_desc_release(&st->layers[i]);
+	st->n_layers = 0;
+	free(st->chain_id);
+	st->chain_id = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *diff_id = st->config->diff_ids && i < kn_strv_len(st->config->diff_ids)
+					      ? st->config->diff_ids[i]
+					      : NULL;
+		if (!diff_id)
+			return kn_error_set(err, EBADMSG, "cache entry %s: diff_ids do not match layers", key);
+		bld_state_add_layer(st, &descs[i], diff_id);
+	}
+	return 1;
 }
 
 int cache_store(struct bld_state *st, const char *key, kn_error **err)
@@ -130,6 +139,7 @@ int cache_store(struct bld_state *st, const char *key, kn_error **err)
 	}
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
+	rcache_record(st, key);
 	/* Started on the first miss: a fully cached build never pays for the second handle. */
 	pthread_mutex_lock(&st->b->mu);
 	if (!st->b->cache_writer) {

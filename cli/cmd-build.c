@@ -23,6 +23,10 @@ static const char build_usage[] =
 	"      --build-arg K[=V]     set a build-time variable (repeatable; K alone takes $K)\n"
 	"      --label K=V           add a label to the image (repeatable)\n"
 	"      --no-cache            do not use the build cache\n"
+	"      --cache-from SPEC     import a build cache: type=registry,ref=REPO:TAG or\n"
+	"                            type=local,src=DIR (repeatable; the first hit wins)\n"
+	"      --cache-to SPEC       export the build cache: type=registry,ref=REPO:TAG[,mode=max]\n"
+	"                            [,compression=zstd], type=inline or type=local,dest=DIR\n"
 	"      --pull[=POLICY]       pull base images: missing (default), always, never\n"
 	"      --iidfile FILE        write the image ID to FILE\n"
 	"  -q, --quiet               print only the image ID\n"
@@ -32,8 +36,8 @@ static const char build_usage[] =
 	"      --compression ALGO    gzip (default), zstd or none\n"
 	"      --secret id=ID,src=PATH  expose a secret to RUN --mount=type=secret (repeatable)\n"
 	"      --push                push every -t name to its registry after the build\n"
-	"      --tls-verify[=BOOL]   with --push: verify TLS certificates (default true; false\n"
-	"                            also allows plain HTTP)\n"
+	"      --tls-verify[=BOOL]   with --push and registry caches: verify TLS certificates\n"
+	"                            (default true; false also allows plain HTTP)\n"
 	"      --root DIR            the local image store\n"
 	"  -h, --help                show this help\n";
 
@@ -51,6 +55,8 @@ enum {
 	OPT_SECRET,
 	OPT_PUSH,
 	OPT_TLS_VERIFY,
+	OPT_CACHE_FROM,
+	OPT_CACHE_TO,
 };
 
 static const struct option build_options[] = {
@@ -70,6 +76,8 @@ static const struct option build_options[] = {
 	{ "secret", required_argument, NULL, OPT_SECRET },
 	{ "push", no_argument, NULL, OPT_PUSH },
 	{ "tls-verify", optional_argument, NULL, OPT_TLS_VERIFY },
+	{ "cache-from", required_argument, NULL, OPT_CACHE_FROM },
+	{ "cache-to", required_argument, NULL, OPT_CACHE_TO },
 	{ "help", no_argument, NULL, 'h' },
 	CLI_OPT_ROOT_ENTRY,
 	{ NULL, 0, NULL, 0 },
@@ -186,7 +194,7 @@ static int push_tags(const char *image_id, char *const *tags, int tls_verify, FI
 int cmd_build(int argc, char **argv)
 {
 	struct kn_strv tags = KN_STRV_INIT, build_args = KN_STRV_INIT, labels = KN_STRV_INIT;
-	struct kn_strv secrets = KN_STRV_INIT;
+	struct kn_strv secrets = KN_STRV_INIT, cache_from = KN_STRV_INIT, cache_to = KN_STRV_INIT;
 	struct kn_buf dockerfile = KN_BUF_INIT;
 	struct bld_options o;
 	_cleanup_(cli_progress_freep) struct cli_progress *prog = NULL;
@@ -300,6 +308,15 @@ int cmd_build(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_CACHE_FROM:
+		case OPT_CACHE_TO:
+			if (bld_cache_spec_check(optarg, c == OPT_CACHE_TO, &err) < 0) {
+				ret = cli_usage_error("build", "%s", err->msg);
+				kn_error_free(err);
+				goto out;
+			}
+			kn_strv_push(c == OPT_CACHE_TO ? &cache_to : &cache_from, optarg);
+			break;
 		case CLI_OPT_ROOT:
 			cli_set_root(optarg);
 			break;
@@ -364,6 +381,9 @@ int cmd_build(int argc, char **argv)
 	o.build_args = build_args.v;
 	o.labels = labels.v;
 	o.secrets = secrets.v;
+	o.cache_from = cache_from.v;
+	o.cache_to = cache_to.v;
+	o.tls_verify = tls_verify;
 
 	if (bld_build(&o, &image_id, &err) < 0) {
 		cli_progress_finish(prog, false);
@@ -393,5 +413,7 @@ out:
 	kn_strv_release(&build_args);
 	kn_strv_release(&labels);
 	kn_strv_release(&secrets);
+	kn_strv_release(&cache_from);
+	kn_strv_release(&cache_to);
 	return ret;
 }

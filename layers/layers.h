@@ -499,6 +499,14 @@ int layer_from_dir(struct store *s, const char *dir, const struct layer_write_op
 int layer_from_tar(struct store *s, int fd, const struct layer_write_opts *opts,
 		   struct layer_result *ret, kn_error **err);
 
+/**
+ * Writes the layer blob in (in the store) again with opts->compression (level, threads as
+ * given): the same tar bytes, so the same diff_id (checked against diff_id when not NULL).
+ * *ret (owned, store_desc_release) describes the new blob. On failure nothing is stored.
+ */
+int layer_recompress(struct store *s, const struct store_desc *in, const char *diff_id,
+		     const struct layer_write_opts *opts, struct store_desc *ret, kn_error **err);
+
 /* ---- apply -------------------------------------------------------------------------------- */
 
 enum layer_apply_flags {

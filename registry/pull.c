@@ -109,11 +109,11 @@ static int blob_sink_restart(void *ctx, kn_error **err)
 	return writer_new(s->store, &s->w, err);
 }
 
-static int pull_one(void *vctx, size_t i, kn_error **err)
+int reg_blob_fetch(struct reg_client *client, struct store *store, const char *digest,
+		   uint64_t size, const bool *stop, kn_error **err)
 {
-	struct pull_ctx *c = vctx;
-	const struct pull_blob *b = &c->blobs[i];
-	struct blob_sink s = { .store = c->store, .expected_size = b->desc->size, .stop = &c->stop,
+	static const bool never = false;
+	struct blob_sink s = { .store = store, .expected_size = size, .stop = stop ? stop : &never,
 			       .pending = KN_BUF_INIT };
 	struct reg_sink sink = {
 		.write = blob_sink_write, .restart = blob_sink_restart, .ctx = &s,
@@ -124,30 +124,39 @@ static int pull_one(void *vctx, size_t i, kn_error **err)
 	};
 	int r;
 
-	reg_xfer_emit(&c->progress, REG_XFER_BLOB_START, b->desc->digest, b->is_config,
-		      b->desc->size, NULL);
-	url = xasprintf("/v2/%s/blobs/%s", reg_client_repository(c->client), b->desc->digest);
+	url = xasprintf("/v2/%s/blobs/%s", reg_client_repository(client), digest);
 	req.url = url;
-	if (writer_new(c->store, &s.w, err) < 0)
+	if (writer_new(store, &s.w, err) < 0)
 		return -1;
-	r = reg_request(c->client, &req, NULL, err);
+	r = reg_request(client, &req, NULL, err);
 	if (r == 0)
 		r = blob_sink_flush(&s, err);
 	kn_buf_release(&s.pending);
 	if (r < 0) {
 		store_blob_writer_abort(s.w);
-		return kn_error_wrap(err, "cannot fetch blob '%s'", b->desc->digest);
+		return kn_error_wrap(err, "cannot fetch blob '%s'", digest);
 	}
-	if (s.got != b->desc->size) {
+	if (s.got != size) {
 		store_blob_writer_abort(s.w);
 		return kn_error_set(err, EBADMSG,
 				    "blob '%s' is %llu bytes, the manifest declares %llu",
-				    b->desc->digest, (unsigned long long)s.got,
-				    (unsigned long long)b->desc->size);
+				    digest, (unsigned long long)s.got, (unsigned long long)size);
 	}
 	/* commit consumes the writer and refuses bytes that do not hash to the digest. */
-	if (store_blob_writer_commit(steal_ptr(&s.w), b->desc->digest, NULL, NULL, err) < 0)
-		return kn_error_wrap(err, "blob '%s' from the registry", b->desc->digest);
+	if (store_blob_writer_commit(steal_ptr(&s.w), digest, NULL, NULL, err) < 0)
+		return kn_error_wrap(err, "blob '%s' from the registry", digest);
+	return 0;
+}
+
+static int pull_one(void *vctx, size_t i, kn_error **err)
+{
+	struct pull_ctx *c = vctx;
+	const struct pull_blob *b = &c->blobs[i];
+
+	reg_xfer_emit(&c->progress, REG_XFER_BLOB_START, b->desc->digest, b->is_config,
+		      b->desc->size, NULL);
+	if (reg_blob_fetch(c->client, c->store, b->desc->digest, b->desc->size, &c->stop, err) < 0)
+		return -1;
 	reg_xfer_emit(&c->progress, REG_XFER_BLOB_DONE, b->desc->digest, b->is_config,
 		      b->desc->size, NULL);
 	return 0;

@@ -368,8 +368,8 @@ static int manifest_bytes(const struct store *s, const struct store_image *img,
 	return 0;
 }
 
-static int put_manifest(struct reg_client *c, const char *reference, const char *mt,
-			const struct kn_buf *body, const char *digest, kn_error **err)
+int reg_manifest_put(struct reg_client *c, const char *reference, const char *mt,
+		     const struct kn_buf *body, const char *digest, kn_error **err)
 {
 	_cleanup_free_ char *url = xasprintf("/v2/%s/manifests/%s", reg_client_repository(c),
 					     reference);
@@ -390,6 +390,22 @@ static int put_manifest(struct reg_client *c, const char *reference, const char 
 				    "registry stored the manifest as '%s', expected '%s'", got,
 				    digest);
 	return 0;
+}
+
+int reg_blobs_push(struct reg_client *c, const struct store *s, const struct store_desc *blobs,
+		   size_t n, unsigned jobs, kn_error **err)
+{
+	_cleanup_free_ struct push_blob *pb = xcalloc(n ? n : 1, sizeof(*pb));
+	struct push_ctx ctx = { 0 };
+
+	for (size_t i = 0; i < n; i++)
+		pb[i] = (struct push_blob){ .digest = blobs[i].digest, .size = blobs[i].size };
+	ctx.store = s;
+	ctx.client = c;
+	ctx.blobs = pb;
+	if (reg_client_ping(c, err) < 0)
+		return -1;
+	return reg_xfer_run(n, jobs, push_one, &ctx, &ctx.stop, err);
 }
 
 int reg_push(const char *image, const char *dest, const struct reg_push_opts *opts,
@@ -489,7 +505,7 @@ int reg_push(const char *image, const char *dest, const struct reg_push_opts *op
 		goto out;
 	if (reg_xfer_run(n, opts->jobs, push_one, &ctx, &ctx.stop, err) < 0)
 		goto out;
-	if (put_manifest(client, ref->tag ? ref->tag : digest, mt, &body, digest, err) < 0)
+	if (reg_manifest_put(client, ref->tag ? ref->tag : digest, mt, &body, digest, err) < 0)
 		goto out;
 	kn_strv_push(&digests, digest);
 	{

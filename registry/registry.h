@@ -283,4 +283,42 @@ void reg_push_result_release(struct reg_push_result *r);
 int reg_push(const char *image, const char *dest, const struct reg_push_opts *opts,
 	     struct reg_push_result *ret, kn_error **err);
 
+/* ==== artifacts: manifests and blobs of one repository (the build cache) ===================== */
+
+/**
+ * A repository opened for artifacts that are not images to run: the build cache (see
+ * man/kiln-build-cache.5). ref: any reference reg_ref accepts; its tag (or digest) is the manifest
+ * the calls below read and write. tls_verify as in reg_pull_opts. push: also ask for push access.
+ * No network I/O happens here. Thread-safe: several threads may fetch blobs at once.
+ */
+struct reg_repo;
+int reg_repo_open(const char *ref, int tls_verify, bool push, struct reg_repo **ret,
+		  kn_error **err);
+void reg_repo_free(struct reg_repo *r);
+DEFINE_FREEP(struct reg_repo, reg_repo_free)
+/** The normalized reference (borrowed): "127.0.0.1:5000/team/cache:main". */
+const char *reg_repo_name(const struct reg_repo *r);
+/**
+ * GETs the manifest the reference names; an index (or Docker manifest list) is resolved to the
+ * host platform's manifest. body receives the image manifest's exact bytes (appended), checked
+ * against its digest; *ret_digest (owned) is that digest. ENOENT when the registry has no such
+ * manifest.
+ */
+int reg_repo_manifest_get(struct reg_repo *r, struct kn_buf *body, char **ret_digest,
+			  kn_error **err);
+/** GETs a small blob (at most max bytes) into out, checked against its digest. */
+int reg_repo_blob_read(struct reg_repo *r, const char *digest, size_t max, struct kn_buf *out,
+		       kn_error **err);
+/** Downloads a blob into the store (size and digest checked; nothing stored on mismatch). */
+int reg_repo_blob_fetch(struct reg_repo *r, struct store *s, const char *digest, int64_t size,
+			kn_error **err);
+/** HEADs a blob: *ret true when the repository has it. */
+int reg_repo_blob_exists(struct reg_repo *r, const char *digest, bool *ret, kn_error **err);
+/** Uploads the blobs (from the store) the repository lacks, several at a time. */
+int reg_repo_blobs_push(struct reg_repo *r, const struct store *s, const struct store_desc *blobs,
+			size_t n, kn_error **err);
+/** PUTs a manifest (exact bytes, media type) under the reference's tag (or digest). */
+int reg_repo_manifest_put(struct reg_repo *r, const void *data, size_t len,
+			  const char *media_type, kn_error **err);
+
 #endif

@@ -95,6 +95,22 @@ int reg_sources_record(const char *root, const char *registry_repo, char *const 
 /** Returns the recorded sources of digest (owned NULL-terminated vector, maybe empty). */
 char **reg_sources_lookup(const char *root, const char *digest);
 
+/* ---- single blobs and manifests (pull.c, push.c) ---- */
+
+struct reg_client;
+/**
+ * Downloads one blob of the client's repository into the store, its size and digest checked
+ * while it streams (a mismatch stores nothing). stop (may be NULL) cancels it early.
+ */
+int reg_blob_fetch(struct reg_client *client, struct store *store, const char *digest,
+		   uint64_t size, const bool *stop, kn_error **err);
+/** Uploads blobs (digest and size of each) from the store unless the repository has them. */
+int reg_blobs_push(struct reg_client *c, const struct store *s, const struct store_desc *blobs,
+		   size_t n, unsigned jobs, kn_error **err);
+/** PUTs a manifest under reference (tag or digest) with its media type; digest is checked. */
+int reg_manifest_put(struct reg_client *c, const char *reference, const char *mt,
+		     const struct kn_buf *body, const char *digest, kn_error **err);
+
 /* ---- parallel transfers ---- */
 
 /**
