@@ -56,6 +56,8 @@ struct sandbox_mount {
 	 */
 	const char *const *lowerdirs;
 	size_t n_lowerdirs;
+	/** TMPFS: mounted noexec (docker run --tmpfs's default); readonly applies to it too. */
+	bool noexec;
 	/** TMPFS: size in bytes (0 = default). */
 	uint64_t size;
 	/** TMPFS: mode of the root (0 = 01777); SECRET: file mode (0 = 0400). */
@@ -135,9 +137,45 @@ struct sandbox_spec {
 	 * without docker's read-only and masked paths. Default false: docker's confinement.
 	 */
 	bool privileged;
+
+	/* ---- kiln run (docker run's process model); the defaults keep a RUN step's ---- */
+
+	/**
+	 * The command is the sandbox's PID 1 itself (docker run without --init): no reaper, so a
+	 * signal it has no handler for is ignored by the kernel as for any PID 1, and its exit ends
+	 * the namespace. Default false: kiln's reaper is PID 1 and the command its child.
+	 */
+	bool command_pid1;
+	/** The command's stdin: a descriptor of the caller (-1, the default: /dev/null). */
+	int stdin_fd;
+	/** The command's stderr: a descriptor of the caller (-1, the default: as stdout). */
+	int stderr_fd;
+	/**
+	 * A pseudo-terminal of the sandbox's own devpts (/dev/pts/0 inside) is the command's stdin,
+	 * stdout, stderr and controlling terminal (stdin_fd, stderr_fd and output_fd are then
+	 * ignored); tty_rows/tty_cols (0: unset) its first window size. Its master goes to started().
+	 */
+	bool tty;
+	unsigned short tty_rows, tty_cols;
+	/** The root file system is mounted read-only; /dev, /proc, mounts and the run-time files
+	 * (hosts, resolv.conf, hostname) stay as they are. */
+	bool readonly_root;
+	/**
+	 * Called once from the calling thread when the command has started (exec'd), with the pid of
+	 * the sandbox's PID 1 and the terminal's master (-1 without tty; the callee closes it). It
+	 * may signal that pid; it returns once that process has exited, without reaping it (poll a
+	 * pidfd), or earlier; sandbox_run() then waits for it. With started set, a PID 1 killed by
+	 * signal N (the command itself, or the reaper killed by the caller) gives the exit status
+	 * 128+N instead of an error, as docker reports it.
+	 */
+	void (*started)(pid_t pid, int tty_master, void *started_data);
+	void *started_data;
 };
 
-/** Fills spec with defaults: everything NULL/0, output_fd = -1, network = SANDBOX_NET_HOST. */
+/**
+ * Fills spec with defaults: everything NULL/0, output_fd, stdin_fd and stderr_fd -1,
+ * network = SANDBOX_NET_HOST.
+ */
 void sandbox_spec_init(struct sandbox_spec *spec);
 
 /**

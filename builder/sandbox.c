@@ -355,6 +355,7 @@ struct sbx_mnt {
 	char *target;
 	char *tmpfs_opts;
 	bool readonly;
+	bool noexec;
 	bool src_is_dir;
 	const char *const *lowers; /* a bind of layers (n_lowers > 0) */
 	size_t n_lowers;
@@ -427,6 +428,10 @@ struct sbx_plan {
 
 	int err_w;
 	int out_w;
+	int in_fd;     /* spec->stdin_fd, moved above stdio in the reaper */
+	int errout_w;  /* spec->stderr_fd, likewise */
+	int console_w; /* tty: the socket that carries the terminal's master to the parent */
+	int tty_slave; /* tty: the terminal, opened by the reaper */
 };
 
 /* ---------- code run in the children: no allocation, raw syscalls ---------- */
@@ -1069,7 +1074,9 @@ static int setup_files_and_mounts(struct sbx_plan *p)
 		if (m->type == SANDBOX_MOUNT_TMPFS) {
 			if (ensure_dir(p, m->target, true) < 0)
 				return -1;
-			if (mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV,
+			if (mount("tmpfs", m->target, "tmpfs",
+				  MS_NOSUID | MS_NODEV | (m->noexec ? MS_NOEXEC : 0) |
+				      (m->readonly ? MS_RDONLY : 0),
 				  m->tmpfs_opts) < 0)
 				return child_fail(p, errno, "run: mount tmpfs on '", m->target,
 						  "'");
@@ -1233,8 +1240,19 @@ static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const str
 	reset_signals();
 	(void)setsid();
 	nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(p->out_w >= 0 ? p->out_w : nullfd, 1) < 0 ||
-	    dup2(p->out_w >= 0 ? p->out_w : nullfd, 2) < 0) {
+	if (nullfd >= 0) {
+		int out = p->out_w >= 0 ? p->out_w : nullfd;
+		int fds[3] = {p->in_fd >= 0 ? p->in_fd : nullfd, out,
+			      p->errout_w >= 0 ? p->errout_w : out};
+
+		if (p->tty_slave >= 0)
+			fds[0] = fds[1] = fds[2] = p->tty_slave;
+		for (int i = 0; i < 3 && nullfd >= 0; i++)
+			if (dup2(fds[i], i) < 0)
+				nullfd = -1;
+	}
+	if (nullfd < 0 || (p->tty_slave >= 0 && (ioctl(0, TIOCSCTTY, 0) < 0 ||
+						 fchown(0, ids->uid, (gid_t)-1) < 0))) {
 		child_fail(p, errno, "run: set up stdio", NULL, NULL);
 		_exit(EXIT_SETUP);
 	}
@@ -1247,6 +1265,10 @@ static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const str
 	umask(022);
 	if (drop_privileges(p, ids) < 0)
 		_exit(EXIT_SETUP);
+	/* As PID 1 the command stands in for the reaper: it too dies with the caller's thread
+	 * (changing credentials cleared the setting). */
+	if (p->spec->command_pid1)
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	for (char **c = p->exec_paths; *c; c++) {
 		execve(*c, p->argv, p->envp);
 		if (errno == EACCES)
@@ -1267,23 +1289,65 @@ static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const str
 	_exit(EXIT_SETUP);
 }
 
-/* Closes every fd above 2 except keep[0..1] (each may be -1). */
-static void close_all_but(int a, int b)
+/* Closes every fd above 2 but those in keep[0..n) (-1 entries ignored; the array is sorted). */
+static void close_all_but(int *keep, size_t n)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
 	unsigned int from = 3;
 
-	if (lo >= 3) {
-		if ((unsigned int)lo > from)
-			(void)close_range(from, (unsigned int)lo - 1, 0);
-		from = (unsigned int)lo + 1;
-	}
-	if (hi >= 3 && hi != lo) {
-		if ((unsigned int)hi > from)
-			(void)close_range(from, (unsigned int)hi - 1, 0);
-		from = (unsigned int)hi + 1;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < 3 || (unsigned int)keep[i] < from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			(void)close_range(from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
 	}
 	(void)close_range(from, ~0u, 0);
+}
+
+/*
+ * tty: opens a terminal of the sandbox's devpts (so the command sees /dev/pts/N of its own
+ * /dev), sets its first size and hands the master to the parent over console_w (SCM_RIGHTS).
+ */
+static int setup_tty(struct sbx_plan *p)
+{
+	struct winsize ws = {p->spec->tty_rows, p->spec->tty_cols, 0, 0};
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {(void *)"t", 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *cm;
+	int unlock = 0, m;
+
+	m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return child_fail(p, errno, "run: open '/dev/pts/ptmx'", NULL, NULL);
+	if (ioctl(m, TIOCSPTLCK, &unlock) < 0 ||
+	    (p->tty_slave = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 ||
+	    (ws.ws_row && ws.ws_col && ioctl(m, TIOCSWINSZ, &ws) < 0)) {
+		close(m);
+		return child_fail(p, errno, "run: set up the terminal", NULL, NULL);
+	}
+	memset(cbuf, 0, sizeof(cbuf));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &m, sizeof(int));
+	if (sendmsg(p->console_w, &msg, MSG_NOSIGNAL) < 0) {
+		close(m);
+		return child_fail(p, errno, "run: send the terminal", NULL, NULL);
+	}
+	close(m);
+	close(p->console_w);
+	p->console_w = -1;
+	return 0;
 }
 
 static int move_above_stdio(int fd)
@@ -1353,7 +1417,14 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	umask(0);
 	p->err_w = move_above_stdio(p->err_w);
 	p->out_w = move_above_stdio(p->out_w);
-	close_all_but(p->err_w, p->out_w);
+	p->in_fd = move_above_stdio(p->in_fd);
+	p->errout_w = move_above_stdio(p->errout_w);
+	p->console_w = move_above_stdio(p->console_w);
+	{
+		int keep[] = {p->err_w, p->out_w, p->in_fd, p->errout_w, p->console_w};
+
+		close_all_but(keep, sizeof(keep) / sizeof(keep[0]));
+	}
 	nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (nullfd >= 0) {
 		(void)dup2(nullfd, 0);
@@ -1377,8 +1448,12 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	if (p->spec->network == SANDBOX_NET_NONE && setup_net_none(p) < 0)
 		reaper_fail(p);
 	if (setup_files_and_mounts(p) < 0 || ensure_dir(p, p->cwd, false) < 0 ||
-	    resolve_user(p, &ids) < 0)
+	    resolve_user(p, &ids) < 0 || (p->spec->tty && setup_tty(p) < 0))
 		reaper_fail(p);
+	if (p->spec->readonly_root && set_mount_attr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY) < 0) {
+		child_fail(p, errno, "run: make the root file system read-only", NULL, NULL);
+		reaper_fail(p);
+	}
 
 	/* Show a plain name as PID 1, not the builder's command line (it may hold build args). */
 	(void)prctl(PR_SET_NAME, init_name, 0, 0, 0);
@@ -1387,6 +1462,8 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	/* One wakeup of the parent for all the setup records; the command writes its own. */
 	rec_flush(p);
 	p->recbuf = NULL;
+	if (p->spec->command_pid1)
+		command_main(p, &ids);
 	cmd = raw_clone(0);
 	if (cmd < 0) {
 		child_fail(p, errno, "run: fork", NULL, NULL);
@@ -1395,8 +1472,13 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 	if (cmd == 0)
 		command_main(p, &ids);
 	close(p->err_w);
-	if (p->out_w >= 0)
-		close(p->out_w);
+	{
+		int theirs[] = {p->out_w, p->in_fd, p->errout_w, p->tty_slave};
+
+		for (size_t i = 0; i < sizeof(theirs) / sizeof(theirs[0]); i++)
+			if (theirs[i] >= 0)
+				close(theirs[i]);
+	}
 
 	for (;;) {
 		siginfo_t info;
@@ -1547,6 +1629,8 @@ void sandbox_spec_init(struct sandbox_spec *spec)
 {
 	memset(spec, 0, sizeof(*spec));
 	spec->output_fd = -1;
+	spec->stdin_fd = -1;
+	spec->stderr_fd = -1;
 	spec->network = SANDBOX_NET_HOST;
 }
 
@@ -1784,7 +1868,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 
 	p->spec = s;
 	p->home_slot = -1;
-	p->err_w = p->out_w = -1;
+	p->err_w = p->out_w = p->in_fd = p->errout_w = p->console_w = p->tty_slave = -1;
 	if (!s->argv || !s->argv[0] || !s->argv[0][0])
 		return kn_error_set(err, EINVAL, "run: empty command");
 	if (s->rootfs && (s->upperdir || s->n_lowerdirs))
@@ -1901,6 +1985,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 			x->target = t;
 			x->fd = -1;
 			x->readonly = m->readonly;
+			x->noexec = m->noexec;
 			if (m->type == SANDBOX_MOUNT_TMPFS) {
 				x->tmpfs_opts =
 				    m->size ? xasprintf("mode=%o,size=%llu",
@@ -2196,6 +2281,25 @@ static void pump_output(const struct sandbox_spec *s, int fd)
 	}
 }
 
+/* The terminal master the reaper sent (setup_tty), or -1. */
+static int recv_fd(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], c;
+	struct iovec iov = {&c, 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
 int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err)
 {
 	struct sbx_plan p;
@@ -2203,7 +2307,7 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	struct stub *stubs = NULL;
 	size_t n_stubs = 0;
 	struct run_result res = {0, NULL};
-	int pipefd[2] = {-1, -1}, outpipe[2] = {-1, -1};
+	int pipefd[2] = {-1, -1}, outpipe[2] = {-1, -1}, console[2] = {-1, -1}, master = -1;
 	unsigned long flags =
 	    CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
 	kn_error *read_err = NULL;
@@ -2229,6 +2333,15 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 		p.out_w = outpipe[1];
 	}
 	p.err_w = pipefd[1];
+	p.in_fd = spec->stdin_fd;
+	p.errout_w = spec->stderr_fd;
+	if (spec->tty) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0) {
+			kn_error_errno(err, "run: socketpair");
+			goto out;
+		}
+		p.console_w = console[1];
+	}
 
 	pid = raw_clone(flags);
 	if (pid < 0) {
@@ -2244,9 +2357,20 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 		close(outpipe[1]);
 		outpipe[1] = -1;
 	}
+	if (console[1] >= 0) {
+		close(console[1]);
+		console[1] = -1;
+	}
 	/* Until EOF: the command has exec'd or every process of the sandbox is gone. */
 	if (kn_read_fd(pipefd[0], 64u << 20, &recs, &read_err) < 0)
 		kn_error_free(read_err);
+	parse_records(&recs, &stubs, &n_stubs, &res);
+	if (console[0] >= 0 && !res.err_msg)
+		master = recv_fd(console[0]);
+	if (spec->started && !res.err_msg) {
+		spec->started(pid, master, spec->started_data);
+		master = -1;
+	}
 	if (outpipe[0] >= 0)
 		pump_output(spec, outpipe[0]);
 	while (waitpid(pid, &status, 0) < 0) {
@@ -2255,7 +2379,6 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 			goto out;
 		}
 	}
-	parse_records(&recs, &stubs, &n_stubs, &res);
 	/* The state tmpfs lived in the child's namespace: the host sees an empty directory. */
 	(void)rmdir(p.state);
 	free(p.state);
@@ -2269,6 +2392,11 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	}
 	if (res.err_msg) {
 		kn_error_set(err, res.err_code, "%s", res.err_msg);
+		goto out;
+	}
+	if (!WIFEXITED(status) && WIFSIGNALED(status) && spec->started) {
+		*ret_exit_status = 128 + WTERMSIG(status);
+		r = 0;
 		goto out;
 	}
 	if (!WIFEXITED(status)) {
@@ -2287,7 +2415,11 @@ out:
 			close(pipefd[i]);
 		if (outpipe[i] >= 0)
 			close(outpipe[i]);
+		if (console[i] >= 0)
+			close(console[i]);
 	}
+	if (master >= 0)
+		close(master);
 	free(res.err_msg);
 	for (size_t i = 0; i < n_stubs; i++)
 		free(stubs[i].path);
