@@ -104,4 +104,73 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err);
  */
 int bld_cache_spec_check(const char *spec, bool to, kn_error **err);
 
+/* ==== kiln run ================================================================================ */
+
+enum run_network { RUN_NETWORK_HOST = 0, RUN_NETWORK_NONE };
+
+/**
+ * One `kiln run`: an image's command in the foreground, in the sandbox RUN steps use, with
+ * docker run's meaning for every field. Every string is borrowed for the duration of
+ * run_container().
+ *
+ * args: COMMAND [ARG...] (NULL or empty: the image's Cmd). entrypoint: --entrypoint (NULL: the
+ * image's; "" clears it); when set, the image's Cmd is not used either (docker).
+ * env: "K=V" (set or replace) or "K" (remove, as docker's -e K when K is unset on the host),
+ * --env-file entries first then -e, already resolved by the caller.
+ * volumes: "HOST:CTR[:ro|rw]" (-v; HOST absolute, created as a directory when missing).
+ * tmpfs: "CTR[:OPTS]" (--tmpfs; OPTS as docker: size=, mode=, exec/noexec, ro/rw; noexec,
+ * nosuid and nodev by default).
+ * workdir, user, hostname, stop_signal: NULL = the image's (or docker's default).
+ * name: --name (NULL: none): at most one running container of that name per store.
+ * init: kiln's reaper is PID 1 and the command its child (--init); else the command is PID 1.
+ * interactive: the command's stdin is the caller's (else /dev/null). tty: a pseudo-terminal.
+ * stop_timeout: seconds between the stop signal and SIGKILL (negative: never).
+ */
+struct run_options {
+	const char *root;
+	const char *image;
+	char *const *args;
+	const char *entrypoint;
+	char *const *env;
+	char *const *volumes;
+	char *const *tmpfs;
+	const char *workdir;
+	const char *user;
+	const char *hostname;
+	const char *name;
+	const char *stop_signal;
+	int stop_timeout;
+	enum run_network network;
+	bool read_only;
+	bool init;
+	bool interactive;
+	bool tty;
+};
+
+/** Sets defaults: stop_timeout 10, everything else zero (host network). */
+void run_options_init(struct run_options *o);
+
+/**
+ * Runs the container in the foreground and returns 0 with *ret_exit_status the container's exit
+ * status (128+N when killed by signal N). SIGTERM, SIGINT and SIGHUP sent to the calling process
+ * go to the container's PID 1 (SIGTERM as the stop signal: stop_signal, else the image's
+ * StopSignal, else SIGTERM); SIGQUIT, SIGUSR1 and SIGUSR2 are passed on as they are. When PID 1
+ * has not exited stop_timeout seconds after the first of SIGTERM/SIGINT/SIGHUP, it is killed
+ * (137). The container's writable layer and its anonymous volumes live in the store's temp dir
+ * and are removed when it exits, always (there is no container store: --rm is the only mode).
+ *
+ * Returns -1 with *err set when the container could not be started; *ret_exit_status is then
+ * docker run's status for it: 127 when the command was not found, 126 when it could not be
+ * executed, 125 for any other failure. Call from the main thread of a single-threaded process:
+ * it blocks signals and uses the caller's terminal.
+ */
+int run_container(const struct run_options *o, int *ret_exit_status, kn_error **err);
+
+/**
+ * Reads a docker --env-file: one "K=V" or "K" per line (appended to *out as is), lines starting
+ * with '#' and blank lines skipped, leading whitespace dropped. A name with whitespace is an
+ * error naming the file and line.
+ */
+int run_env_file_read(const char *path, struct kn_strv *out, kn_error **err);
+
 #endif

@@ -112,6 +112,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
 

@@ -19,6 +19,7 @@ const struct cli_cmd cli_commands[] = {
 	{ "pull", cmd_pull, "pull an image from a registry" },
 	{ "push", cmd_push, "push an image to a registry" },
 	{ "rmi", cmd_rmi, "untag and remove images" },
+	{ "run", cmd_run, "run a command in a new container from an image" },
 	{ "save", cmd_save, "save images to a docker-archive or oci-archive tarball" },
 	{ "tag", cmd_tag, "give an image another name" },
 	{ NULL, NULL, NULL },
