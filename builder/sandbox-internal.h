@@ -186,9 +186,10 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  * full random urandom tty as 0666 nodes, pts with its own ptmx, ptmx/fd/stdin/stdout/stderr
  * links, shm, mqueue), /sys read-only, the resolved user and its supplementary groups, docker's
  * default capability set (0xa80425fb for root; none effective for another user, bounding set
- * the same), no_new_privs, a seccomp filter refusing what docker's default profile refuses an
- * unprivileged container (new namespaces, keyrings, bpf, perf, userfaultfd, io_uring, mount API,
- * modules, kexec, reboot...), umask 022, every other fd closed, stdin /dev/null. PID 1 is kiln's
+ * the same), no_new_privs, docker's default seccomp profile for an unprivileged container
+ * (builder/seccomp-internal.h: an allow-list, so no new namespaces, keyrings, bpf, perf,
+ * userfaultfd, io_uring, mount API, modules, kexec, reboot...; for every ABI of the host kernel:
+ * x86_64 with i386 and x32, aarch64 with arm), umask 022, every other fd closed, stdin /dev/null. PID 1 is kiln's
  * reaper ("kiln-init" in ps): it forwards signals (a SIGTERM to it reaches the command), reaps
  * zombies and, when the command exits, ends the namespace, so every process left (a daemon) is
  * killed. Nothing is mounted in the caller's mount namespace and no process survives the call;
@@ -208,8 +209,8 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  *
  * Not done (yet): cgroups (no /sys/fs/cgroup, no resource limits), AppArmor/SELinux labels,
  * extended attributes (ACLs) of image directories copied into the stub layer,
- * user-namespace (rootless) operation, seccomp on architectures other than x86_64 (with its
- * i386 ABI) and aarch64.
+ * user-namespace (rootless) operation, the compat ABIs of kernels other than x86_64 and
+ * aarch64 (their native ABI is filtered).
  */
 int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err);
 

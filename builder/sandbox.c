@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -44,6 +43,7 @@
 #include <unistd.h>
 
 #include "builder/sandbox-internal.h"
+#include "builder/seccomp-internal.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define DEFAULT_HOSTNAME "kiln"
@@ -76,232 +76,6 @@ static const char *const masked_paths[] = {
 static const char *const readonly_paths[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
-
-/* Denied syscalls of the native ABI (docker's default profile refuses them without SYS_ADMIN). */
-static const int seccomp_denied[] = {
-#ifdef __NR_acct
-    __NR_acct,
-#endif
-#ifdef __NR_add_key
-    __NR_add_key,
-#endif
-#ifdef __NR_bpf
-    __NR_bpf,
-#endif
-#ifdef __NR_keyctl
-    __NR_keyctl,
-#endif
-#ifdef __NR_request_key
-    __NR_request_key,
-#endif
-#ifdef __NR_kexec_load
-    __NR_kexec_load,
-#endif
-#ifdef __NR_kexec_file_load
-    __NR_kexec_file_load,
-#endif
-#ifdef __NR_init_module
-    __NR_init_module,
-#endif
-#ifdef __NR_finit_module
-    __NR_finit_module,
-#endif
-#ifdef __NR_delete_module
-    __NR_delete_module,
-#endif
-#ifdef __NR_create_module
-    __NR_create_module,
-#endif
-#ifdef __NR_get_kernel_syms
-    __NR_get_kernel_syms,
-#endif
-#ifdef __NR_query_module
-    __NR_query_module,
-#endif
-#ifdef __NR_mount
-    __NR_mount,
-#endif
-#ifdef __NR_umount2
-    __NR_umount2,
-#endif
-#ifdef __NR_umount
-    __NR_umount,
-#endif
-#ifdef __NR_pivot_root
-    __NR_pivot_root,
-#endif
-#ifdef __NR_swapon
-    __NR_swapon,
-#endif
-#ifdef __NR_swapoff
-    __NR_swapoff,
-#endif
-#ifdef __NR_reboot
-    __NR_reboot,
-#endif
-#ifdef __NR_syslog
-    __NR_syslog,
-#endif
-#ifdef __NR_setns
-    __NR_setns,
-#endif
-#ifdef __NR_unshare
-    __NR_unshare,
-#endif
-#ifdef __NR_userfaultfd
-    __NR_userfaultfd,
-#endif
-#ifdef __NR_perf_event_open
-    __NR_perf_event_open,
-#endif
-#ifdef __NR_open_by_handle_at
-    __NR_open_by_handle_at,
-#endif
-#ifdef __NR_quotactl
-    __NR_quotactl,
-#endif
-#ifdef __NR_uselib
-    __NR_uselib,
-#endif
-#ifdef __NR_iopl
-    __NR_iopl,
-#endif
-#ifdef __NR_ioperm
-    __NR_ioperm,
-#endif
-#ifdef __NR_vm86
-    __NR_vm86,
-#endif
-#ifdef __NR_vm86old
-    __NR_vm86old,
-#endif
-#ifdef __NR_lookup_dcookie
-    __NR_lookup_dcookie,
-#endif
-#ifdef __NR_nfsservctl
-    __NR_nfsservctl,
-#endif
-#ifdef __NR_kcmp
-    __NR_kcmp,
-#endif
-#ifdef __NR_io_uring_setup
-    __NR_io_uring_setup,
-#endif
-#ifdef __NR_io_uring_enter
-    __NR_io_uring_enter,
-#endif
-#ifdef __NR_io_uring_register
-    __NR_io_uring_register,
-#endif
-#ifdef __NR_open_tree
-    __NR_open_tree,
-#endif
-#ifdef __NR_move_mount
-    __NR_move_mount,
-#endif
-#ifdef __NR_fsopen
-    __NR_fsopen,
-#endif
-#ifdef __NR_fsconfig
-    __NR_fsconfig,
-#endif
-#ifdef __NR_fsmount
-    __NR_fsmount,
-#endif
-#ifdef __NR_fspick
-    __NR_fspick,
-#endif
-#ifdef __NR_mount_setattr
-    __NR_mount_setattr,
-#endif
-#ifdef __NR_ustat
-    __NR_ustat,
-#endif
-#ifdef __NR_sysfs
-    __NR_sysfs,
-#endif
-#ifdef __NR__sysctl
-    __NR__sysctl,
-#endif
-#ifdef __NR_settimeofday
-    __NR_settimeofday,
-#endif
-#ifdef __NR_clock_settime
-    __NR_clock_settime,
-#endif
-#ifdef __NR_stime
-    __NR_stime,
-#endif
-};
-#if defined(__x86_64__)
-/* The same for the i386 ABI (int 0x80 from a 64-bit process), from asm/unistd_32.h (stable ABI). */
-static const int seccomp_denied_i386[] = {
-    21 /* mount */,
-    22 /* umount */,
-    25 /* stime */,
-    51 /* acct */,
-    52 /* umount2 */,
-    62 /* ustat */,
-    79 /* settimeofday */,
-    86 /* uselib */,
-    87 /* swapon */,
-    88 /* reboot */,
-    101 /* ioperm */,
-    103 /* syslog */,
-    110 /* iopl */,
-    113 /* vm86old */,
-    115 /* swapoff */,
-    127 /* create_module */,
-    128 /* init_module */,
-    129 /* delete_module */,
-    130 /* get_kernel_syms */,
-    131 /* quotactl */,
-    135 /* sysfs */,
-    149 /* _sysctl */,
-    166 /* vm86 */,
-    167 /* query_module */,
-    169 /* nfsservctl */,
-    217 /* pivot_root */,
-    253 /* lookup_dcookie */,
-    264 /* clock_settime */,
-    283 /* kexec_load */,
-    286 /* add_key */,
-    287 /* request_key */,
-    288 /* keyctl */,
-    310 /* unshare */,
-    336 /* perf_event_open */,
-    342 /* open_by_handle_at */,
-    346 /* setns */,
-    349 /* kcmp */,
-    350 /* finit_module */,
-    357 /* bpf */,
-    374 /* userfaultfd */,
-    404 /* clock_settime64 */,
-    425 /* io_uring_setup */,
-    426 /* io_uring_enter */,
-    427 /* io_uring_register */,
-    428 /* open_tree */,
-    429 /* move_mount */,
-    430 /* fsopen */,
-    431 /* fsconfig */,
-    432 /* fsmount */,
-    433 /* fspick */,
-    442 /* mount_setattr */,
-};
-#endif
-
-/* clone(2) flags that create namespaces: refused in the sandbox (docker: needs CAP_SYS_ADMIN). */
-#define CLONE_NS_FLAGS                                                                             \
-	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |             \
-	 CLONE_NEWPID | CLONE_NEWNET)
-
-#if defined(__x86_64__)
-#define SECCOMP_NATIVE_ARCH AUDIT_ARCH_X86_64
-#define SECCOMP_I386_CLONE 120
-#define SECCOMP_I386_CLONE3 435
-#elif defined(__aarch64__)
-#define SECCOMP_NATIVE_ARCH AUDIT_ARCH_AARCH64
-#endif
 
 struct dev_node {
 	const char *path;
@@ -416,7 +190,7 @@ struct sbx_plan {
 	char *stubs_dir;
 	struct sbx_stub *stubs;
 	size_t n_stubs;
-	struct sock_filter *bpf; /* the seccomp program (NULL: none) */
+	const struct sock_filter *bpf; /* the seccomp program (NULL: none), shared: not freed */
 	size_t n_bpf;
 	/*
 	 * The reaper batches its records here and writes them once (before the command starts or
@@ -1210,7 +984,7 @@ static int drop_privileges(const struct sbx_plan *p, const struct cmd_ids *ids)
 	if (!privileged && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return child_fail(p, errno, "run: set no_new_privs", NULL, NULL);
 	if (p->bpf) {
-		struct sock_fprog prog = {(unsigned short)p->n_bpf, p->bpf};
+		struct sock_fprog prog = {(unsigned short)p->n_bpf, (struct sock_filter *)p->bpf};
 
 		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
 			return child_fail(p, errno, "run: install the seccomp filter", NULL, NULL);
@@ -1513,77 +1287,6 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 
 /* ---------- parent side ---------- */
 
-#ifdef SECCOMP_NATIVE_ARCH
-static size_t bpf_emit(struct sbx_plan *p, size_t *alloc, uint16_t code, uint8_t jt, uint8_t jf,
-		       uint32_t k)
-{
-	KN_GROW(p->bpf, *alloc, p->n_bpf + 1);
-	p->bpf[p->n_bpf] = (struct sock_filter)BPF_JUMP(code, k, jt, jf);
-	return p->n_bpf++;
-}
-
-/* One architecture's checks: the denied numbers, clone with namespace flags, clone3. */
-static void bpf_arch_section(struct sbx_plan *p, size_t *alloc, const int *deny, size_t n,
-			     uint32_t clone_nr, uint32_t clone3_nr, bool x32)
-{
-	bpf_emit(p, alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0,
-		 (uint32_t)offsetof(struct seccomp_data, nr));
-	if (x32) /* x32 numbers are the x86_64 ones with bit 30 set */
-		bpf_emit(p, alloc, BPF_ALU | BPF_AND | BPF_K, 0, 0, ~0x40000000u);
-	for (size_t i = 0; i < n; i++) {
-		bpf_emit(p, alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)deny[i]);
-		bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM);
-	}
-	/* clone3's flags live in memory BPF cannot read: ENOSYS makes libc fall back to clone. */
-	bpf_emit(p, alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, clone3_nr);
-	bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS);
-	bpf_emit(p, alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 3, clone_nr);
-	bpf_emit(p, alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0,
-		 (uint32_t)offsetof(struct seccomp_data, args[0]));
-	bpf_emit(p, alloc, BPF_JMP | BPF_JSET | BPF_K, 0, 1, CLONE_NS_FLAGS);
-	bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM);
-	bpf_emit(p, alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
-}
-
-/*
- * A deny-list seccomp filter after docker's default profile for an unprivileged container: no
- * new namespaces (user namespaces above all), no keyrings, bpf, perf, userfaultfd, io_uring,
- * mount API, module or kexec calls. Everything else is allowed (the capability set already
- * refuses the rest). clone's flags are the first argument on x86_64 and aarch64 alike.
- */
-static void build_seccomp(struct sbx_plan *p)
-{
-	size_t alloc = 0, ja_native, ja_i386 = 0;
-
-	bpf_emit(p, &alloc, BPF_LD | BPF_W | BPF_ABS, 0, 0,
-		 (uint32_t)offsetof(struct seccomp_data, arch));
-	bpf_emit(p, &alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, SECCOMP_NATIVE_ARCH);
-	ja_native = bpf_emit(p, &alloc, BPF_JMP | BPF_JA, 0, 0, 0);
-#ifdef SECCOMP_I386_CLONE
-	bpf_emit(p, &alloc, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, AUDIT_ARCH_I386);
-	ja_i386 = bpf_emit(p, &alloc, BPF_JMP | BPF_JA, 0, 0, 0);
-#endif
-	bpf_emit(p, &alloc, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS);
-	p->bpf[ja_native].k = (uint32_t)(p->n_bpf - ja_native - 1);
-	bpf_arch_section(p, &alloc, seccomp_denied,
-			 sizeof(seccomp_denied) / sizeof(seccomp_denied[0]), __NR_clone,
-			 __NR_clone3, SECCOMP_NATIVE_ARCH == AUDIT_ARCH_X86_64);
-#ifdef SECCOMP_I386_CLONE
-	p->bpf[ja_i386].k = (uint32_t)(p->n_bpf - ja_i386 - 1);
-	bpf_arch_section(p, &alloc, seccomp_denied_i386,
-			 sizeof(seccomp_denied_i386) / sizeof(seccomp_denied_i386[0]),
-			 SECCOMP_I386_CLONE, SECCOMP_I386_CLONE3, false);
-#else
-	(void)ja_i386;
-#endif
-}
-#else
-static void build_seccomp(struct sbx_plan *p)
-{
-	(void)p; /* other architectures: capabilities and no_new_privs only */
-}
-#endif
-
 static void plan_release(struct sbx_plan *p)
 {
 	for (size_t i = 0; i < p->n_files; i++) {
@@ -1619,7 +1322,6 @@ static void plan_release(struct sbx_plan *p)
 	}
 	free(p->stubs);
 	free(p->stubs_dir);
-	free(p->bpf);
 	free(p->root);
 	free(p->run);
 	free(p->state);
@@ -2084,8 +1786,8 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	p->recbuf_cap = 32768;
 	p->recbuf = xmalloc(p->recbuf_cap);
 	p->reclen = xcalloc(1, sizeof(*p->reclen));
-	if (!s->privileged)
-		build_seccomp(p);
+	if (!s->privileged && sbx_seccomp_default(&p->bpf, &p->n_bpf, err) < 0)
+		return kn_error_wrap(err, "run");
 	p->cwd = normalize_target(s->cwd && *s->cwd ? s->cwd : "/");
 	if (!p->cwd) {
 		if (s->cwd && strcmp(s->cwd, "/") != 0 && s->cwd[0] != '/')
