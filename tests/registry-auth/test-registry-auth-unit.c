@@ -83,6 +83,12 @@ static void test_base64(void **state)
 		assert_non_null(err);
 		kn_error_free(err);
 		assert_int_equal(reg_base64_decode("Zg==x", &b, NULL), -1);
+		assert_int_equal(reg_base64_decode("Zm9vY", &b, NULL), -1); /* truncated */
+		kn_buf_reset(&b);
+		/* line breaks and blanks between groups are skipped, as base64 -d does */
+		assert_int_equal(reg_base64_decode("Zm9v\nYmFy\n", &b, NULL), 0);
+		assert_int_equal(b.len, 6);
+		assert_memory_equal(b.buf, "foobar", 6);
 		kn_buf_release(&b);
 	}
 }
