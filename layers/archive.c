@@ -148,11 +148,19 @@ out:
 	return r;
 }
 
-int store_archive_save(const struct store *s, char *const *images, enum store_archive_format fmt,
-		       int fd, kn_error **err)
+static void saved_images_free(struct saved_image *imgs, size_t n)
 {
-	struct saved_image *imgs = NULL;
-	size_t n = 0, alloc = 0;
+	for (size_t i = 0; i < n; i++) {
+		store_image_free(imgs[i].img);
+		kn_strv_release(&imgs[i].names);
+	}
+	free(imgs);
+}
+
+/* Writes the tar of the resolved images (each with its names) to fd. */
+static int archive_write_images(const struct store *s, const struct saved_image *imgs, size_t n,
+				enum store_archive_format fmt, int fd, kn_error **err)
+{
 	struct kn_strv written = KN_STRV_INIT;
 	_cleanup_(archive_wfreep) struct archive *a = NULL;
 	json_t *manifest = json_array(), *repos = json_object(), *index = json_object(),
@@ -160,35 +168,6 @@ int store_archive_save(const struct store *s, char *const *images, enum store_ar
 	char *text = NULL;
 	size_t len;
 	int r = -1;
-
-	if (!images || !images[0]) {
-		r = kn_error_set(err, EINVAL, "no image to save");
-		goto out;
-	}
-	for (size_t i = 0; images[i]; i++) {
-		struct store_image *img = NULL;
-		size_t k;
-
-		if (store_image_resolve(s, images[i], &img, err) < 0)
-			goto out;
-		for (k = 0; k < n; k++)
-			if (!strcmp(imgs[k].img->id, img->id))
-				break;
-		if (k == n) {
-			KN_GROW(imgs, alloc, n + 1);
-			imgs[n].img = img;
-			imgs[n].names = (struct kn_strv)KN_STRV_INIT;
-			n++;
-		} else {
-			/* Same image under a second name: one manifest.json entry, both tags. */
-			if (img->name && !kn_strv_contains(&imgs[k].names, img->name) && !strchr(img->name, '@'))
-				kn_strv_push(&imgs[k].names, img->name);
-			store_image_free(img);
-			continue;
-		}
-		if (img->name && !strchr(img->name, '@'))
-			kn_strv_push(&imgs[n - 1].names, img->name);
-	}
 
 	a = archive_write_new();
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
@@ -292,16 +271,70 @@ out_m:
 	r = 0;
 out:
 	free(text);
-	for (size_t i = 0; i < n; i++) {
-		store_image_free(imgs[i].img);
-		kn_strv_release(&imgs[i].names);
-	}
-	free(imgs);
 	kn_strv_release(&written);
 	json_decref(manifest);
 	json_decref(repos);
 	json_decref(index);
 	json_decref(imans);
+	return r;
+}
+
+int store_archive_save(const struct store *s, char *const *images, enum store_archive_format fmt,
+		       int fd, kn_error **err)
+{
+	struct saved_image *imgs = NULL;
+	size_t n = 0, alloc = 0;
+	int r = -1;
+
+	if (!images || !images[0])
+		return kn_error_set(err, EINVAL, "no image to save");
+	for (size_t i = 0; images[i]; i++) {
+		struct store_image *img = NULL;
+		size_t k;
+
+		if (store_image_resolve(s, images[i], &img, err) < 0)
+			goto out;
+		for (k = 0; k < n; k++)
+			if (!strcmp(imgs[k].img->id, img->id))
+				break;
+		if (k == n) {
+			KN_GROW(imgs, alloc, n + 1);
+			imgs[n].img = img;
+			imgs[n].names = (struct kn_strv)KN_STRV_INIT;
+			n++;
+		} else {
+			/* Same image under a second name: one manifest.json entry, both tags. */
+			if (img->name && !kn_strv_contains(&imgs[k].names, img->name) && !strchr(img->name, '@'))
+				kn_strv_push(&imgs[k].names, img->name);
+			store_image_free(img);
+			continue;
+		}
+		if (img->name && !strchr(img->name, '@'))
+			kn_strv_push(&imgs[n - 1].names, img->name);
+	}
+	r = archive_write_images(s, imgs, n, fmt, fd, err);
+out:
+	saved_images_free(imgs, n);
+	return r;
+}
+
+int store_archive_save_manifest(const struct store *s, const struct store_desc *manifest,
+				char *const *names, enum store_archive_format fmt, int fd,
+				kn_error **err)
+{
+	struct saved_image *img = xcalloc(1, sizeof(*img));
+	int r;
+
+	img->names = (struct kn_strv)KN_STRV_INIT;
+	if (store_image_load(s, manifest, NULL, &img->img, err) < 0) {
+		saved_images_free(img, 1);
+		return -1;
+	}
+	for (size_t i = 0; names && names[i]; i++)
+		if (!kn_strv_contains(&img->names, names[i]) && !strchr(names[i], '@'))
+			kn_strv_push(&img->names, names[i]);
+	r = archive_write_images(s, img, 1, fmt, fd, err);
+	saved_images_free(img, 1);
 	return r;
 }
 

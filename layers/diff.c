@@ -728,6 +728,24 @@ int layer_from_dir(struct store *s, const char *dir, const struct layer_write_op
 	return write_to_store(s, &src, opts, ret, err);
 }
 
+static int out_fd(void *ctx, const void *data, size_t len, kn_error **err)
+{
+	return kn_write_all(*(int *)ctx, data, len, err);
+}
+
+int layer_tar_dir(const char *dir, const struct layer_write_opts *opts, int fd, kn_error **err)
+{
+	struct layer_source src = { .dir = dir, .tar_fd = -1 };
+	struct layer_write_opts o = opts ? *opts : (struct layer_write_opts)LAYER_WRITE_OPTS_INIT;
+	struct layer_result res = { 0 };
+
+	o.compression = LAYER_COMPRESSION_NONE;
+	if (layer_write(&src, &o, out_fd, &fd, &res, err) < 0)
+		return -1;
+	layer_result_release(&res);
+	return 0;
+}
+
 int layer_from_tar(struct store *s, int fd, const struct layer_write_opts *opts,
 		   struct layer_result *ret, kn_error **err)
 {

@@ -749,13 +749,45 @@ int64_t store_image_size(const struct store_image *img)
 	return total;
 }
 
+int store_image_load(const struct store *s, const struct store_desc *top, const char *name,
+		     struct store_image **ret, kn_error **err)
+{
+	return image_load(s, top, name, ret, err);
+}
+
 int store_image_write(struct store *s, const struct image_config *config,
 		      const struct store_desc *layers, size_t n_layers, enum image_format fmt,
 		      const char *name, struct store_desc *ret_manifest, char **ret_id,
 		      kn_error **err)
 {
+	_cleanup_free_ char *norm = NULL;
+	struct store_desc md = { 0 };
+
+	if (name && store_ref_normalize(name, &norm, err) < 0)
+		return -1;
+	if (store_image_put(s, config, layers, n_layers, fmt, &md, ret_id, err) < 0)
+		return -1;
+	if (store_ref_set(s, norm, &md, err) < 0) {
+		store_desc_release(&md);
+		if (ret_id) {
+			free(*ret_id);
+			*ret_id = NULL;
+		}
+		return -1;
+	}
+	if (ret_manifest)
+		*ret_manifest = md;
+	else
+		store_desc_release(&md);
+	return 0;
+}
+
+int store_image_put(struct store *s, const struct image_config *config,
+		    const struct store_desc *layers, size_t n_layers, enum image_format fmt,
+		    struct store_desc *ret_manifest, char **ret_id, kn_error **err)
+{
 	_cleanup_free_ char *cfg_json = NULL, *cfg_digest = NULL, *man_json = NULL;
-	_cleanup_free_ char *man_digest = NULL, *norm = NULL;
+	_cleanup_free_ char *man_digest = NULL;
 	struct image_manifest m = { 0 };
 	struct store_desc md = { 0 };
 	size_t cfg_len, man_len;
@@ -764,8 +796,6 @@ int store_image_write(struct store *s, const struct image_config *config,
 	if (kn_strv_len(config->diff_ids) != n_layers)
 		return kn_error_set(err, EINVAL, "image has %zu layers but %zu diff_ids", n_layers,
 				    kn_strv_len(config->diff_ids));
-	if (name && store_ref_normalize(name, &norm, err) < 0)
-		return -1;
 	for (size_t i = 0; i < n_layers; i++)
 		if (!store_blob_exists(s, layers[i].digest))
 			return kn_error_set(err, ENOENT, "layer blob '%s' is not in the store",
@@ -790,8 +820,6 @@ int store_image_write(struct store *s, const struct image_config *config,
 	md.media_type = xstrdup(m.media_type);
 	md.digest = xstrdup(man_digest);
 	md.size = (int64_t)man_len;
-	if (store_ref_set(s, norm, &md, err) < 0)
-		goto out;
 	if (ret_manifest) {
 		*ret_manifest = md;
 		memset(&md, 0, sizeof(md));

@@ -324,6 +324,20 @@ int store_image_write(struct store *s, const struct image_config *config,
 		      const char *name, struct store_desc *ret_manifest, char **ret_id,
 		      kn_error **err);
 /**
+ * store_image_write without the reference: the config and manifest blobs only, so the image can
+ * be exported (store_archive_save_manifest) without appearing in index.json. Blobs nothing
+ * references are removed by the next store_gc; hold the STORE_WRITE handle while using them.
+ */
+int store_image_put(struct store *s, const struct image_config *config,
+		    const struct store_desc *layers, size_t n_layers, enum image_format fmt,
+		    struct store_desc *ret_manifest, char **ret_id, kn_error **err);
+/**
+ * Loads the image whose top descriptor (manifest or index) is top, as store_image_resolve does
+ * for an index.json entry; name (may be NULL) is copied into the result.
+ */
+int store_image_load(const struct store *s, const struct store_desc *top, const char *name,
+		     struct store_image **ret, kn_error **err);
+/**
  * Writes a multi-platform image: an OCI index (IMAGE_FORMAT_OCI) or Docker manifest list over
  * manifests[] (descriptors of manifests already in the store, each with its platform set, e.g.
  * from store_image_write + the config's os/architecture), and points name (normalized here; NULL:
@@ -397,6 +411,14 @@ enum store_archive_format { STORE_ARCHIVE_DOCKER = 0, STORE_ARCHIVE_OCI };
  */
 int store_archive_save(const struct store *s, char *const *images,
 		       enum store_archive_format fmt, int fd, kn_error **err);
+/**
+ * store_archive_save for one image given by its manifest descriptor (it need not be in
+ * index.json, e.g. written by store_image_put), named by names (normalized references, may be
+ * NULL or empty: an unnamed image).
+ */
+int store_archive_save_manifest(const struct store *s, const struct store_desc *manifest,
+				char *const *names, enum store_archive_format fmt, int fd,
+				kn_error **err);
 /** Called once per loaded image: name (normalized) or NULL with id ("sha256:..."). */
 typedef void (*store_loaded_fn)(const char *name, const char *id, void *userdata);
 /**
@@ -506,6 +528,11 @@ int layer_from_tar(struct store *s, int fd, const struct layer_write_opts *opts,
  */
 int layer_recompress(struct store *s, const struct store_desc *in, const char *diff_id,
 		     const struct layer_write_opts *opts, struct store_desc *ret, kn_error **err);
+/**
+ * The tree at dir as a plain tar on fd (the tar exporter), normalised like a layer (name order,
+ * no uname/gname, mtimes clamped when opts says so; opts->compression is ignored). Streams.
+ */
+int layer_tar_dir(const char *dir, const struct layer_write_opts *opts, int fd, kn_error **err);
 
 /* ---- apply -------------------------------------------------------------------------------- */
 
