@@ -121,6 +121,10 @@ struct sandbox_spec {
 	enum sandbox_network network;
 	const char *hosts;
 	const char *resolv_conf;
+	/** Lines appended to the default /etc/hosts (not to hosts when that is given); NULL: none. */
+	const char *extra_hosts;
+	/** Size of /dev/shm in bytes (docker's --shm-size); 0 = 64 MiB. */
+	unsigned long long shm_size;
 
 	const struct sandbox_mount *mounts;
 	size_t n_mounts;

@@ -182,6 +182,7 @@ struct sbx_plan {
 	size_t msgbuf_cap;
 	char *cwd;
 	const char *hostname;
+	char shm_opts[64]; /* mount options of /dev/shm */
 	/*
 	 * Overlay mode: mount points missing from the image are created in a small extra top
 	 * layer in the state tmpfs (directories on the way copy the image's owner, mode and
@@ -742,8 +743,7 @@ static int setup_dev(const struct sbx_plan *p)
 	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 		  "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
 		return child_fail(p, errno, "run: mount '/dev/pts'", NULL, NULL);
-	if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "mode=1777,size=65536k") < 0)
+	if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p->shm_opts) < 0)
 		return child_fail(p, errno, "run: mount '/dev/shm'", NULL, NULL);
 	/* A kernel without POSIX message queues just has no /dev/mqueue. */
 	if (mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
@@ -1609,8 +1609,10 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 			hosts = xstrdup(s->hosts);
 		else
 			hosts = xasprintf(
-			    "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-			    p->hostname);
+			    "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n%s",
+			    p->hostname, s->extra_hosts ? s->extra_hosts : "");
+		snprintf(p->shm_opts, sizeof(p->shm_opts), "mode=1777,size=%llu",
+			 s->shm_size ? s->shm_size : 64ULL << 20);
 		if (add_file(p, "/etc/hosts", hosts, strlen(hosts), 0644, 0, 0, false, err) < 0)
 			return -1;
 		if (s->resolv_conf) {
