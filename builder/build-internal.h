@@ -51,6 +51,7 @@ struct bld {
 	struct layer_write_opts lopts;
 	bool have_epoch;
 	int64_t epoch;
+	char *extra_hosts; /* --add-host lines for /etc/hosts, NULL when none */
 	struct bld_secret *secrets;
 	size_t n_secrets, alloc_secrets;
 	struct bld_ext_image *ext;
@@ -90,6 +91,9 @@ void bld_warn(struct bld *b, const char *fmt, ...) __attribute__((format(printf,
 void bld_info(struct bld *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bld_step_output(const char *data, size_t len, void *st);
 
+/** Whether the step's stage skips the build cache (--no-cache, --no-cache-filter). */
+bool bld_no_cache(const struct bld_state *st);
+
 /** The created timestamp for a new history entry / image (RFC 3339, UTC). Owned. */
 char *bld_now(const struct bld *b);
 
@@ -110,6 +114,14 @@ int bld_state_lowerdirs(struct bld_state *st, char ***ret, kn_error **err);
  */
 int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lowerdirs, bool overlay,
 		     const char *created_by, kn_error **err);
+
+/* ---- exporters (export.c) ---------------------------------------------------------------------- */
+
+/** Runs b->o->exports for the final image; mdesc: its manifest in the store (for oci/docker). */
+int bld_export_run(struct bld *b, const struct image_config *config, const struct store_desc *layers,
+		   size_t n, const struct store_desc *mdesc, kn_error **err);
+/** Whether an exporter needs the image's manifest and config blobs (oci, docker). */
+bool bld_export_needs_image(const struct bld_options *o);
 
 /* ---- context (context.c) --------------------------------------------------------------------- */
 

@@ -198,6 +198,18 @@ int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lower
 	return 0;
 }
 
+bool bld_no_cache(const struct bld_state *st)
+{
+	const struct bld_options *o = st->b->o;
+
+	if (o->no_cache)
+		return true;
+	for (size_t i = 0; st->stage->name && o->no_cache_filter && o->no_cache_filter[i]; i++)
+		if (!strcasecmp(o->no_cache_filter[i], st->stage->name))
+			return true;
+	return false;
+}
+
 static void state_release(struct bld_state *st)
 {
 	image_config_free(st->config);
@@ -366,7 +378,7 @@ static int step_meta(struct bld_state *st, const struct df_instr *x, kn_error **
 	char *key = cache_key(st->key, text, NULL, 0);
 	int r = 0;
 
-	if (!st->b->o->no_cache)
+	if (!bld_no_cache(st))
 		r = cache_lookup(st, key, err);
 	if (r < 0) {
 		free(key);
@@ -631,7 +643,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 	h = NULL;
 	text = cfg_created_by(st, x, NULL);
 	key = cache_key(st->key, text, digest, strlen(digest));
-	r = b->o->no_cache ? 0 : cache_lookup(st, key, err);
+	r = bld_no_cache(st) ? 0 : cache_lookup(st, key, err);
 	if (r < 0)
 		goto out_fail;
 	if (r == 1) {
@@ -731,7 +743,7 @@ static int step_workdir(struct bld_state *st, const struct df_instr *x, kn_error
 		return step_fail(st, x, err);
 	text = xasprintf("WORKDIR\n%s\n%s\n", st->config->working_dir, st->config->user ? st->config->user : "");
 	key = cache_key(st->key, text, NULL, 0);
-	r = b->o->no_cache ? 0 : cache_lookup(st, key, err);
+	r = bld_no_cache(st) ? 0 : cache_lookup(st, key, err);
 	if (r != 0) {
 		if (r == 1)
 			set_key(st, key);
@@ -1037,6 +1049,17 @@ static const struct bld_secret *find_secret(const struct bld *b, const char *id)
 	return NULL;
 }
 
+/* The ssh-agent socket forwarded as id (--ssh ID=SOCKET), or NULL. */
+static const char *find_ssh(const struct bld *b, const char *id)
+{
+	size_t n = strlen(id);
+
+	for (size_t i = 0; b->o->ssh && b->o->ssh[i]; i++)
+		if (!strncmp(b->o->ssh[i], id, n) && b->o->ssh[i][n] == '=')
+			return b->o->ssh[i] + n + 1;
+	return NULL;
+}
+
 static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **err)
 {
 	struct bld *b = st->b;
@@ -1064,6 +1087,14 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	for (size_t i = 0; i < st->se.args.n; i++)
 		if (!df_env_get(&st->se.env, st->se.args.keys[i]))
 			kn_strv_pushf(&envv, "%s=%s", st->se.args.keys[i], st->se.args.values[i]);
+	/* As BuildKit: SSH_AUTH_SOCK names the first ssh mount unless the stage sets it. */
+	for (size_t i = 0; i < x->run.n_mounts; i++) {
+		if (x->run.mounts[i].type != DF_MOUNT_SSH)
+			continue;
+		if (!df_env_get(&st->se.env, "SSH_AUTH_SOCK"))
+			kn_strv_pushf(&envv, "SSH_AUTH_SOCK=%s", x->run.mounts[i].target);
+		break;
+	}
 	env = kn_strv_detach(&envv);
 
 	if (x->run.security == DF_SECURITY_INSECURE) {
@@ -1074,6 +1105,11 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	add_strv(&k, "argv", argv);
 	add_strv(&k, "env", env);
 	kn_buf_addf(&k, "net=%d/%d security=%d\n", (int)x->run.network, (int)b->o->network, (int)x->run.security);
+	/* As BuildKit's ExecOp meta: extra hosts and the shm size are part of the step. */
+	if (b->extra_hosts)
+		kn_buf_addf(&k, "hosts\n%s", b->extra_hosts);
+	if (b->o->shm_size)
+		kn_buf_addf(&k, "shm=%llu\n", b->o->shm_size);
 	mounts = xcalloc(x->run.n_mounts + 1, sizeof(*mounts));
 	owned_idx = xcalloc(x->run.n_mounts + 1, sizeof(*owned_idx));
 	from_stage = xcalloc(x->run.n_mounts + 1, sizeof(*from_stage));
@@ -1205,9 +1241,32 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			n_mounts++;
 			break;
 		}
-		case DF_MOUNT_SSH:
-			kn_error_set(err, ENOTSUP, "RUN --mount=type=ssh is not supported");
-			goto fail;
+		case DF_MOUNT_SSH: {
+			const char *id = m->id ? m->id : "default";
+			const char *sock = find_ssh(b, id);
+
+			if (!sock) {
+				if (m->required) {
+					kn_error_set(err, 0, "no SSH key \"%s\" forwarded from the client (use --ssh %s)",
+						     id, id);
+					goto fail;
+				}
+				break;
+			}
+			if (m->uid > 0 || m->gid > 0) {
+				kn_error_set(err, ENOTSUP,
+					     "RUN --mount=type=ssh: uid and gid are not supported (the agent socket is "
+					     "forwarded as it is, owned by root)");
+				goto fail;
+			}
+			/* The agent's socket itself, bound at the target: the step talks to the agent. */
+			sm->type = SANDBOX_MOUNT_BIND;
+			sm->source = sock;
+			sm->target = m->target;
+			sm->readonly = false;
+			n_mounts++;
+			break;
+		}
 		}
 	}
 	/* Now that the owned vector no longer moves, point the mounts at its strings. */
@@ -1215,7 +1274,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		if (owned_idx[i])
 			mounts[i].source = owned.v[owned_idx[i] - 1];
 	key = cache_key(st->key, k.buf, NULL, 0);
-	r = b->o->no_cache ? 0 : cache_lookup(st, key, err);
+	r = bld_no_cache(st) ? 0 : cache_lookup(st, key, err);
 	if (r < 0)
 		goto fail;
 	if (r == 1) {
@@ -1263,6 +1322,8 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		spec.network = SANDBOX_NET_HOST;
 		if (net == DF_NETWORK_NONE || (net == DF_NETWORK_DEFAULT && b->o->network == BLD_NETWORK_NONE))
 			spec.network = SANDBOX_NET_NONE;
+		spec.extra_hosts = b->extra_hosts;
+		spec.shm_size = b->o->shm_size;
 		spec.mounts = mounts;
 		spec.n_mounts = n_mounts;
 		spec.output_cb = bld_step_output;
@@ -1709,6 +1770,7 @@ static void bld_release(struct bld *b)
 		free(b->secrets[i].env);
 	}
 	free(b->secrets);
+	free(b->extra_hosts);
 	for (size_t i = 0; i < b->n_ext; i++) {
 		free(b->ext[i].ref);
 		store_image_free(b->ext[i].img);
@@ -1735,8 +1797,9 @@ static void bld_release(struct bld *b)
  * which is most of a fully cached rebuild's time otherwise.
  */
 static bool image_unchanged(struct bld *b, const struct image_config *config, enum image_format fmt,
-			    char **ret_id)
+			    char **ret_id, struct store_desc *ret_manifest)
 {
+	struct store_desc md = { 0 };
 	_cleanup_free_ char *json = NULL, *digest = NULL;
 	size_t len = 0;
 
@@ -1756,11 +1819,16 @@ static bool image_unchanged(struct bld *b, const struct image_config *config, en
 		       !strcmp(img->manifest.media_type,
 			       fmt == IMAGE_FORMAT_DOCKER ? STORE_MT_DOCKER_MANIFEST : STORE_MT_OCI_MANIFEST) &&
 		       !strcmp(img->top.digest, img->manifest_desc.digest);
+		if (same && !md.digest)
+			store_desc_copy(&md, &img->manifest_desc);
 		store_image_free(img);
-		if (!same)
+		if (!same) {
+			store_desc_release(&md);
 			return false;
+		}
 	}
 	*ret_id = steal_ptr(&digest);
+	*ret_manifest = md;
 	return true;
 }
 
@@ -1800,6 +1868,13 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 	}
 	if (parse_secrets(&b, err) < 0)
 		goto out;
+	if (o->add_hosts) {
+		struct kn_buf h = KN_BUF_INIT;
+
+		for (size_t i = 0; o->add_hosts[i]; i++)
+			kn_buf_addf(&h, "%s\n", o->add_hosts[i]);
+		b.extra_hosts = kn_buf_detach(&h);
+	}
 	if (store_open(o->root, STORE_WRITE, &b.store, err) < 0)
 		goto out;
 	b.lopts.compression = o->compression == BLD_COMPRESS_ZSTD   ? LAYER_COMPRESSION_ZSTD
@@ -1876,23 +1951,44 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 			final->created = bld_now(&b);
 		}
 		rcache_inline(&b, final);
-		if (image_unchanged(&b, final, fmt, &id))
-			goto done;
-		if (rcache_fetch(&b, b.store, sr->layers, sr->n_layers, err) < 0 ||
-		    store_image_write(b.store, final, sr->layers, sr->n_layers, fmt, NULL, &mdesc, &id, err) < 0)
-			goto out;
-		for (size_t i = 0; o->tags && o->tags[i]; i++) {
-			_cleanup_free_ char *norm = NULL;
+		if (o->no_store) {
+			if (rcache_fetch(&b, b.store, sr->layers, sr->n_layers, err) < 0)
+				goto out;
+			if (bld_export_needs_image(o) &&
+			    store_image_put(b.store, final, sr->layers, sr->n_layers, fmt, &mdesc, &id, err) < 0)
+				goto out;
+			if (!id) {
+				size_t len = 0;
+				_cleanup_free_ char *json = image_config_dump(final, &len);
 
-			if (store_ref_normalize(o->tags[i], &norm, err) < 0)
+				id = store_digest_buf(json, len);
+			}
+		} else if (image_unchanged(&b, final, fmt, &id, &mdesc)) {
+			/* nothing to write */
+		} else {
+			if (rcache_fetch(&b, b.store, sr->layers, sr->n_layers, err) < 0 ||
+			    store_image_write(b.store, final, sr->layers, sr->n_layers, fmt, NULL, &mdesc, &id, err) < 0)
 				goto out;
-			if (store_ref_set(b.store, norm, &mdesc, err) < 0)
-				goto out;
+			for (size_t i = 0; o->tags && o->tags[i]; i++) {
+				_cleanup_free_ char *norm = NULL;
+
+				if (store_ref_normalize(o->tags[i], &norm, err) < 0)
+					goto out;
+				if (store_ref_set(b.store, norm, &mdesc, err) < 0)
+					goto out;
+			}
 		}
+		if (bld_export_run(&b, final, sr->layers, sr->n_layers, &mdesc, err) < 0)
+			goto out;
 	}
-done:
 	if (cache_writer_finish(&b, err) < 0 || rcache_export(&b, err) < 0)
 		goto out;
+	if (o->result) {
+		bld_result_release(o->result);
+		o->result->manifest = mdesc;
+		memset(&mdesc, 0, sizeof(mdesc));
+		o->result->config_digest = xstrdup(id);
+	}
 	*ret_image_id = steal_ptr(&id);
 	ret = 0;
 out:

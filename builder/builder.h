@@ -48,6 +48,26 @@ struct bld_event {
 typedef void (*bld_progress_fn)(const struct bld_event *ev, void *userdata);
 
 /**
+ * Where the result goes besides (or instead of) the store (`-o`, buildx's exporters):
+ * LOCAL: the final stage's files into the directory dest; TAR: those files as a tar on dest;
+ * OCI / DOCKER: the image as an oci-archive / docker-archive on dest, named by names. dest "-"
+ * is stdout (TAR, OCI, DOCKER).
+ */
+enum bld_export_type { BLD_EXPORT_LOCAL = 0, BLD_EXPORT_TAR, BLD_EXPORT_OCI, BLD_EXPORT_DOCKER };
+struct bld_export {
+	enum bld_export_type type;
+	const char *dest;
+	char *const *names; /* image names for OCI/DOCKER (NULL-terminated, may be NULL) */
+};
+
+/** What a successful build made, for --metadata-file. Owned; bld_result_release(). */
+struct bld_result {
+	struct store_desc manifest; /* zeroed when the image was neither stored nor archived */
+	char *config_digest;
+};
+void bld_result_release(struct bld_result *r);
+
+/**
  * Everything one build needs. All strings are borrowed for the duration of bld_build().
  *
  * Context: exactly one of context_dir (a directory) or context_tar_fd >= 0 (a tar stream of the
@@ -82,6 +102,21 @@ struct bld_options {
 	enum bld_compression compression;
 	bld_progress_fn progress;
 	void *progress_data;
+	/* Exporters run after the build, in order; with no_store the image is not written to the
+	 * store's index (only what the exporters need is made). */
+	const struct bld_export *exports;
+	size_t n_exports;
+	bool no_store;
+	struct bld_result *result; /* filled on success when not NULL */
+	/* RUN: "IP\tHOST" lines added to /etc/hosts; /dev/shm size in bytes (0: 64 MiB). */
+	char *const *add_hosts;
+	unsigned long long shm_size;
+	/* Stage names whose steps never use the build cache (--no-cache-filter). */
+	char *const *no_cache_filter;
+	/* "NAME=SOURCE" named contexts: a directory, docker-image://REF or oci-layout://DIR[:TAG]. */
+	char *const *build_contexts;
+	/* "ID=SOCKET": ssh-agent sockets for RUN --mount=type=ssh. */
+	char *const *ssh;
 };
 
 /** Sets defaults: context_tar_fd = tls_verify = -1, everything else zero (gzip, oci, pull missing). */

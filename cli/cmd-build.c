@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "builder/builder.h"
+#include "cli/build-options.h"
 #include "cli/cli.h"
 #include "registry/registry.h"
 
@@ -38,6 +39,7 @@ static const char build_usage[] =
 	"      --push                push every -t name to its registry after the build\n"
 	"      --tls-verify[=BOOL]   with --push and registry caches: verify TLS certificates\n"
 	"                            (default true; false also allows plain HTTP)\n"
+	BUILD_FLAGS_USAGE
 	"      --root DIR            the local image store\n"
 	"  -h, --help                show this help\n";
 
@@ -79,6 +81,7 @@ static const struct option build_options[] = {
 	{ "cache-from", required_argument, NULL, OPT_CACHE_FROM },
 	{ "cache-to", required_argument, NULL, OPT_CACHE_TO },
 	{ "help", no_argument, NULL, 'h' },
+	BUILD_FLAGS_OPTIONS,
 	CLI_OPT_ROOT_ENTRY,
 	{ NULL, 0, NULL, 0 },
 };
@@ -199,6 +202,7 @@ int cmd_build(int argc, char **argv)
 	struct bld_options o;
 	_cleanup_(cli_progress_freep) struct cli_progress *prog = NULL;
 	enum cli_progress_mode progress_mode = CLI_PROGRESS_AUTO;
+	struct build_flags bf;
 	const char *file = NULL, *iidfile = NULL, *context;
 	bool quiet = false, df_from_stdin = false, push = false;
 	int tls_verify = -1;
@@ -208,8 +212,13 @@ int cmd_build(int argc, char **argv)
 	int ret = CLI_EXIT_FAIL, c;
 
 	bld_options_init(&o);
+	build_flags_init(&bf);
 
-	while ((c = cli_getopt("build", argc, argv, ":t:f:qh", build_options)) != -1) {
+	ret = build_flags_check_unsupported(argc, argv, build_options);
+	if (ret)
+		goto out;
+	ret = CLI_EXIT_FAIL;
+	while ((c = cli_getopt("build", argc, argv, ":t:f:o:qh", build_options)) != -1) {
 		switch (c) {
 		case 't':
 			kn_strv_push(&tags, optarg);
@@ -325,9 +334,17 @@ int cmd_build(int argc, char **argv)
 			ret = CLI_EXIT_OK;
 			goto out;
 		default:
+			if (c == 'o' || (c >= OPT_BX_FIRST && c < OPT_BX_LAST)) {
+				if (build_flags_parse(&bf, c, optarg) == 0)
+					break;
+			}
 			ret = CLI_EXIT_USAGE;
 			goto out;
 		}
+	}
+	if (build_flags_apply(&bf, &o, &tags, &push)) {
+		ret = CLI_EXIT_USAGE;
+		goto out;
 	}
 	if (optind + 1 != argc) {
 		ret = cli_usage_error("build", optind >= argc ? "missing CONTEXT" : "too many arguments");
@@ -393,7 +410,7 @@ int cmd_build(int argc, char **argv)
 	cli_progress_finish(prog, true);
 	if (cli_progress_mode(prog) != CLI_PROGRESS_QUIET) {
 		fprintf(stderr, "Built %s in %.2fs\n", image_id, cli_progress_elapsed(prog));
-		for (size_t i = 0; i < tags.n; i++)
+		for (size_t i = 0; !o.no_store && i < tags.n; i++)
 			fprintf(stderr, "Tagged %s\n", tags.v[i]);
 	}
 	if (iidfile &&
@@ -405,9 +422,15 @@ int cmd_build(int argc, char **argv)
 		ret = cli_fail(err);
 		goto out;
 	}
-	printf("%s\n", image_id);
+	if (build_flags_finish(&bf, tags.v, &err) < 0) {
+		ret = cli_fail(err);
+		goto out;
+	}
+	if (!build_flags_stdout_used(&bf))
+		printf("%s\n", image_id);
 	ret = fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 out:
+	build_flags_release(&bf);
 	kn_buf_release(&dockerfile);
 	kn_strv_release(&tags);
 	kn_strv_release(&build_args);

@@ -1,0 +1,209 @@
+#!/usr/bin/env bats
+# docker buildx's flags: -o exporters (each read back by GNU tar, skopeo or umoci), --metadata-file,
+# --load/--provenance/--sbom/--platform, --add-host, --shm-size, --no-cache-filter, --ssh with a
+# real ssh-agent, and buildx flags kiln does not implement.
+
+load ../lib/helpers
+load ../registry-lib/registry
+load build-helpers
+
+setup_file() {
+	build_setup_file
+	export XCTX="$BATS_FILE_TMPDIR/xctx"
+	mkdir -p "$XCTX"
+	# a file with an owner and mode, a directory, and a file deleted by a later layer (whiteout)
+	cat >"$XCTX/Dockerfile" <<-'EOF'
+	FROM kiln-test/busybox:latest
+	RUN mkdir -p /out/sub && echo hi > /out/f && chmod 640 /out/f && chown 12:34 /out/f && ln -s f /out/link
+	RUN rm /etc/passwd && echo two > /out/sub/g
+	EOF
+}
+
+# index_entries: how many images index.json holds.
+index_entries() {
+	jq '.manifests | length' "$KILN_TEST_ROOT/index.json"
+}
+
+@test "-o type=local writes the final stage's files, and stores no image" {
+	before=$(index_entries)
+	run_kiln build --progress plain -o "type=local,dest=$BATS_TEST_TMPDIR/out" "$XCTX"
+	assert_equal "$(index_entries)" "$before"
+	# the same build stored, unpacked with GNU tar, is the same tree
+	build_ok -t xref:1 "$XCTX"
+	unpack xref:1 "$BATS_TEST_TMPDIR/ref"
+	diff -r --no-dereference "$BATS_TEST_TMPDIR/ref" "$BATS_TEST_TMPDIR/out"
+	assert_equal "$(stat_of "$BATS_TEST_TMPDIR/out/out/f")" "640 12:34"
+	assert_equal "$(readlink "$BATS_TEST_TMPDIR/out/out/link")" f
+	[ ! -e "$BATS_TEST_TMPDIR/out/etc/passwd" ]
+	# -o DIR is the local exporter too
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/out2" "$XCTX"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/out2/out/sub/g")" two
+}
+
+@test "-o type=tar,dest=FILE and -o - write those files as a tar" {
+	run_kiln build -q -o "type=tar,dest=$BATS_TEST_TMPDIR/files.tar" "$XCTX"
+	listing=$(tar -tvf "$BATS_TEST_TMPDIR/files.tar")
+	assert_contains "$listing" "-rw-r----- 12/34             3"
+	assert_contains "$listing" "out/link -> f"
+	[[ "$listing" != *etc/passwd* ]]
+	mkdir "$BATS_TEST_TMPDIR/x"
+	tar -xf "$BATS_TEST_TMPDIR/files.tar" -C "$BATS_TEST_TMPDIR/x" --numeric-owner --same-owner
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/x/out/f")" hi
+	# stdout: only the tar (no image ID after it)
+	run bash -c "'$KILN' --root '$KILN_TEST_ROOT' build -q -o - '$XCTX' | tar -tf - | grep -c '^out/sub/g\$'"
+	assert_equal "$output" 1
+	"$KILN" --root "$KILN_TEST_ROOT" build -q -o - "$XCTX" >"$BATS_TEST_TMPDIR/stdout.tar"
+	cmp "$BATS_TEST_TMPDIR/stdout.tar" "$BATS_TEST_TMPDIR/files.tar"
+}
+
+@test "-o type=oci is an oci-archive skopeo and umoci read; --metadata-file has its digests" {
+	skip_unless skopeo
+	skip_unless umoci
+	before=$(index_entries)
+	run_kiln build -q -t xoci:1 -o "type=oci,dest=$BATS_TEST_TMPDIR/img.tar" \
+		--metadata-file "$BATS_TEST_TMPDIR/md.json" "$XCTX"
+	id=$(last_line "$output")
+	assert_equal "$(index_entries)" "$before"
+	md="$BATS_TEST_TMPDIR/md.json"
+	assert_equal "$(jq -r '."containerimage.config.digest"' "$md")" "$id"
+	assert_equal "$(jq -r '."image.name"' "$md")" docker.io/library/xoci:1
+	run skopeo inspect --raw "oci-archive:$BATS_TEST_TMPDIR/img.tar"
+	[ "$status" -eq 0 ]
+	assert_equal "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" \
+		"$(jq -r '."containerimage.digest"' "$md")"
+	assert_equal "$(jq -r '."containerimage.descriptor".digest' "$md")" "$(jq -r '."containerimage.digest"' "$md")"
+	assert_equal "$(skopeo inspect --raw --config "oci-archive:$BATS_TEST_TMPDIR/img.tar" | sha256sum | cut -d' ' -f1)" "${id#sha256:}"
+	mkdir "$BATS_TEST_TMPDIR/layout"
+	tar -xf "$BATS_TEST_TMPDIR/img.tar" -C "$BATS_TEST_TMPDIR/layout"
+	umoci unpack --image "$BATS_TEST_TMPDIR/layout:docker.io/library/xoci:1" "$BATS_TEST_TMPDIR/bundle" >/dev/null
+	assert_equal "$(stat_of "$BATS_TEST_TMPDIR/bundle/rootfs/out/f")" "640 12:34"
+	[ ! -e "$BATS_TEST_TMPDIR/bundle/rootfs/etc/passwd" ]
+}
+
+@test "-o type=docker,dest=FILE is a docker-archive that skopeo reads and kiln load restores" {
+	skip_unless skopeo
+	run_kiln build -q -o "type=docker,dest=$BATS_TEST_TMPDIR/d.tar,name=xdock:2" "$XCTX"
+	id=$(last_line "$output")
+	assert_equal "$(tar -xOf "$BATS_TEST_TMPDIR/d.tar" manifest.json | jq -c '.[0].RepoTags')" '["xdock:2"]'
+	assert_equal "$(skopeo inspect --raw --config "docker-archive:$BATS_TEST_TMPDIR/d.tar" | sha256sum | cut -d' ' -f1)" "${id#sha256:}"
+	run_kiln --root "$BATS_TEST_TMPDIR/other" load -i "$BATS_TEST_TMPDIR/d.tar"
+	assert_equal "$(KILN_TEST_ROOT="$BATS_TEST_TMPDIR/other" inspect xdock:2 .Id)" "\"$id\""
+	# type=docker without dest, and --load: the local store
+	run_kiln build -q -t xdock:3 -o type=docker "$XCTX"
+	assert_equal "$(inspect xdock:3 .Id)" "\"$id\""
+	run_kiln build -q -t xdock:4 --load "$XCTX"
+	assert_equal "$(inspect xdock:4 .Id)" "\"$id\""
+}
+
+@test "-o type=registry and type=image,push=true push; --metadata-file names the pushed digest" {
+	skip_unless docker-registry
+	skip_unless skopeo
+	registry_start open
+	run_kiln build -q -o "type=registry,name=$REGISTRY_HOST/x/reg:1" --metadata-file "$BATS_TEST_TMPDIR/md.json" "$XCTX"
+	run skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_HOST/x/reg:1"
+	[ "$status" -eq 0 ]
+	assert_equal "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" \
+		"$(jq -r '."containerimage.digest"' "$BATS_TEST_TMPDIR/md.json")"
+	assert_equal "$(jq -r '."image.name"' "$BATS_TEST_TMPDIR/md.json")" "$REGISTRY_HOST/x/reg:1"
+	run_kiln build -q -t "$REGISTRY_HOST/x/img:2" -o type=image,push=true "$XCTX"
+	run skopeo inspect --tls-verify=false "docker://$REGISTRY_HOST/x/img:2"
+	[ "$status" -eq 0 ]
+	registry_stop
+}
+
+@test "--load, --provenance=false, --sbom=false and --platform of the host are accepted" {
+	host="linux/$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/')"
+	build_ok -t xacc:1 --load --provenance=false --sbom=false --platform "$host" "$XCTX"
+	run_kiln 2 build --provenance=true "$XCTX"
+	assert_contains "$output" "kiln does not make attestations yet"
+	run_kiln 2 build --sbom=true "$XCTX"
+	assert_contains "$output" "--sbom=true"
+	foreign=linux/s390x
+	[ "$host" != linux/s390x ] || foreign=linux/arm64
+	run_kiln 2 build --platform "$foreign" "$XCTX"
+	assert_contains "$output" "platform '$foreign' is not supported"
+}
+
+@test "buildx flags kiln does not implement are named as such (exit 2)" {
+	for flag in --builder=x --attest=type=sbom --annotation=a=b --allow=network.host --call=check --squash; do
+		run_kiln 2 build "$flag" "$XCTX"
+		assert_contains "$output" "'${flag%%=*}' is a docker buildx flag kiln does not support"
+	done
+	run_kiln 2 build --cgroup-parent foo "$XCTX"
+	assert_contains "$output" "'--cgroup-parent' is a docker buildx flag kiln does not support"
+	# a flag of nobody's is still an unknown option
+	run_kiln 2 build --frobnicate "$XCTX"
+	assert_contains "$output" "unknown option '--frobnicate'"
+	# bad -o values
+	run_kiln 2 build -o type=nope "$XCTX"
+	assert_contains "$output" "unknown --output type 'nope'"
+	run_kiln 2 build -o type=local "$XCTX"
+	assert_contains "$output" "type=local needs dest="
+}
+
+@test "--add-host adds /etc/hosts lines and --shm-size sizes /dev/shm during RUN" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	printf 'FROM kiln-test/busybox:latest\nRUN grep -v localhost /etc/hosts > /hosts; df -k /dev/shm | tail -n 1 > /shm\n' >"$ctx/Dockerfile"
+	run_kiln build -q --add-host db.internal:10.1.2.3 --add-host "v6=[fd00::1]" --shm-size 96m -o "$BATS_TEST_TMPDIR/o" "$ctx"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/hosts")" "$(printf '10.1.2.3\tdb.internal\nfd00::1\tv6')"
+	assert_equal "$(awk '{print $2}' "$BATS_TEST_TMPDIR/o/shm")" $((96 * 1024))
+	# the default is docker's 64 MiB, and the flags are part of the step (no stale cache hit)
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/d" "$ctx"
+	assert_equal "$(awk '{print $2}' "$BATS_TEST_TMPDIR/d/shm")" $((64 * 1024))
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/d/hosts")" ""
+	run_kiln 2 build --add-host nohost "$ctx"
+	assert_contains "$output" "expected HOST:IP"
+	run_kiln 2 build --add-host a:notanip "$ctx"
+	assert_contains "$output" "'notanip' is not an IP address"
+	run_kiln 2 build --shm-size 12q "$ctx"
+	assert_contains "$output" "invalid --shm-size '12q'"
+}
+
+@test "--no-cache-filter rebuilds only the named stage" {
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	printf 'FROM kiln-test/busybox:latest AS one\nRUN echo one > /one\nFROM kiln-test/busybox:latest AS two\nCOPY --from=one /one /one\nRUN echo two > /two\n' >"$ctx/Dockerfile"
+	build_ok "$ctx"
+	build_ok --no-cache-filter two "$ctx"
+	# stage one is cached, stage two's steps all ran again
+	[ "$(printf '%s\n' "$output" | grep -c CACHED)" -eq 1 ]
+	assert_contains "$output" "[stage 1/2 one] [2/2] RUN echo one > /one
+    CACHED"
+	assert_contains "$output" "[stage 2/2 two] [3/3] RUN echo two > /two
+    DONE"
+}
+
+@test "--ssh forwards a real ssh-agent to RUN --mount=type=ssh (ssh-add -l inside the step)" {
+	skip_unless ssh-agent
+	skip_unless ssh-add
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx"
+	# The host's ssh-add with its loader and libraries, run inside the busybox step.
+	for f in /usr/bin/ssh-add $(ldd /usr/bin/ssh-add | grep -o '/[^ ]*'); do
+		mkdir -p "$ctx/sshroot$(dirname "$f")"
+		cp -L "$f" "$ctx/sshroot$f"
+	done
+	loader=$(ldd /usr/bin/ssh-add | grep -o '/[^ ]*ld-linux[^ ]*')
+	libs=$(ldd /usr/bin/ssh-add | grep -o '/[^ ]*libc\.so[^ ]*' | xargs dirname)
+	printf 'FROM kiln-test/busybox:latest\nRUN --mount=type=bind,source=sshroot,target=/s --mount=type=ssh /s%s --library-path /s%s /s/usr/bin/ssh-add -l > /keys; echo "$SSH_AUTH_SOCK" > /sock\n' \
+		"$loader" "$libs" >"$ctx/Dockerfile"
+	eval "$(ssh-agent -s)" >/dev/null
+	ssh-keygen -q -t ed25519 -N '' -C kiln-test-key -f "$BATS_TEST_TMPDIR/key"
+	ssh-add "$BATS_TEST_TMPDIR/key" 2>/dev/null
+	want=$(ssh-add -l)
+	run_kiln build -q --ssh default -o "$BATS_TEST_TMPDIR/o" "$ctx"
+	# (the ssh mount is not part of the cache key, as in BuildKit: --no-cache to run it again)
+	run_kiln build -q --no-cache --ssh "deploy=$SSH_AUTH_SOCK" -o "$BATS_TEST_TMPDIR/o2" "$ctx"
+	run_kiln 1 build -q --ssh "deploy=$SSH_AUTH_SOCK" -o "$BATS_TEST_TMPDIR/o3" - <<-'EOF'
+	FROM kiln-test/busybox:latest
+	RUN --mount=type=ssh,required=true true
+	EOF
+	ssh-agent -k >/dev/null
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/keys")" "$want"
+	assert_contains "$want" kiln-test-key
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/sock")" /run/buildkit/ssh_agent.0
+	[ ! -e "$BATS_TEST_TMPDIR/o/run/buildkit" ]
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o2/keys")" ""
+	assert_contains "$output" 'no SSH key "default" forwarded from the client'
+}
