@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/userns.h"
 #include "builder/build-internal.h"
 #include "builder/remote-cache.h"
 #include "builder/sandbox-internal.h"
@@ -1333,11 +1334,15 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			goto fail;
 		if (status != 0) {
 			struct kn_buf cmd = KN_BUF_INIT;
+			/* Rootless without subordinate IDs: a chown or USER may be why. */
+			_cleanup_free_ char *hint = kn_userns_mapped_ids() == 1
+							? kn_userns_unmapped_hint(KN_USERNS_SOME_ID)
+							: NULL;
 
 			for (size_t i = 0; argv[i]; i++)
 				kn_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
-			kn_error_set(err, 0, "%s: process \"%s\" did not complete successfully: exit code: %d",
-				     st->step_text, cmd.buf, status);
+			kn_error_set(err, 0, "%s: process \"%s\" did not complete successfully: exit code: %d%s",
+				     st->step_text, cmd.buf, status, hint ? hint : "");
 			kn_buf_release(&cmd);
 			goto fail;
 		}

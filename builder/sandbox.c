@@ -42,6 +42,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "base/userns.h"
 #include "builder/sandbox-internal.h"
 #include "builder/seccomp-internal.h"
 
@@ -207,6 +208,19 @@ struct sbx_plan {
 	int errout_w;  /* spec->stderr_fd, likewise */
 	int console_w; /* tty: the socket that carries the terminal's master to the parent */
 	int tty_slave; /* tty: the terminal, opened by the reaper */
+
+	/*
+	 * Rootless (kn_userns_active()): the overlays use user.overlay.* xattrs (userxattr), /dev
+	 * nodes are binds of the host's (a user namespace cannot mknod them), /sys is a read-only
+	 * bind of the host's with the host network (sysfs needs a network namespace of our own)
+	 * and devpts gets gid=5 only when that gid is mapped. The fds are opened by the reaper
+	 * before pivot_root.
+	 */
+	bool userns;
+	int dev_fds[KN_ARRAY_SIZE(dev_nodes)];
+	int sys_fd;
+	const char *devpts_opts;
+	char *proc_path; /* "<root>/proc" */
 };
 
 /* ---------- code run in the children: no allocation, raw syscalls ---------- */
@@ -590,9 +604,15 @@ static int mount_overlay(const struct sbx_plan *p)
 		goto out;
 	}
 	/* Keep the upper dir a plain tree the layer differ can read: no redirects or metacopy. */
-	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "redirect_dir", "off", 0);
+	/* userxattr forbids following redirects ("off" still follows): "nofollow" there. */
+	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "redirect_dir", p->userns ? "nofollow" : "off",
+		       0);
 	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "metacopy", "off", 0);
 	(void)fsconfig(fsfd, FSCONFIG_SET_STRING, "index", "off", 0);
+	if (p->userns && fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) {
+		fs_error(p, fsfd, errno, "run: overlay option userxattr", NULL);
+		goto out;
+	}
 	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		goto fail;
 	mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
@@ -634,6 +654,8 @@ static int mount_bind_overlay(const struct sbx_plan *p, struct sbx_mnt *m)
 			goto fail;
 	}
 	what = m->n_lowers ? m->lowers[0] : m->source;
+	if (p->userns && fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+		goto fail;
 	if (m->scratch &&
 	    (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", m->scratch_upper, 0) < 0 ||
 	     fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", m->scratch_work, 0) < 0))
@@ -655,6 +677,22 @@ out:
 /* Clones every host-side mount source while the host's tree is still reachable. */
 static int open_sources(struct sbx_plan *p)
 {
+	for (size_t i = 0; p->userns && i < KN_ARRAY_SIZE(dev_nodes); i++) {
+		p->dev_fds[i] = open_tree(AT_FDCWD, dev_nodes[i].path,
+					  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (p->dev_fds[i] < 0)
+			return child_fail(p, errno, "run: clone the host's '", dev_nodes[i].path,
+					  "'");
+	}
+	if (p->userns && p->spec->network == SANDBOX_NET_HOST) {
+		p->sys_fd =
+		    open_tree(AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (p->sys_fd < 0 ||
+		    set_mount_attr(p->sys_fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
+				   (p->spec->privileged ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NOSUID |
+				       MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
+			return child_fail(p, errno, "run: clone the host's '/sys'", NULL, NULL);
+	}
 	for (size_t i = 0; i < p->n_files; i++) {
 		struct sbx_file *f = &p->files[i];
 
@@ -710,20 +748,54 @@ static int enter_root(const struct sbx_plan *p)
 	return 0;
 }
 
-static int setup_proc(const struct sbx_plan *p)
+/*
+ * Mounts /proc at `at` (NULL: "/proc" of the new root). A user namespace may mount proc only
+ * while a fully visible proc is in its mount namespace, so rootless mounts it before pivot_root
+ * at "<root>/proc" (sbx_plan.proc_path), as rootless runc does.
+ */
+static int setup_proc(const struct sbx_plan *p, char *at)
 {
 	struct stub_times t;
 	char proc[] = "/proc";
 
-	parent_mtime(proc, &t.pre);
-	if (mkdir(proc, 0555) == 0)
-		report_stub(p, REC_STUB_DIR, -1, proc, &t);
-	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+	if (!at)
+		at = proc;
+	parent_mtime(at, &t.pre);
+	if (mkdir(at, 0555) == 0) {
+		if (at == proc) {
+			report_stub(p, REC_STUB_DIR, -1, proc, &t);
+		} else {
+			struct iovec iov[3] = {{NULL, 0}, {&t, sizeof(t)}, {proc, 5}};
+
+			parent_mtime(at, &t.post);
+			rec_writev(p, REC_STUB_DIR, 0, iov, 3);
+		}
+	}
+	if (at != proc) {
+		/* Not through a symlink of the image: that would resolve on the host's side. */
+		char fdpath[40] = "/proc/self/fd/";
+		int fd = open(at, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			return child_fail(p, errno, "run: '/proc' of the image", NULL, NULL);
+		fmt_uint(fdpath + 14, sizeof(fdpath) - 14, (unsigned long)fd);
+		if (mount("proc", fdpath, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+			int e = errno;
+
+			close(fd);
+			return child_fail(p, e, "run: mount '/proc' (in a container, /proc must be "
+						"unmasked: procMount: Unmasked in Kubernetes)",
+					  NULL, NULL);
+		}
+		close(fd);
+		return 0;
+	}
+	if (mount("proc", at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return child_fail(p, errno, "run: mount '/proc'", NULL, NULL);
 	return 0;
 }
 
-static int setup_dev(const struct sbx_plan *p)
+static int setup_dev(struct sbx_plan *p)
 {
 	char dev[] = "/dev";
 
@@ -734,14 +806,24 @@ static int setup_dev(const struct sbx_plan *p)
 	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
 		const struct dev_node *d = &dev_nodes[i];
 
-		if (mknod(d->path, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0)
+		if (p->userns) {
+			int fd = open(d->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+
+			if (fd < 0)
+				return child_fail(p, errno, "run: create '", d->path, "'");
+			close(fd);
+			if (mount_fd_at(p, p->dev_fds[i], d->path) < 0)
+				return -1;
+			close(p->dev_fds[i]);
+			p->dev_fds[i] = -1;
+		} else if (mknod(d->path, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0) {
 			return child_fail(p, errno, "run: mknod '", d->path, "'");
+		}
 	}
 	if (mkdir("/dev/pts", 0755) < 0 || mkdir("/dev/shm", 01777) < 0 ||
 	    mkdir("/dev/mqueue", 0755) < 0)
 		return child_fail(p, errno, "run: populate '/dev'", NULL, NULL);
-	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-		  "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, p->devpts_opts) < 0)
 		return child_fail(p, errno, "run: mount '/dev/pts'", NULL, NULL);
 	if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p->shm_opts) < 0)
 		return child_fail(p, errno, "run: mount '/dev/shm'", NULL, NULL);
@@ -758,12 +840,19 @@ static int setup_dev(const struct sbx_plan *p)
 	return 0;
 }
 
-static int setup_sys(const struct sbx_plan *p)
+static int setup_sys(struct sbx_plan *p)
 {
 	char sys[] = "/sys";
 
 	if (ensure_dir(p, sys, true) < 0)
 		return -1;
+	if (p->sys_fd >= 0) {
+		if (mount_fd_at(p, p->sys_fd, "/sys") < 0)
+			return -1;
+		close(p->sys_fd);
+		p->sys_fd = -1;
+		return 0;
+	}
 	if (mount("sysfs", "/sys", "sysfs",
 		  (p->spec->privileged ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL) < 0)
@@ -1212,8 +1301,10 @@ static __attribute__((noreturn)) void reaper_main(struct sbx_plan *p)
 		child_fail(p, errno, "run: make mounts private", NULL, NULL);
 		reaper_fail(p);
 	}
-	if (setup_state(p) < 0 || setup_root(p) < 0 || open_sources(p) < 0 || enter_root(p) < 0 ||
-	    setup_proc(p) < 0 || setup_dev(p) < 0 || setup_sys(p) < 0 || setup_proc_masks(p) < 0)
+	if (setup_state(p) < 0 || setup_root(p) < 0 || open_sources(p) < 0 ||
+	    (p->userns && setup_proc(p, p->proc_path) < 0) || enter_root(p) < 0 ||
+	    (!p->userns && setup_proc(p, NULL) < 0) || setup_dev(p) < 0 || setup_sys(p) < 0 ||
+	    setup_proc_masks(p) < 0)
 		reaper_fail(p);
 	if (sethostname(p->hostname, strlen(p->hostname)) < 0) {
 		child_fail(p, errno, "run: sethostname", NULL, NULL);
@@ -1303,6 +1394,7 @@ static void plan_release(struct sbx_plan *p)
 		free(p->mnts[i].scratch_work);
 	}
 	free(p->mnts);
+	free(p->proc_path);
 	kn_strv_free(p->exec_paths);
 	kn_strv_free(p->argv);
 	kn_strv_free(p->envp);
@@ -1571,6 +1663,15 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	p->spec = s;
 	p->home_slot = -1;
 	p->err_w = p->out_w = p->in_fd = p->errout_w = p->console_w = p->tty_slave = -1;
+	p->err_w = p->out_w = -1;
+	p->userns = kn_userns_active();
+	for (size_t i = 0; i < KN_ARRAY_SIZE(p->dev_fds); i++)
+		p->dev_fds[i] = -1;
+	p->sys_fd = -1;
+	/* gid 5 (tty) owns the ptys, as docker; a user namespace may not map it. */
+	p->devpts_opts = !p->userns || kn_userns_mapped_ids() > 5
+			     ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
+			     : "newinstance,ptmxmode=0666,mode=0620";
 	if (!s->argv || !s->argv[0] || !s->argv[0][0])
 		return kn_error_set(err, EINVAL, "run: empty command");
 	if (s->rootfs && (s->upperdir || s->n_lowerdirs))
@@ -1598,6 +1699,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 		return kn_error_set(err, e, "run: create state dir in '%s'", tmp);
 	}
 	p->root = xasprintf("%s/root", p->state);
+	p->proc_path = xasprintf("%s/proc", p->root);
 	p->run = xasprintf("%s/run", p->state);
 
 	p->hostname = s->hostname && *s->hostname ? s->hostname : DEFAULT_HOSTNAME;
@@ -1920,7 +2022,8 @@ static void remove_stub(const struct sandbox_spec *s, int rootfd, uint32_t kind,
 		fd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0 || !dir_is_empty(fd))
 			return;
-		if (fgetxattr(fd, "trusted.overlay.opaque", v, sizeof(v)) > 0)
+		if (fgetxattr(fd, "trusted.overlay.opaque", v, sizeof(v)) > 0 ||
+		    fgetxattr(fd, "user.overlay.opaque", v, sizeof(v)) > 0)
 			return;
 		if (!same_as_lower(s, rel, &st))
 			return;
@@ -2095,7 +2198,14 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 			remove_stub(spec, rootfd, stubs[i].kind, &stubs[i].t, stubs[i].path);
 	}
 	if (res.err_msg) {
-		kn_error_set(err, res.err_code, "%s", res.err_msg);
+		_cleanup_free_ char *hint = NULL;
+
+		/* The user's IDs do not exist in a rootless namespace without subordinate IDs. */
+		if (res.err_code == EINVAL &&
+		    (!strcmp(res.err_msg, "run: setuid") || !strcmp(res.err_msg, "run: setgid") ||
+		     !strcmp(res.err_msg, "run: setgroups")))
+			hint = kn_userns_unmapped_hint(KN_USERNS_SOME_ID);
+		kn_error_set(err, res.err_code, "%s%s", res.err_msg, hint ? hint : "");
 		goto out;
 	}
 	if (!WIFEXITED(status) && WIFSIGNALED(status) && spec->started) {

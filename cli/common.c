@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/userns.h"
 #include "cli/cli.h"
 
 static char *root_override;
@@ -60,7 +61,8 @@ const char *cli_root(void)
 		const char *xdg = getenv("XDG_DATA_HOME");
 		const char *home = getenv("HOME");
 
-		if (geteuid() == 0)
+		/* The uid kiln started with: a rootless user is root only in its namespace. */
+		if (kn_userns_host_uid() == 0)
 			root_default = xstrdup("/var/lib/kiln");
 		else if (xdg && *xdg)
 			root_default = xasprintf("%s/kiln", xdg);

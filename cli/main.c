@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/userns.h"
 #include "cli/cli.h"
 
 const struct cli_cmd cli_commands[] = {
@@ -24,6 +25,28 @@ const struct cli_cmd cli_commands[] = {
 	{ "tag", cmd_tag, "give an image another name" },
 	{ NULL, NULL, NULL },
 };
+
+/*
+ * Commands that unpack layers into snapshots, run steps or remove snapshots: for a user who is
+ * not root they run inside a user namespace (base/userns.h), so the store holds the image's IDs.
+ */
+static const char *const userns_commands[] = { "build", "fsck", "import", "load", "prune",
+					       "pull",	"rmi",  "run",	 NULL };
+
+static int enter_userns(const char *cmd, int argc, char **argv)
+{
+	kn_error *err = NULL;
+	bool needed = false;
+
+	for (const char *const *c = userns_commands; *c && !needed; c++)
+		needed = !strcmp(*c, cmd);
+	for (int i = 1; i < argc && needed; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			needed = false;
+	if (!needed || kn_userns_enter(&err) == 0)
+		return 0;
+	return cli_fail(err);
+}
 
 static void usage(FILE *out)
 {
@@ -73,6 +96,8 @@ int main(int argc, char **argv)
 	}
 	for (const struct cli_cmd *c = cli_commands; c->name; c++) {
 		if (!strcmp(c->name, argv[i])) {
+			if (enter_userns(c->name, argc - i, argv + i) != 0)
+				return CLI_EXIT_FAIL;
 			cli_getopt_reset();
 			return c->fn(argc - i, argv + i);
 		}

@@ -24,6 +24,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "base/userns.h"
 #include "layers/layer-internal.h"
 
 #define APPLY_BUF ((size_t)256 << 10)
@@ -103,6 +104,7 @@ struct ap {
 	const struct layer_apply_opts *opts;
 	bool overlay;
 	bool is_root;
+	bool userns; /* in a user namespace: rootless (base/userns.h) */
 	bool no_openat2;
 	char *cached_rel; /* parent directory cache: the last one opened */
 	int cached_fd;
@@ -371,7 +373,7 @@ static int set_xattrs(struct ap *ap, int fd, struct archive_entry *e, const char
 			continue;
 		if (fsetxattr(fd, name, val, len, 0) < 0) {
 			/* Some file systems have no (user) xattrs; non-root cannot set trusted.*. */
-			if (errno == ENOTSUP || (errno == EPERM && !ap->is_root))
+			if (errno == ENOTSUP || (errno == EPERM && (!ap->is_root || ap->userns)))
 				continue;
 			return kn_error_errno(err, "cannot set xattr '%s' on '%s'", name, rel);
 		}
@@ -379,15 +381,26 @@ static int set_xattrs(struct ap *ap, int fd, struct archive_entry *e, const char
 	return 0;
 }
 
+/* A failed chown: fine for a plain user (EPERM), an error otherwise, with how to map the ID. */
+static int owner_error(struct ap *ap, struct archive_entry *e, const char *rel, kn_error **err)
+{
+	int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+	_cleanup_free_ char *hint = NULL;
+
+	if (!ap->is_root && errno == EPERM)
+		return 0;
+	if (errno == EINVAL && ap->userns)
+		hint = kn_userns_unmapped_hint((unsigned long)(uid > gid ? uid : gid));
+	return kn_error_errno(err, "cannot change owner of '%s' to %lld:%lld%s", rel,
+			      (long long)uid, (long long)gid, hint ? hint : "");
+}
+
 static int set_owner_at(struct ap *ap, int pfd, const char *base, struct archive_entry *e,
 			const char *rel, kn_error **err)
 {
 	if (fchownat(pfd, base, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
-		     AT_SYMLINK_NOFOLLOW) < 0) {
-		if (!ap->is_root && errno == EPERM)
-			return 0;
-		return kn_error_errno(err, "cannot change owner of '%s'", rel);
-	}
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		return owner_error(ap, e, rel, err);
 	return 0;
 }
 
@@ -517,7 +530,8 @@ static int do_opaque(struct ap *ap, const char *dir, kn_error **err)
 	if (dfd < 0)
 		return -1;
 	if (ap->overlay) {
-		const char *name = ap->is_root ? "trusted.overlay.opaque" : "user.overlay.opaque";
+		const char *name = ap->is_root && !ap->userns ? "trusted.overlay.opaque"
+							      : "user.overlay.opaque";
 		if (fsetxattr(dfd, name, "y", 1, 0) < 0)
 			return kn_error_errno(err, "cannot mark '%s' opaque", dir);
 		return 0;
@@ -593,6 +607,9 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 					    (long long)ap->max_size, rel);
 		ap->total_size += size;
 	}
+	/* A user namespace cannot make devices: skipped, as rootless BuildKit and containerd do. */
+	if ((type == AE_IFCHR || type == AE_IFBLK) && !link && ap->userns)
+		return 0;
 	if ((type == AE_IFCHR || type == AE_IFBLK) && !link && !ap->is_root)
 		return kn_error_set(err, EPERM, "device file '%s' needs root", rel);
 
@@ -631,8 +648,8 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 		if (dfd < 0)
 			return kn_error_errno(err, "cannot open directory '%s'", rel);
 		if (fchown(dfd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0 &&
-		    (ap->is_root || errno != EPERM))
-			return kn_error_errno(err, "cannot change owner of '%s'", rel);
+		    owner_error(ap, e, rel, err) < 0)
+			return -1;
 		if (set_xattrs(ap, dfd, e, rel, err) < 0)
 			return -1;
 		KN_GROW(ap->dirs, ap->alloc_dirs, ap->n_dirs + 1);
@@ -652,8 +669,8 @@ static int apply_entry(struct ap *ap, struct archive *a, struct archive_entry *e
 		if (write_file_data(a, fd, archive_entry_size(e), rel, err) < 0)
 			return -1;
 		if (fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0 &&
-		    (ap->is_root || errno != EPERM))
-			return kn_error_errno(err, "cannot change owner of '%s'", rel);
+		    owner_error(ap, e, rel, err) < 0)
+			return -1;
 		if (fchmod(fd, perm) < 0)
 			return kn_error_errno(err, "cannot change mode of '%s'", rel);
 		if (set_xattrs(ap, fd, e, rel, err) < 0)
@@ -738,6 +755,7 @@ int layer_apply_fd(int fd, const char *target, const struct layer_apply_opts *op
 	ap.opts = opts;
 	ap.overlay = opts->flags & LAYER_APPLY_OVERLAY;
 	ap.is_root = geteuid() == 0;
+	ap.userns = kn_userns_active();
 	ap.no_openat2 = layer_apply_force_walk;
 	ap.max_size = opts->max_size > 0 ? opts->max_size : LAYER_APPLY_MAX_SIZE_DEFAULT;
 	ap.max_entries = opts->max_entries > 0 ? opts->max_entries : LAYER_APPLY_MAX_ENTRIES_DEFAULT;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/userns.h"
 #include "layers/layer-internal.h"
 
 static bool is_dir(const char *p)
@@ -177,7 +178,8 @@ static int mount_new_api(const char *target, char *const *lowerdirs, const char 
 			 const char *workdir, kn_error **err)
 {
 	_cleanup_close_ int fsfd = -1, mfd = -1;
-	bool root = geteuid() == 0;
+	/* A user namespace (rootless) cannot write trusted.* xattrs: overlay uses user.* ones. */
+	bool root = geteuid() == 0 && !kn_userns_active();
 
 	fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0)
@@ -188,7 +190,8 @@ static int mount_new_api(const char *target, char *const *lowerdirs, const char 
 	if (upperdir && (fsconfig_str(fsfd, "upperdir", upperdir, err) < 0 ||
 			 fsconfig_str(fsfd, "workdir", workdir, err) < 0))
 		return -1;
-	if (fsconfig_str(fsfd, "redirect_dir", "off", err) < 0)
+	/* userxattr forbids following redirects ("off" still follows): "nofollow" there. */
+	if (fsconfig_str(fsfd, "redirect_dir", root ? "off" : "nofollow", err) < 0)
 		return -1;
 	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "metacopy", "off", 0) < 0 && errno != EINVAL)
 		return kn_error_errno(err, "overlay option 'metacopy=off'");
@@ -222,9 +225,10 @@ static int mount_old_api(const char *target, char *const *lowerdirs, const char 
 	}
 	if (upperdir)
 		kn_buf_addf(&o, ",upperdir=%s,workdir=%s", upperdir, workdir);
-	kn_buf_adds(&o, ",redirect_dir=off");
-	if (geteuid() != 0)
-		kn_buf_adds(&o, ",userxattr");
+	if (geteuid() != 0 || kn_userns_active())
+		kn_buf_adds(&o, ",redirect_dir=nofollow,userxattr");
+	else
+		kn_buf_adds(&o, ",redirect_dir=off");
 	if (o.len >= (size_t)sysconf(_SC_PAGESIZE)) {
 		kn_buf_release(&o);
 		return kn_error_set(err, E2BIG, "too many overlay layers for mount(2) options");
