@@ -221,6 +221,7 @@ struct sbx_plan {
 	int sys_fd;
 	const char *devpts_opts;
 	char *proc_path; /* "<root>/proc" */
+	bool setgroups_denied; /* /proc/self/setgroups says "deny" */
 };
 
 /* ---------- code run in the children: no allocation, raw syscalls ---------- */
@@ -1063,7 +1064,8 @@ static int drop_privileges(const struct sbx_plan *p, const struct cmd_ids *ids)
 	data[1].effective = data[1].permitted = (uint32_t)(docker_caps >> 32);
 	if (!privileged && syscall(SYS_capset, &hdr, data) < 0)
 		return child_fail(p, errno, "run: set capabilities", NULL, NULL);
-	if (syscall(SYS_setgroups, ids->n_gids, p->gids) < 0)
+	/* Rootless with only our own ID mapped: setgroups is denied, and no other group exists. */
+	if (!p->setgroups_denied && syscall(SYS_setgroups, ids->n_gids, p->gids) < 0)
 		return child_fail(p, errno, "run: setgroups", NULL, NULL);
 	if (syscall(SYS_setresgid, ids->gid, ids->gid, ids->gid) < 0)
 		return child_fail(p, errno, "run: setgid", NULL, NULL);
@@ -1668,6 +1670,15 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 	for (size_t i = 0; i < KN_ARRAY_SIZE(p->dev_fds); i++)
 		p->dev_fds[i] = -1;
 	p->sys_fd = -1;
+	if (p->userns) {
+		struct kn_buf sg = KN_BUF_INIT;
+		kn_error *ignored = NULL;
+
+		if (kn_read_file("/proc/self/setgroups", 64, &sg, &ignored) < 0)
+			kn_error_free(ignored);
+		p->setgroups_denied = sg.len >= 4 && !strncmp(sg.buf, "deny", 4);
+		kn_buf_release(&sg);
+	}
 	/* gid 5 (tty) owns the ptys, as docker; a user namespace may not map it. */
 	p->devpts_opts = !p->userns || kn_userns_mapped_ids() > 5
 			     ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
