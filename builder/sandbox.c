@@ -685,14 +685,34 @@ static int open_sources(struct sbx_plan *p)
 			return child_fail(p, errno, "run: clone the host's '", dev_nodes[i].path,
 					  "'");
 	}
-	if (p->userns && p->spec->network == SANDBOX_NET_HOST) {
-		p->sys_fd =
-		    open_tree(AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-		if (p->sys_fd < 0 ||
-		    set_mount_attr(p->sys_fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
-				   (p->spec->privileged ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NOSUID |
-				       MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
-			return child_fail(p, errno, "run: clone the host's '/sys'", NULL, NULL);
+	/*
+	 * A user namespace may mount sysfs only for a network namespace of its own and while a
+	 * sysfs is visible: a fresh one made now (net none), else the host's, bound.
+	 */
+	if (p->userns) {
+		unsigned int attrs = (p->spec->privileged ? 0 : MOUNT_ATTR_RDONLY) |
+				     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+		if (p->spec->network == SANDBOX_NET_HOST) {
+			p->sys_fd = open_tree(AT_FDCWD, "/sys",
+					      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+			if (p->sys_fd < 0 || set_mount_attr(p->sys_fd, "",
+							    AT_EMPTY_PATH | AT_RECURSIVE, attrs) < 0)
+				return child_fail(p, errno, "run: clone the host's '/sys'", NULL,
+						  NULL);
+		} else {
+			int fsfd = fsopen("sysfs", FSOPEN_CLOEXEC);
+
+			if (fsfd < 0 || fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+			    (p->sys_fd = fsmount(fsfd, FSMOUNT_CLOEXEC, attrs)) < 0) {
+				int e = errno;
+
+				if (fsfd >= 0)
+					close(fsfd);
+				return child_fail(p, e, "run: mount '/sys'", NULL, NULL);
+			}
+			close(fsfd);
+		}
 	}
 	for (size_t i = 0; i < p->n_files; i++) {
 		struct sbx_file *f = &p->files[i];
