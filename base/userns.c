@@ -326,7 +326,10 @@ int kn_userns_enter(kn_error **err)
 				msg.buf[--msg.len] = '\0';
 			kn_error_set(err, EPERM,
 				     "rootless: newuidmap/newgidmap could not map the IDs of user '%s' "
-				     "from /etc/subuid and /etc/subgid%s%s",
+				     "from /etc/subuid and /etc/subgid%s%s (in a container without "
+				     "CAP_SYS_ADMIN, give them file capabilities instead of the setuid "
+				     "bit: setcap cap_setuid=ep newuidmap; setcap cap_setgid=ep "
+				     "newgidmap)",
 				     host_user, msg.len ? ": " : "", msg.len ? msg.buf : "");
 			kn_buf_release(&msg);
 			goto out;
