@@ -51,6 +51,9 @@ struct bld {
 	struct layer_write_opts lopts;
 	bool have_epoch;
 	int64_t epoch;
+	/* The git context's commit time (seconds since the epoch), for the timestamp rule. */
+	bool have_ctx_time;
+	int64_t ctx_time;
 	char *extra_hosts; /* --add-host lines for /etc/hosts, NULL when none */
 	struct bld_secret *secrets;
 	size_t n_secrets, alloc_secrets;
@@ -127,6 +130,15 @@ bool bld_export_needs_image(const struct bld_options *o);
 
 /** Loads the context (directory, or tar on fd unpacked into the store's tmp dir). */
 int ctx_open(struct bld *b, kn_error **err);
+/** Whether a context argument is a git repository URL (git://, git@, ssh://, http(s)://...git). */
+bool ctx_is_git_url(const char *s);
+/**
+ * Fetches the git context url ("REPO#REF:SUBDIR") with the git command: a shallow fetch of REF
+ * (default HEAD) into the store's tmp dir, submodules too, .git removed unless the build arg
+ * BUILDKIT_CONTEXT_KEEP_GIT_DIR=1 is given (as BuildKit). Sets b->ctx_time to the commit time.
+ * *ret_dir (owned) is the checkout or its SUBDIR.
+ */
+int ctx_fetch_git(struct bld *b, const char *url, char **ret_dir, kn_error **err);
 /** Reads the .dockerignore that applies (dockerfile_path may be NULL). */
 int ctx_load_ignore(struct bld *b, const char *dockerfile_path, kn_error **err);
 

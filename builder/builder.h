@@ -83,6 +83,9 @@ struct bld_options {
 	const char *root;
 	const char *context_dir;
 	int context_tar_fd;
+	/* Instead of both: a git repository URL, REPO[#REF[:SUBDIR]] (git://, git@HOST:, ssh://,
+	 * http(s)://...git), fetched with the git command. */
+	const char *context_url;
 	const char *dockerfile_path;
 	const char *dockerfile_data;
 	size_t dockerfile_len;

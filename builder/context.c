@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "builder/build-internal.h"
@@ -86,7 +87,14 @@ int ctx_open(struct bld *b, kn_error **err)
 	const struct bld_options *o = b->o;
 	char *real;
 
-	if (o->context_dir) {
+	if (o->context_url) {
+		if (!ctx_is_git_url(o->context_url))
+			return kn_error_set(err, EINVAL,
+					    "unable to prepare context: '%s' is not a git repository URL (git://, git@HOST:, "
+					    "ssh://, or http(s)://...git)", o->context_url);
+		if (ctx_fetch_git(b, o->context_url, &real, err) < 0)
+			return -1;
+	} else if (o->context_dir) {
 		real = realpath(o->context_dir, NULL);
 		if (!real)
 			return kn_error_errno(err, "unable to prepare context: path '%s' not found", o->context_dir);
@@ -141,5 +149,194 @@ int ctx_load_ignore(struct bld *b, const char *dockerfile_path, kn_error **err)
 			return kn_error_wrap(err, "%s", cands[i]);
 		return 0;
 	}
+	return 0;
+}
+
+/* ---- contexts from URLs: git repositories (through the git command, as BuildKit) ------------- */
+
+bool ctx_is_git_url(const char *s)
+{
+	size_t n = strcspn(s, "#");
+
+	if (!strncmp(s, "git://", 6) || !strncmp(s, "git@", 4) || !strncmp(s, "ssh://", 6))
+		return true;
+	if ((!strncmp(s, "https://", 8) || !strncmp(s, "http://", 7)) && n > 4 && !strncmp(s + n - 4, ".git", 4))
+		return true;
+	return false;
+}
+
+/*
+ * Runs git with argv (argv[0] "git") in the directory dir, stdin /dev/null. Its stdout (trimmed)
+ * goes to *ret_out when not NULL; on failure its stderr is in the error.
+ */
+static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_error **err)
+{
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0;
+	struct kn_buf o = KN_BUF_INIT, e = KN_BUF_INIT;
+	kn_error *ignored = NULL;
+	pid_t pid;
+
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		if (out[0] >= 0) {
+			close(out[0]);
+			close(out[1]);
+		}
+		return kn_error_errno(err, "git: pipe");
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(out[0]);
+		close(out[1]);
+		close(errp[0]);
+		close(errp[1]);
+		return kn_error_errno(err, "git: fork");
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0 ||
+		    (dir && chdir(dir) < 0))
+			_exit(127);
+		setenv("GIT_TERMINAL_PROMPT", "0", 1);
+		setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+		execvp("git", (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(errp[1]);
+	/* stdout is small (a commit time); stderr is read after it (git writes little there). */
+	(void)kn_read_fd(out[0], 1 << 20, &o, &ignored);
+	kn_error_free(ignored);
+	ignored = NULL;
+	(void)kn_read_fd(errp[0], 1 << 16, &e, &ignored);
+	kn_error_free(ignored);
+	close(out[0]);
+	close(errp[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		while (e.len && (e.buf[e.len - 1] == '\n' || e.buf[e.len - 1] == '\r'))
+			kn_buf_setlen(&e, e.len - 1);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && !e.len)
+			kn_error_set(err, ENOENT, "git %s: cannot run git (is it installed?)", argv[1]);
+		else
+			kn_error_set(err, 0, "git %s failed: %s", argv[1], e.len ? e.buf : "no message");
+		kn_buf_release(&o);
+		kn_buf_release(&e);
+		return -1;
+	}
+	kn_buf_release(&e);
+	while (o.len && (o.buf[o.len - 1] == '\n' || o.buf[o.len - 1] == ' '))
+		kn_buf_setlen(&o, o.len - 1);
+	if (ret_out)
+		*ret_out = kn_buf_detach(&o);
+	kn_buf_release(&o);
+	return 0;
+}
+
+static bool is_hex_commit(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n != 40 && n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int ctx_fetch_git(struct bld *b, const char *url, char **ret_dir, kn_error **err)
+{
+	const char *tmp = store_tmpdir(b->store, err);
+	_cleanup_free_ char *repo = NULL, *ref = NULL, *subdir = NULL, *dir = NULL, *time = NULL;
+	_cleanup_free_ char *sub = NULL, *real = NULL;
+	const char *hash = strchr(url, '#');
+	bool keep_git = false;
+	char *end = NULL;
+	long long t;
+
+	if (!tmp)
+		return -1;
+	repo = hash ? xstrndup(url, (size_t)(hash - url)) : xstrdup(url);
+	if (hash && hash[1]) {
+		const char *colon = strchr(hash + 1, ':');
+
+		ref = colon ? xstrndup(hash + 1, (size_t)(colon - hash - 1)) : xstrdup(hash + 1);
+		subdir = colon && colon[1] ? xstrdup(colon + 1) : NULL;
+	}
+	if (ref && (!*ref || ref[0] == '-'))
+		return kn_error_set(err, EINVAL, "invalid git reference in '%s'", url);
+	for (size_t i = 0; b->o->build_args && b->o->build_args[i]; i++)
+		if (!strcmp(b->o->build_args[i], "BUILDKIT_CONTEXT_KEEP_GIT_DIR=1") ||
+		    !strcmp(b->o->build_args[i], "BUILDKIT_CONTEXT_KEEP_GIT_DIR=true"))
+			keep_git = true;
+	dir = kn_path_join(tmp, "git-context");
+	{
+		const char *init[] = { "git", "init", "-q", dir, NULL };
+		const char *remote[] = { "git", "remote", "add", "origin", repo, NULL };
+		const char *fetch[] = { "git", "fetch", "-q", "--depth=1", "--no-tags", "origin",
+					ref ? ref : "HEAD", NULL };
+		/* dumb HTTP servers cannot serve a shallow fetch */
+		const char *fetch_full[] = { "git", "fetch", "-q", "--no-tags", "origin", ref ? ref : "HEAD", NULL };
+		const char *fetch_all[] = { "git", "fetch", "-q", "origin", NULL };
+		const char *checkout[] = { "git", "-c", "advice.detachedHead=false", "checkout", "-q",
+					   "FETCH_HEAD", NULL };
+		const char *checkout_ref[] = { "git", "-c", "advice.detachedHead=false", "checkout", "-q",
+					       ref, NULL };
+		const char *subm[] = { "git", "submodule", "update", "-q", "--init", "--recursive", "--depth=1",
+				       NULL };
+		const char *log[] = { "git", "log", "-1", "--format=%ct", NULL };
+		kn_error *e = NULL;
+
+		if (run_git(NULL, init, NULL, err) < 0 || run_git(dir, remote, NULL, err) < 0)
+			return kn_error_wrap(err, "git context '%s'", url);
+		if (run_git(dir, fetch, NULL, &e) == 0 || run_git(dir, fetch_full, NULL, NULL) == 0) {
+			if (run_git(dir, checkout, NULL, err) < 0) {
+				kn_error_free(e);
+				return kn_error_wrap(err, "git context '%s'", url);
+			}
+			kn_error_free(e);
+		} else if (ref && is_hex_commit(ref) && run_git(dir, fetch_all, NULL, NULL) == 0 &&
+			   run_git(dir, checkout_ref, NULL, NULL) == 0) {
+			/* A commit the server does not serve by itself: fetched with everything. */
+			kn_error_free(e);
+		} else {
+			kn_error_propagate(err, e);
+			return kn_error_wrap(err, "git context '%s'", url);
+		}
+		if (run_git(dir, subm, NULL, err) < 0 || run_git(dir, log, &time, err) < 0)
+			return kn_error_wrap(err, "git context '%s'", url);
+	}
+	errno = 0;
+	t = strtoll(time, &end, 10);
+	if (!errno && end != time && !*end && t >= 0) {
+		b->have_ctx_time = true;
+		b->ctx_time = t;
+	}
+	if (!keep_git) {
+		_cleanup_free_ char *gitdir = kn_path_join(dir, ".git");
+
+		if (kn_rm_rf(gitdir, err) < 0)
+			return -1;
+	}
+	if (!subdir) {
+		*ret_dir = steal_ptr(&dir);
+		return 0;
+	}
+	/* The subdirectory must stay inside the checkout (no '..', no symlink out). */
+	sub = kn_path_join(dir, subdir);
+	real = realpath(sub, NULL);
+	if (!real)
+		return kn_error_errno(err, "git context '%s': subdirectory '%s'", url, subdir);
+	{
+		_cleanup_free_ char *rdir = realpath(dir, NULL);
+		size_t n = rdir ? strlen(rdir) : 0;
+
+		if (!rdir || strncmp(real, rdir, n) || (real[n] && real[n] != '/'))
+			return kn_error_set(err, EPERM, "git context '%s': subdirectory '%s' is outside the repository",
+					    url, subdir);
+	}
+	*ret_dir = steal_ptr(&real);
 	return 0;
 }

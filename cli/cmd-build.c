@@ -14,8 +14,9 @@
 static const char build_usage[] =
 	"Usage: kiln build [OPTIONS] CONTEXT\n"
 	"\n"
-	"Builds an image from a Dockerfile. CONTEXT is a directory, or '-' to read a tar of the\n"
-	"context (or a bare Dockerfile) from stdin. The image ID is printed last on stdout.\n"
+	"Builds an image from a Dockerfile. CONTEXT is a directory, '-' to read a tar of the\n"
+	"context (or a bare Dockerfile) from stdin, or a git repository URL REPO[#REF[:SUBDIR]]\n"
+	"(git://, git@HOST:, ssh://, http(s)://...git). The image ID is printed last on stdout.\n"
 	"\n"
 	"Options:\n"
 	"  -t, --tag NAME            name the result (repeatable)\n"
@@ -378,6 +379,18 @@ int cmd_build(int argc, char **argv)
 			o.dockerfile_len = dockerfile.len;
 		} else {
 			o.dockerfile_path = file; /* relative to the unpacked context */
+		}
+	} else if (strstr(context, "://") || !strncmp(context, "git@", 4)) {
+		o.context_url = context;
+		if (df_from_stdin) {
+			if (kn_read_fd(STDIN_FILENO, 16 << 20, &dockerfile, &err) < 0) {
+				ret = cli_fail(err);
+				goto out;
+			}
+			o.dockerfile_data = dockerfile.buf;
+			o.dockerfile_len = dockerfile.len;
+		} else {
+			o.dockerfile_path = file; /* inside the repository */
 		}
 	} else {
 		o.context_dir = context;

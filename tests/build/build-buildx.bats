@@ -207,3 +207,61 @@ index_entries() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/o2/keys")" ""
 	assert_contains "$output" 'no SSH key "default" forwarded from the client'
 }
+
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+@test "git contexts: git:// from git daemon and http(s)://...git from a web server, #REF:SUBDIR" {
+	skip_unless git
+	skip_unless python3
+	srv="$BATS_TEST_TMPDIR/srv"
+	mkdir -p "$srv/repo/app"
+	cd "$srv/repo"
+	git init -q -b main .
+	printf 'FROM kiln-test/busybox:latest\nCOPY . /src\n' | tee Dockerfile >app/Dockerfile
+	echo v1 >app/file
+	git add -A
+	git -c user.name=t -c user.email=t@t commit -qm one
+	git tag v1
+	echo v2 >app/file
+	git -c user.name=t -c user.email=t@t commit -qam two
+	git clone -q --bare "$srv/repo" "$srv/www/repo.git"
+	git -C "$srv/www/repo.git" update-server-info
+	cd "$BATS_TEST_TMPDIR"
+	gport=$(free_port)
+	hport=$(free_port)
+	timeout 120 git daemon --reuseaddr --base-path="$srv" --export-all --listen=127.0.0.1 --port="$gport" "$srv" \
+		</dev/null >"$BATS_TEST_TMPDIR/gd.log" 2>&1 3>&- &
+	gpid=$!
+	(cd "$srv/www" && exec timeout 120 python3 -m http.server "$hport" --bind 127.0.0.1) \
+		</dev/null >"$BATS_TEST_TMPDIR/hs.log" 2>&1 3>&- &
+	hpid=$!
+	for _ in $(seq 50); do
+		git ls-remote "git://127.0.0.1:$gport/repo" >/dev/null 2>&1 &&
+			curl -sf "http://127.0.0.1:$hport/repo.git/HEAD" >/dev/null && break
+		sleep 0.1
+	done
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/a" "git://127.0.0.1:$gport/repo#v1:app"
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/b" "git://127.0.0.1:$gport/repo#main:app"
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/c" "git://127.0.0.1:$gport/repo"
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/d" --build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1 "git://127.0.0.1:$gport/repo#v1"
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/h" "http://127.0.0.1:$hport/repo.git#v1:app"
+	run_kiln 1 build -q "git://127.0.0.1:$gport/repo#nosuchref"
+	nosuch=$output
+	run_kiln 1 build -q "git://127.0.0.1:$gport/repo#v1:../.."
+	outside=$output
+	kill "$gpid" "$hpid"
+	wait "$gpid" "$hpid" || true
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/a/src/file")" v1
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/b/src/file")" v2
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/c/src/app/file")" v2
+	[ ! -e "$BATS_TEST_TMPDIR/c/src/.git" ]
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/d/src/app/file")" v1
+	[ -d "$BATS_TEST_TMPDIR/d/src/.git" ]
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/h/src/file")" v1
+	assert_contains "$nosuch" "git context 'git://127.0.0.1:$gport/repo#nosuchref'"
+	assert_contains "$nosuch" "nosuchref"
+	assert_contains "$outside" "is outside the repository"
+}
