@@ -202,20 +202,6 @@ cold_build() {
 	[ "$(last_line "$output")" != "$ID" ]
 }
 
-@test "SOURCE_DATE_EPOCH is part of what a cached step depends on" {
-	cache="type=registry,ref=$REGISTRY_HOST/cache/app:epoch"
-	SOURCE_DATE_EPOCH=1000000000 cold_build --cache-to "$cache,mode=max"
-	new_store
-	SOURCE_DATE_EPOCH=1000000000 build_ok -t app:1 --cache-from "$cache" "$ctx"
-	assert_equal "$(last_line "$output")" "$ID"
-	assert_equal "$(runs_in_store)" ""
-	new_store
-	SOURCE_DATE_EPOCH=1700000000 build_ok -t app:1 --cache-from "$cache" "$ctx"
-	[ "$(last_line "$output")" != "$ID" ]
-	assert_equal "$(inspect app:1 .Created)" '"2023-11-14T22:13:20Z"'
-	assert_equal "$(inspect app:1 '.History[-1].created')" '"2023-11-14T22:13:20Z"'
-}
-
 @test "a missing, unreachable or corrupt cache is a warning, never a failed build" {
 	new_store
 	build_ok -t app:1 --cache-from "type=registry,ref=$REGISTRY_HOST/cache/none:x" "$ctx"
