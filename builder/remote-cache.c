@@ -3,7 +3,7 @@
  * The steps' cache keys are the local cache's (cache.c's cache_key is the one definition); an
  * exported entry is what a local entry holds (the image config after the step and its layers),
  * so a hit on an imported entry restores exactly the state a local hit would, and the final
- * image gets the same ID. Import is lazy: only manifests and metadata are read up front; a layer
+ * image has the same ID. Import is lazy: only manifests and metadata are read up front; a layer
  * is downloaded by rcache_fetch when something needs its bytes (a step running on top of it, a
  * COPY --from, the final image). The format is documented in man/kiln-build-cache.5.
  */
