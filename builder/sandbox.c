@@ -2236,6 +2236,11 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 		    (!strcmp(res.err_msg, "run: setuid") || !strcmp(res.err_msg, "run: setgid") ||
 		     !strcmp(res.err_msg, "run: setgroups")))
 			hint = kn_userns_unmapped_hint(KN_USERNS_SOME_ID);
+		/* Rootless overlayfs needs a kernel that allows it in a user namespace. */
+		else if (p.userns && (!strncmp(res.err_msg, "run: mount overlay", 18) ||
+				      !strncmp(res.err_msg, "run: overlayfs is not", 21)))
+			hint = xstrdup(" (rootless: overlayfs in a user namespace needs Linux 5.11 or "
+				       "later; kiln has no fallback for older kernels yet)");
 		kn_error_set(err, res.err_code, "%s%s", res.err_msg, hint ? hint : "");
 		goto out;
 	}
