@@ -1509,3 +1509,62 @@ int reg_client_verify_login(struct reg_client *c, char **ret_identity_token, kn_
 	}
 	return 0;
 }
+
+/* ---- plain URLs (build contexts, ADD) ------------------------------------------------------------ */
+
+struct fd_sink {
+	int fd;
+	int64_t written;
+};
+
+static int fd_sink_write(void *ctx, const void *data, size_t len, kn_error **err)
+{
+	struct fd_sink *f = ctx;
+
+	if (kn_write_all(f->fd, data, len, err) < 0)
+		return -1;
+	f->written += (int64_t)len;
+	return 0;
+}
+
+static int fd_sink_restart(void *ctx, kn_error **err)
+{
+	struct fd_sink *f = ctx;
+
+	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
+		return kn_error_errno(err, "cannot restart the download");
+	f->written = 0;
+	return 0;
+}
+
+int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, char **ret_last_modified,
+		  kn_error **err)
+{
+	_cleanup_(reg_client_freep) struct reg_client *c = NULL;
+	_cleanup_(reg_response_freep) struct reg_response *resp = NULL;
+	_cleanup_free_ char *hostport = NULL;
+	struct reg_ref ref = { 0 };
+	struct fd_sink fs = { .fd = fd };
+	struct reg_sink sink = { .write = fd_sink_write, .restart = fd_sink_restart, .ctx = &fs };
+	struct reg_request req = { .method = "GET", .url = url, .sink = &sink,
+				   .flags = REG_REQ_NO_AUTH | REG_REQ_RESUME };
+	const char *lm;
+
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+		return kn_error_set(err, EINVAL, "'%s' is not an http(s) URL", url);
+	hostport = url_hostport(url);
+	if (!hostport || !*hostport)
+		return kn_error_set(err, EINVAL, "invalid URL '%s'", url);
+	/* A client for the URL's host only: no registry credentials ever go with the request. */
+	ref.domain = hostport;
+	ref.path = (char *)"-";
+	if (reg_client_new(&ref, opts, REG_ACCESS_PULL, &c, err) < 0)
+		return -1;
+	if (reg_request(c, &req, &resp, err) < 0)
+		return -1;
+	if (ret_last_modified) {
+		lm = reg_response_header(resp, "Last-Modified");
+		*ret_last_modified = lm ? xstrdup(lm) : NULL;
+	}
+	return 0;
+}

@@ -136,6 +136,15 @@ int reg_login(const char *registry, const char *username, const char *password,
  */
 int reg_logout(const char *registry, const struct reg_opts *opts, kn_error **err);
 
+/**
+ * Downloads an http(s) URL (a build context tarball, an ADD source) into fd through the registry
+ * transport: the same TLS settings, certificates, proxies, retries with backoff and resumed
+ * transfers, redirects followed, never any registry credentials. A status >= 400 fails naming
+ * the URL. *ret_last_modified (may be NULL) receives the Last-Modified header or NULL. Owned.
+ */
+int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, char **ret_last_modified,
+		  kn_error **err);
+
 /* ==== pull and push (transfer helper) ========================================================== */
 /* KILN-REGISTRY-TRANSFER-API */
 
