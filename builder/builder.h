@@ -84,7 +84,8 @@ struct bld_options {
 	const char *context_dir;
 	int context_tar_fd;
 	/* Instead of both: a git repository URL, REPO[#REF[:SUBDIR]] (git://, git@HOST:, ssh://,
-	 * http(s)://...git), fetched with the git command. */
+	 * http(s)://...git), fetched with the git command, or an http(s) URL of a tar archive
+	 * (plain or compressed), downloaded through the registry transport and unpacked. */
 	const char *context_url;
 	const char *dockerfile_path;
 	const char *dockerfile_data;
@@ -121,6 +122,9 @@ struct bld_options {
 	/* "ID=SOCKET": ssh-agent sockets for RUN --mount=type=ssh. */
 	char *const *ssh;
 };
+
+/** Whether data starts like a tar archive (ustar) or a gzip, bzip2, xz or zstd stream. */
+bool bld_looks_like_archive(const void *data, size_t n);
 
 /** Sets defaults: context_tar_fd = tls_verify = -1, everything else zero (gzip, oci, pull missing). */
 void bld_options_init(struct bld_options *o);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "builder/build-internal.h"
+#include "registry/registry.h"
 
 /* Unpacks a context tar from fd into dir, refusing absolute paths, `..` and symlink tricks. */
 static int ctx_unpack(int fd, const char *dir, kn_error **err)
@@ -82,18 +83,70 @@ out:
 	return ret;
 }
 
+bool bld_looks_like_archive(const void *data, size_t n)
+{
+	const unsigned char *b = data;
+
+	if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+		return true;
+	if (n >= 3 && !memcmp(b, "BZh", 3))
+		return true;
+	if (n >= 6 && !memcmp(b, "\xfd" "7zXZ\0", 6))
+		return true;
+	if (n >= 4 && !memcmp(b, "\x28\xb5\x2f\xfd", 4))
+		return true;
+	if (n >= 262 && !memcmp(b + 257, "ustar", 5))
+		return true;
+	return false;
+}
+
+/* An http(s) URL of a tar archive (plain or compressed): downloaded, then unpacked into dir. */
+static int ctx_fetch_tarball(struct bld *b, const char *url, const char *dir, kn_error **err)
+{
+	const char *tmp = store_tmpdir(b->store, err);
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct reg_opts ro;
+	char head[512];
+	ssize_t n;
+
+	if (!tmp)
+		return -1;
+	path = kn_path_join(tmp, "context.download");
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return kn_error_errno(err, "cannot create '%s'", path);
+	unlink(path);
+	reg_opts_init(&ro);
+	ro.tls_verify = b->o->tls_verify;
+	if (reg_fetch_url(url, &ro, fd, NULL, err) < 0)
+		return kn_error_wrap(err, "unable to prepare context from '%s'", url);
+	n = pread(fd, head, sizeof(head), 0);
+	if (n < 0)
+		return kn_error_errno(err, "cannot read the context from '%s'", url);
+	if (!bld_looks_like_archive(head, (size_t)n))
+		return kn_error_set(err, EINVAL, "unable to prepare context from '%s': not a tar archive", url);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return kn_error_errno(err, "cannot rewind the context");
+	if (ctx_unpack(fd, dir, err) < 0)
+		return kn_error_wrap(err, "context from '%s'", url);
+	return 0;
+}
+
 int ctx_open(struct bld *b, kn_error **err)
 {
 	const struct bld_options *o = b->o;
 	char *real;
 
-	if (o->context_url) {
-		if (!ctx_is_git_url(o->context_url))
-			return kn_error_set(err, EINVAL,
-					    "unable to prepare context: '%s' is not a git repository URL (git://, git@HOST:, "
-					    "ssh://, or http(s)://...git)", o->context_url);
+	if (o->context_url && ctx_is_git_url(o->context_url)) {
 		if (ctx_fetch_git(b, o->context_url, &real, err) < 0)
 			return -1;
+	} else if (o->context_url && strncmp(o->context_url, "http://", 7) &&
+		   strncmp(o->context_url, "https://", 8)) {
+		return kn_error_set(err, EINVAL,
+				    "unable to prepare context: '%s' is neither a git repository URL (git://, "
+				    "git@HOST:, ssh://, http(s)://...git) nor an http(s) URL of a tar archive",
+				    o->context_url);
 	} else if (o->context_dir) {
 		real = realpath(o->context_dir, NULL);
 		if (!real)
@@ -110,7 +163,8 @@ int ctx_open(struct bld *b, kn_error **err)
 			free(real);
 			return r;
 		}
-		if (o->context_tar_fd >= 0 && ctx_unpack(o->context_tar_fd, real, err) < 0) {
+		if ((o->context_tar_fd >= 0 && ctx_unpack(o->context_tar_fd, real, err) < 0) ||
+		    (o->context_url && ctx_fetch_tarball(b, o->context_url, real, err) < 0)) {
 			free(real);
 			return -1;
 		}

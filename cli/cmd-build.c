@@ -16,7 +16,8 @@ static const char build_usage[] =
 	"\n"
 	"Builds an image from a Dockerfile. CONTEXT is a directory, '-' to read a tar of the\n"
 	"context (or a bare Dockerfile) from stdin, or a git repository URL REPO[#REF[:SUBDIR]]\n"
-	"(git://, git@HOST:, ssh://, http(s)://...git). The image ID is printed last on stdout.\n"
+	"(git://, git@HOST:, ssh://, http(s)://...git), or an http(s) URL of a tar of the context.\n"
+	"The image ID is printed last on stdout.\n"
 	"\n"
 	"Options:\n"
 	"  -t, --tag NAME            name the result (repeatable)\n"
@@ -89,22 +90,6 @@ static const struct option build_options[] = {
 
 /* ---- stdin context --------------------------------------------------------------------------- */
 
-/* A tar (ustar magic) or a compressed stream (gzip, bzip2, xz, zstd) rather than a Dockerfile. */
-static bool looks_like_archive(const unsigned char *b, size_t n)
-{
-	if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
-		return true;
-	if (n >= 3 && !memcmp(b, "BZh", 3))
-		return true;
-	if (n >= 6 && !memcmp(b, "\xfd" "7zXZ\0", 6))
-		return true;
-	if (n >= 4 && !memcmp(b, "\x28\xb5\x2f\xfd", 4))
-		return true;
-	if (n >= 262 && !memcmp(b + 257, "ustar", 5))
-		return true;
-	return false;
-}
-
 /*
  * Reads stdin: a bare Dockerfile lands in *dockerfile; an archive is spooled to an unlinked temp
  * file whose fd is returned in *ret_fd (libarchive needs to re-read from the start).
@@ -130,7 +115,7 @@ static int read_stdin_context(struct kn_buf *dockerfile, int *ret_fd, kn_error *
 			break;
 		kn_buf_add(&head, chunk, (size_t)n);
 	}
-	if (!looks_like_archive((const unsigned char *)head.buf, head.len)) {
+	if (!bld_looks_like_archive(head.buf, head.len)) {
 		kn_buf_add(dockerfile, head.buf, head.len);
 		kn_buf_release(&head);
 		return kn_read_fd(STDIN_FILENO, 16 << 20, dockerfile, err);

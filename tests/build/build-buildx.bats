@@ -265,3 +265,35 @@ free_port() {
 	assert_contains "$nosuch" "nosuchref"
 	assert_contains "$outside" "is outside the repository"
 }
+
+@test "an http URL of a tar.gz is the context, downloaded through the registry transport" {
+	skip_unless python3
+	mkdir -p "$BATS_TEST_TMPDIR/srv" "$BATS_TEST_TMPDIR/c/sub"
+	printf 'FROM kiln-test/busybox:latest\nCOPY . /src\n' >"$BATS_TEST_TMPDIR/c/Dockerfile"
+	echo tarred >"$BATS_TEST_TMPDIR/c/sub/f"
+	chmod 600 "$BATS_TEST_TMPDIR/c/sub/f"
+	tar -C "$BATS_TEST_TMPDIR/c" -czf "$BATS_TEST_TMPDIR/srv/ctx.tar.gz" .
+	tar -C "$BATS_TEST_TMPDIR/c" -cf "$BATS_TEST_TMPDIR/srv/ctx.tar" .
+	echo 'not a tar' >"$BATS_TEST_TMPDIR/srv/plain.txt"
+	port=$(free_port)
+	(cd "$BATS_TEST_TMPDIR/srv" && exec timeout 120 python3 -m http.server "$port" --bind 127.0.0.1) \
+		</dev/null >"$BATS_TEST_TMPDIR/hs.log" 2>&1 3>&- &
+	hpid=$!
+	for _ in $(seq 50); do
+		curl -sf "http://127.0.0.1:$port/ctx.tar" >/dev/null && break
+		sleep 0.1
+	done
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/a" "http://127.0.0.1:$port/ctx.tar.gz"
+	run_kiln build -q -o "$BATS_TEST_TMPDIR/b" -f Dockerfile "http://127.0.0.1:$port/ctx.tar"
+	run_kiln 1 build -q "http://127.0.0.1:$port/plain.txt"
+	plain=$output
+	run_kiln 1 build -q "http://127.0.0.1:$port/missing.tar.gz"
+	missing=$output
+	kill "$hpid"
+	wait "$hpid" || true
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/a/src/sub/f")" tarred
+	assert_equal "$(stat -c %a "$BATS_TEST_TMPDIR/a/src/sub/f")" 600
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/b/src/sub/f")" tarred
+	assert_contains "$plain" "plain.txt': not a tar archive"
+	assert_contains "$missing" "404 Not Found"
+}
