@@ -126,6 +126,17 @@ int bld_export_run(struct bld *b, const struct image_config *config, const struc
 /** Whether an exporter needs the image's manifest and config blobs (oci, docker). */
 bool bld_export_needs_image(const struct bld_options *o);
 
+/* ---- named contexts (named-context.c) ------------------------------------------------------------ */
+
+/**
+ * Looks ref (a FROM image or --from name) up in --build-context. Returns 0 when it is not a named
+ * context; 1 with *ret_img (owned) for a directory (one layer of its files) or an OCI layout's
+ * image (its blobs copied into the store); 2 with *ret_alias (borrowed) for docker-image://REF,
+ * the reference to use instead; -1 with an error.
+ */
+int bld_named_context(struct bld *b, const char *ref, struct store_image **ret_img, const char **ret_alias,
+		      kn_error **err);
+
 /* ---- context (context.c) --------------------------------------------------------------------- */
 
 /** Loads the context (directory, or tar on fd unpacked into the store's tmp dir). */

@@ -260,13 +260,21 @@ static int image_get_locked(struct bld *b, const char *ref, const struct store_i
 {
 	struct store_image *img = NULL;
 	kn_error *e = NULL;
+	const char *name = ref;
+	int r;
 
 	for (size_t i = 0; i < b->n_ext; i++) {
-		if (!strcmp(b->ext[i].ref, ref)) {
+		if (!strcmp(b->ext[i].ref, name)) {
 			*ret = b->ext[i].img;
 			return 0;
 		}
 	}
+	/* --build-context: a directory or layout image, or another reference for this name. */
+	r = bld_named_context(b, name, &img, &ref, err);
+	if (r < 0)
+		return -1;
+	if (r == 1)
+		goto found;
 	if (b->o->pull != BLD_PULL_ALWAYS && store_image_resolve(b->store, ref, &img, &e) == 0)
 		goto found;
 	if (e && e->code != ENOENT) {
@@ -296,7 +304,7 @@ static int image_get_locked(struct bld *b, const char *ref, const struct store_i
 	}
 found:
 	KN_GROW(b->ext, b->alloc_ext, b->n_ext + 1);
-	b->ext[b->n_ext].ref = xstrdup(ref);
+	b->ext[b->n_ext].ref = xstrdup(name);
 	b->ext[b->n_ext].img = img;
 	b->n_ext++;
 	*ret = img;

@@ -35,6 +35,7 @@ enum {
 	{ "add-host", required_argument, NULL, OPT_BX_ADD_HOST },                  \
 	{ "shm-size", required_argument, NULL, OPT_BX_SHM_SIZE },                  \
 	{ "no-cache-filter", required_argument, NULL, OPT_BX_NO_CACHE_FILTER },    \
+	{ "build-context", required_argument, NULL, OPT_BX_BUILD_CONTEXT },        \
 	{ "ssh", required_argument, NULL, OPT_BX_SSH }
 
 /* Help lines of those options (part of build_usage). */
@@ -51,6 +52,8 @@ enum {
 	"      --add-host HOST:IP    add a line to /etc/hosts during RUN (repeatable)\n"                  \
 	"      --shm-size SIZE       size of /dev/shm during RUN (bytes, or with k, m, g; default 64m)\n" \
 	"      --no-cache-filter STAGE  do not use the build cache for these stages (repeatable)\n"       \
+	"      --build-context NAME=SRC  FROM NAME / COPY --from=NAME take SRC instead: a directory,\n"  \
+	"                            docker-image://REF or oci-layout://DIR[:TAG|@DIGEST]\n"             \
 	"      --ssh default|ID=SOCKET  forward an ssh-agent socket to RUN --mount=type=ssh\n"
 
 /* What the buildx flags asked for; the strings bld_options borrow live here. */

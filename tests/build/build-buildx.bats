@@ -297,3 +297,44 @@ free_port() {
 	assert_contains "$plain" "plain.txt': not a tar archive"
 	assert_contains "$missing" "404 Not Found"
 }
+
+@test "--build-context: a directory, docker-image:// and oci-layout:// replace FROM and --from names" {
+	skip_unless skopeo
+	ctx="$BATS_TEST_TMPDIR/ctx"
+	mkdir -p "$ctx" "$BATS_TEST_TMPDIR/extra"
+	echo fromdir >"$BATS_TEST_TMPDIR/extra/x"
+	chmod 604 "$BATS_TEST_TMPDIR/extra/x"
+	# an OCI layout written by skopeo holding the base image under the tag v3
+	skopeo copy -q "oci:$KILN_TEST_ROOT:docker.io/kiln-test/busybox:latest" "oci:$BATS_TEST_TMPDIR/layout:v3"
+	cat >"$ctx/Dockerfile" <<-'EOF2'
+	FROM mybase
+	COPY --from=extra /x /x
+	COPY --from=lay /bin/busybox /bb2
+	RUN --mount=from=extra,target=/e cat /e/x > /y
+	EOF2
+	export KILN_TEST_ROOT="$BATS_TEST_TMPDIR/fresh"
+	mkdir -p "$KILN_TEST_ROOT"
+	"$KILN" --root "$KILN_TEST_ROOT" import "$BASE_OUT/rootfs.tar" other/base:7 >/dev/null
+	run_kiln build -q --build-context mybase=docker-image://other/base:7 \
+		--build-context "extra=$BATS_TEST_TMPDIR/extra" \
+		--build-context "lay=oci-layout://$BATS_TEST_TMPDIR/layout:v3" -o "$BATS_TEST_TMPDIR/o" "$ctx"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/x")" fromdir
+	assert_equal "$(stat -c %a "$BATS_TEST_TMPDIR/o/x")" 604
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/y")" fromdir
+	cmp "$BATS_TEST_TMPDIR/o/bb2" "$BASE_OUT/rootfs/bin/busybox"
+	# a changed directory is a changed source: the COPY and the RUN run again
+	echo changed >"$BATS_TEST_TMPDIR/extra/x"
+	run_kiln build --progress plain --build-context mybase=docker-image://other/base:7 \
+		--build-context "extra=$BATS_TEST_TMPDIR/extra" \
+		--build-context "lay=oci-layout://$BATS_TEST_TMPDIR/layout:v3" -o "$BATS_TEST_TMPDIR/o2" "$ctx"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o2/y")" changed
+	[ "$(printf '%s\n' "$output" | grep -c CACHED)" -eq 0 ]
+	# errors name the context
+	run_kiln 1 build -q --build-context "mybase=$BATS_TEST_TMPDIR/nope" "$ctx"
+	assert_contains "$output" "--build-context mybase: directory '$BATS_TEST_TMPDIR/nope'"
+	run_kiln 1 build -q --build-context mybase=docker-image://other/base:7 --build-context "extra=$BATS_TEST_TMPDIR/extra" \
+		--build-context "lay=oci-layout://$BATS_TEST_TMPDIR/layout:nosuch" "$ctx"
+	assert_contains "$output" "no image tagged nosuch"
+	run_kiln 2 build --build-context novalue "$ctx"
+	assert_contains "$output" "expected NAME=SOURCE"
+}
