@@ -213,7 +213,7 @@ struct sbx_plan {
 	 * Rootless (kn_userns_active()): the overlays use user.overlay.* xattrs (userxattr), /dev
 	 * nodes are binds of the host's (a user namespace cannot mknod them), /sys is a read-only
 	 * bind of the host's with the host network (sysfs needs a network namespace of our own)
-	 * and devpts gets gid=5 only when that gid is mapped. The fds are opened by the reaper
+	 * and devpts is given gid=5 only when that gid is mapped. The fds are opened by the reaper
 	 * before pivot_root.
 	 */
 	bool userns;
