@@ -829,7 +829,7 @@ static const char *mount_type_name(enum df_mount_type t)
  * ssh_index numbers ssh mounts for their default target.
  */
 static int parse_mount(const struct pctx *c, const char *raw, const struct df_env *expand_env,
-		       size_t ssh_index, struct df_mount *m, struct kn_strv *matched)
+		       size_t ssh_index, struct df_mount *m, struct kn_strv *matched, size_t *produced)
 {
 	struct kn_strv fields = KN_STRV_INIT;
 	bool ro_auto = true, late = expand_env == NULL;
@@ -891,12 +891,14 @@ static int parse_mount(const struct pctx *c, const char *raw, const struct df_en
 			kn_error *e = NULL;
 
 			if (df_expand(value, expand_env, c->escape, 0, &x, &e) < 0) {
+				*produced += x.produced;
 				r = perr(c, "%s", e->msg);
 				kn_error_free(e);
 				goto out;
 			}
 			free(value);
 			value = steal_ptr(&x.result);
+			*produced += x.produced;
 			for (size_t k = 0; k < x.matched.n; k++)
 				if (!kn_strv_contains(matched, x.matched.v[k]))
 					kn_strv_push(matched, x.matched.v[k]);
@@ -1268,7 +1270,7 @@ static int parse_run(const struct pctx *c, struct df_instr *in)
 	for (size_t i = 0; i < defs[0].values.n; i++) {
 		struct df_mount *m = &in->run.mounts[in->run.n_mounts];
 
-		if (parse_mount(c, defs[0].values.v[i], NULL, ssh, m, NULL) < 0)
+		if (parse_mount(c, defs[0].values.v[i], NULL, ssh, m, NULL, NULL) < 0)
 			goto out;
 		if (m->type == DF_MOUNT_SSH)
 			ssh++;
@@ -1622,6 +1624,8 @@ struct xctx {
 	const struct df_env *env;
 	struct df_instr *out;
 	kn_error **err;
+	size_t budget;		/* what the plan has left */
+	size_t produced;	/* substitution bytes, failed expansions included */
 };
 
 static void note_vars(struct df_instr *out, const struct df_expansion *x)
@@ -1649,12 +1653,17 @@ static int xword(struct xctx *x, char **word, unsigned flags)
 
 	if (!*word)
 		return 0;
-	if (df_expand(*word, x->env, x->in->escape, flags | DF_LEX_PRIVATE_NO_WORDS, &e, &ke) < 0)
+	if (df_expand(*word, x->env, x->in->escape, flags | DF_LEX_PRIVATE_NO_WORDS, &e, &ke) < 0) {
+		x->produced += e.produced;
 		return xerr(x, ke);
+	}
 	free(*word);
 	*word = steal_ptr(&e.result);
+	x->produced += e.produced;
 	note_vars(x->out, &e);
 	df_expansion_release(&e);
+	if (x->produced > x->budget)
+		return sem_budget_error(x->in, x->err);
 	return 0;
 }
 
@@ -1666,24 +1675,57 @@ static int xwords(struct xctx *x, char **v)
 	return 0;
 }
 
+static int instr_expand(struct xctx *x);
+
 int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct df_instr **ret,
 		    kn_error **err)
 {
+	size_t produced;
+
+	return sem_instr_expand(in, env, SIZE_MAX, ret, &produced, err);
+}
+
+int sem_budget_error(const struct df_instr *in, kn_error **err)
+{
+	return kn_error_set_at(err, in->file, in->line, in->col,
+			       "variable expansions of the whole Dockerfile are longer than %u MiB",
+			       DF_PLAN_MAX_EXPANDED >> 20);
+}
+
+int sem_instr_expand(const struct df_instr *in, const struct df_env *env, size_t budget,
+		     struct df_instr **ret, size_t *ret_produced, kn_error **err)
+{
 	_cleanup_(df_instr_freep) struct df_instr *out = instr_dup(in);
-	struct xctx x = { in, env, out, err };
+	struct xctx x = { in, env, out, err, budget, 0 };
+	int r;
 
 	kn_strv_release(&out->matched);
 	kn_strv_release(&out->unmatched);
+	r = instr_expand(&x);
+	*ret_produced = x.produced;
+	if (r < 0)
+		return -1;
+	*ret = steal_ptr(&out);
+	return 0;
+}
+
+static int instr_expand(struct xctx *x)
+{
+	const struct df_instr *in = x->in;
+	const struct df_env *env = x->env;
+	struct df_instr *out = x->out;
+	kn_error **err = x->err;
+
 	switch (out->kind) {
 	case DF_INSTR_FROM:
-		if (xword(&x, &out->from.base, 0) < 0 || xword(&x, &out->from.platform, 0) < 0)
+		if (xword(x, &out->from.base, 0) < 0 || xword(x, &out->from.platform, 0) < 0)
 			return -1;
 		break;
 	case DF_INSTR_ENV:
 	case DF_INSTR_LABEL:
 	case DF_INSTR_ARG:
 		for (size_t i = 0; i < out->kv.n; i++)
-			if (xword(&x, &out->kv.kvs[i].key, 0) < 0 || xword(&x, &out->kv.kvs[i].value, 0) < 0)
+			if (xword(x, &out->kv.kvs[i].key, 0) < 0 || xword(x, &out->kv.kvs[i].value, 0) < 0)
 				return -1;
 		break;
 	case DF_INSTR_EXPOSE: {
@@ -1694,17 +1736,24 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 			kn_error *ke = NULL;
 
 			if (df_expand(out->expose.ports[i], env, in->escape, 0, &e, &ke) < 0) {
+				x->produced += e.produced;
 				kn_strv_release(&ports);
-				return xerr(&x, ke);
+				return xerr(x, ke);
 			}
 			note_vars(out, &e);
+			x->produced += e.produced;
+			if (x->produced > x->budget) {
+				df_expansion_release(&e);
+				kn_strv_release(&ports);
+				return sem_budget_error(in, err);
+			}
 			for (size_t k = 0; e.words[k]; k++) {
 				struct df_port p;
 
 				if (df_port_parse(e.words[k], &p, &ke) < 0) {
 					df_expansion_release(&e);
 					kn_strv_release(&ports);
-					return xerr(&x, ke);
+					return xerr(x, ke);
 				}
 				kn_strv_push(&ports, e.words[k]);
 			}
@@ -1715,29 +1764,29 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 		break;
 	}
 	case DF_INSTR_WORKDIR:
-		if (xword(&x, &out->workdir.path, 0) < 0)
+		if (xword(x, &out->workdir.path, 0) < 0)
 			return -1;
 		break;
 	case DF_INSTR_USER:
-		if (xword(&x, &out->user.user, 0) < 0)
+		if (xword(x, &out->user.user, 0) < 0)
 			return -1;
 		break;
 	case DF_INSTR_VOLUME:
-		if (xwords(&x, out->volume.paths) < 0)
+		if (xwords(x, out->volume.paths) < 0)
 			return -1;
 		break;
 	case DF_INSTR_STOPSIGNAL:
-		if (xword(&x, &out->stopsignal.signal, 0) < 0)
+		if (xword(x, &out->stopsignal.signal, 0) < 0)
 			return -1;
 		break;
 	case DF_INSTR_COPY:
 	case DF_INSTR_ADD: {
 		struct pctx c = { NULL, in->file, in->line, in->col, err, in->escape };
 
-		if (xwords(&x, out->copy.sources) < 0 || xword(&x, &out->copy.dest, 0) < 0 ||
-		    xword(&x, &out->copy.from, 0) < 0 || xword(&x, &out->copy.chown, 0) < 0 ||
-		    xword(&x, &out->copy.chmod, 0) < 0 || xwords(&x, out->copy.excludes) < 0 ||
-		    xword(&x, &out->copy.checksum, 0) < 0)
+		if (xwords(x, out->copy.sources) < 0 || xword(x, &out->copy.dest, 0) < 0 ||
+		    xword(x, &out->copy.from, 0) < 0 || xword(x, &out->copy.chown, 0) < 0 ||
+		    xword(x, &out->copy.chmod, 0) < 0 || xwords(x, out->copy.excludes) < 0 ||
+		    xword(x, &out->copy.checksum, 0) < 0)
 			return -1;
 		/* BuildKit chomps a <<- body when it parses the instruction, then expands it (keeping
 		 * quotes) at build time; the expanded copy is final: chomp and expand are cleared */
@@ -1751,7 +1800,7 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 				h->content = chomped;
 				h->chomp = false;
 			}
-			if (h->expand && xword(&x, &h->content, DF_LEX_SKIP_QUOTES) < 0)
+			if (h->expand && xword(x, &h->content, DF_LEX_SKIP_QUOTES) < 0)
 				return -1;
 			h->expand = false;
 		}
@@ -1760,7 +1809,7 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 			kn_error *e = NULL;
 
 			if (df_chmod_parse(out->copy.chmod, &cm, &e) < 0)
-				return xerr(&x, e);
+				return xerr(x, e);
 			df_chmod_release(&cm);
 		}
 		if (check_multi_source_dest(&c, out) < 0)
@@ -1775,8 +1824,12 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 			struct df_mount m;
 
 			if (parse_mount(&c, in->run.mounts[i].raw, env ? env : &(struct df_env)DF_ENV_INIT,
-					ssh, &m, &out->matched) < 0)
+					ssh, &m, &out->matched, &x->produced) < 0)
 				return -1;
+			if (x->produced > x->budget) {
+				mount_release(&m);
+				return sem_budget_error(in, err);
+			}
 			if (m.type == DF_MOUNT_SSH)
 				ssh++;
 			mount_release(&out->run.mounts[i]);
@@ -1792,6 +1845,5 @@ int df_instr_expand(const struct df_instr *in, const struct df_env *env, struct 
 	case DF_INSTR_MAINTAINER:
 		break;
 	}
-	*ret = steal_ptr(&out);
 	return 0;
 }

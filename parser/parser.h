@@ -242,17 +242,27 @@ struct df_expansion {
 	char **words;
 	struct kn_strv matched;
 	struct kn_strv unmatched;
+	size_t produced;	/* bytes substitution put in (values, trims, replacements) */
 };
 
 /** Nesting limit of ${...} inside ${...}: deeper input is an error, never a stack overflow. */
 #define DF_EXPAND_MAX_DEPTH 128
+/**
+ * Bytes one word's expansion may put in by substitution (variable values, trimmed values,
+ * ${a/p/r} replacements; the word's own text is free): 1 MiB, eight times what Linux passes
+ * to a program as one argument or environment string (MAX_ARG_STRLEN). Past it df_expand()
+ * fails ("expansion longer than ...") before allocating more: a chain of ARGs that each repeat
+ * the previous one ten times stops here instead of growing to gigabytes.
+ */
+#define DF_EXPAND_MAX_LEN (1u << 20)
 
 /**
  * Expands word with env, exactly as BuildKit's shell lexer: $a ${a} ${a:-w} ${a-w} ${a:+w}
  * ${a+w} ${a:?msg} ${a?msg} ${a#p} ${a##p} ${a%p} ${a%%p} ${a/p/r} ${a//p/r}, single and double
  * quotes, and escapes with `escape` ('\\' or '`'). flags: enum df_lex_flags. env may be NULL.
  * On failure sets *err to BuildKit's text, e.g. `failed to process "${a": syntax error: missing
- * '}'`, and leaves *ret zeroed. On success fills *ret (caller releases it).
+ * '}'`, and leaves *ret zeroed but for produced (the work done, for budgets). On success fills
+ * *ret (caller releases it).
  */
 int df_expand(const char *word, const struct df_env *env, int escape, unsigned flags,
 	      struct df_expansion *ret, kn_error **err);
@@ -595,10 +605,17 @@ struct df_plan {
 	struct df_platform target_platform;
 	struct df_instr **global_args;	/* the ARG instructions before the first FROM */
 	size_t n_global_args;
+	size_t *expanded;	/* private: substitution bytes so far (atomic; stages expand in threads) */
 };
 
 /** Stage count and other limits checked by df_plan_build(). */
 #define DF_PLAN_MAX_STAGES 100000
+/**
+ * Bytes substitution may put in over the whole plan (global ARGs, FROM, and every instruction
+ * df_stage_env_expand() expands, in any stage): 32 MiB. Each word is also held to
+ * DF_EXPAND_MAX_LEN. Past it the expansion fails with the instruction's file:line.
+ */
+#define DF_PLAN_MAX_EXPANDED (32u << 20)
 
 /**
  * Builds the plan from the AST root (df_parse's result) with escape the file's escape character.

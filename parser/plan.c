@@ -132,6 +132,7 @@ void df_plan_free(struct df_plan *plan)
 	for (size_t i = 0; i < plan->n_global_args; i++)
 		df_instr_free(plan->global_args[i]);
 	free(plan->global_args);
+	free(plan->expanded);
 	free(plan);
 }
 
@@ -185,18 +186,47 @@ static bool is_automatic_arg(const char *k)
 	return false;
 }
 
-/* Expands a word with env; errors name the instruction. */
+/* Counts n bytes of substitution against the plan's DF_PLAN_MAX_EXPANDED; errors name in. */
+static int plan_charge(const struct df_plan *p, const struct df_instr *in, size_t n, kn_error **err)
+{
+	if (__atomic_add_fetch(p->expanded, n, __ATOMIC_RELAXED) <= DF_PLAN_MAX_EXPANDED)
+		return 0;
+	return sem_budget_error(in, err);
+}
+
+static bool plan_spent(const struct df_plan *p)
+{
+	return __atomic_load_n(p->expanded, __ATOMIC_RELAXED) > DF_PLAN_MAX_EXPANDED;
+}
+
+/* Expands a word with env (counted against the plan's budget); errors name the instruction. */
+static char *expand_one(const struct df_plan *p, const struct df_instr *in, const char *word,
+			const struct df_env *env, kn_error **err)
+{
+	struct df_expansion x;
+	kn_error *e = NULL;
+	char *r;
+
+	/* failed expansions count too: their work was done */
+	if (df_expand(word, env, p->escape, DF_LEX_PRIVATE_NO_WORDS, &x, &e) < 0) {
+		if (plan_charge(p, in, x.produced, err) == 0)
+			kn_error_set_at(err, in->file, in->line, in->col, "%s", e->msg);
+		kn_error_free(e);
+		return NULL;
+	}
+	r = steal_ptr(&x.result);
+	if (plan_charge(p, in, x.produced, err) < 0) {
+		free(r);
+		r = NULL;
+	}
+	df_expansion_release(&x);
+	return r;
+}
+
 static char *expand_at(struct builder *b, const struct df_instr *in, const char *word,
 		       const struct df_env *env)
 {
-	kn_error *e = NULL;
-	char *r = df_expand_word(word, env, b->plan->escape, &e);
-
-	if (!r) {
-		kn_error_set_at(b->err, in->file, in->line, in->col, "%s", e->msg);
-		kn_error_free(e);
-	}
-	return r;
+	return expand_one(b->plan, in, word, env, b->err);
 }
 
 /* ARG semantics shared by the plan and df_stage_env: the value an ARG declaration gives key. */
@@ -315,7 +345,11 @@ static int collect_refs(struct builder *b, size_t si)
 					kn_error *e = NULL;
 
 					/* a default that needs the base image env cannot be known here */
-					def = df_expand_word(kv->value, &args, p->escape, &e);
+					def = expand_one(p, in, kv->value, &args, &e);
+					if (!def && plan_spent(p)) {
+						kn_error_propagate(b->err, e);
+						goto out;
+					}
 					kn_error_free(e);
 					if (!def)
 						continue;
@@ -603,6 +637,7 @@ int df_plan_build(const struct df_node *root, int escape, const struct df_plan_o
 	int r;
 
 	b.plan = xcalloc(1, sizeof(*b.plan));
+	b.plan->expanded = xcalloc(1, sizeof(*b.plan->expanded));
 	b.plan->file = xstrdup(opts && opts->file ? opts->file : "Dockerfile");
 	b.plan->escape = escape ? escape : '\\';
 	b.err = err;
@@ -655,7 +690,25 @@ void df_stage_env_lookup_env(const struct df_stage_env *se, struct df_env *ret)
 int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in,
 			struct df_instr **ret, kn_error **err)
 {
-	return df_instr_expand(in, &se->lookup, ret, err);
+	_cleanup_(df_instr_freep) struct df_instr *x = NULL;
+	kn_error *e = NULL;
+	size_t produced = 0;
+	size_t spent = __atomic_load_n(se->plan->expanded, __ATOMIC_RELAXED);
+	int r = sem_instr_expand(in, &se->lookup,
+				 spent < DF_PLAN_MAX_EXPANDED ? DF_PLAN_MAX_EXPANDED - spent : 0, &x,
+				 &produced, &e);
+
+	/* a failed expansion's work counts too: `parse --plan` goes on past skipped stages' errors */
+	if (plan_charge(se->plan, in, produced, err) < 0) {
+		kn_error_free(e);
+		return -1;
+	}
+	if (r < 0) {
+		kn_error_propagate(err, e);
+		return -1;
+	}
+	*ret = steal_ptr(&x);
+	return 0;
 }
 
 int df_stage_env_apply(struct df_stage_env *se, const struct df_instr *expanded, kn_error **err)
@@ -1060,7 +1113,7 @@ int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **er
 
 			kn_buf_addf(out, "  %d: ", in->line);
 			if (df_stage_env_expand(&se, in, &x, &e) < 0) {
-				if (!s->skipped) {
+				if (!s->skipped || plan_spent(plan)) {
 					kn_error_propagate(err, e);
 					df_stage_env_release(&se);
 					goto out;

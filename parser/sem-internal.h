@@ -24,4 +24,14 @@ char *sem_path_clean(const char *p);
 bool sem_strcaseeq(const char *a, const char *b);
 char *sem_strdup_lower(const char *s);
 
+struct df_instr;
+struct df_env;
+/* df_instr_expand() that fails (with sem_budget_error's text) once substitution has put in more
+ * than budget bytes, and reports in *ret_produced (always, failure included) the bytes it put in,
+ * for the plan's DF_PLAN_MAX_EXPANDED. */
+int sem_instr_expand(const struct df_instr *in, const struct df_env *env, size_t budget,
+		     struct df_instr **ret, size_t *ret_produced, kn_error **err);
+/* The error past DF_PLAN_MAX_EXPANDED, located at in. Returns -1. */
+int sem_budget_error(const struct df_instr *in, kn_error **err);
+
 #endif

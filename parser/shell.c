@@ -604,7 +604,8 @@ static int trim_suffix(const char *pattern, const char *value, bool greedy, char
 
 /* Go's regexp template expansion for ReplaceAllString: $0/${0} is the match, $$ a dollar,
  * other $name references (no such groups here) expand to nothing. */
-static void add_template(struct kn_buf *out, const char *tpl, const char *match, size_t mlen)
+static void add_template(struct kn_buf *out, const char *tpl, const char *match, size_t mlen,
+			 size_t cap)
 {
 	while (*tpl) {
 		const char *d = strchr(tpl, '$');
@@ -645,15 +646,20 @@ static void add_template(struct kn_buf *out, const char *tpl, const char *match,
 				}
 				num = num * 10 + (*c - '0');
 			}
-			if (num == 0)
+			if (num == 0) {
+				if (out->len > cap)
+					return; /* the caller sees the length */
 				kn_buf_add(out, match, mlen);
+			}
 		}
 		tpl = braced ? end + 1 : end;
 	}
 }
 
-static int replace(const char *value, const char *pattern, const char *repl, bool all, char **ret,
-		   char **msg)
+/* ${value/pattern/repl}: fails with *msg set on a bad pattern, or *msg NULL when the result
+ * would be longer than cap. */
+static int replace(const char *value, const char *pattern, const char *repl, bool all, size_t cap,
+		   char **ret, char **msg)
 {
 	struct pattern p;
 	struct pmatch m;
@@ -683,8 +689,15 @@ static int replace(const char *value, const char *pattern, const char *repl, boo
 			kn_buf_add(&out, value + last_end, s - last_end);
 			/* no replacement for an empty match right after the previous match */
 			if (e > last_end || s == 0)
-				add_template(&out, repl, value + s, e - s);
+				add_template(&out, repl, value + s, e - s, cap);
 			last_end = e;
+			if (out.len > cap) {
+				kn_buf_release(&out);
+				pmatch_release(&m);
+				pattern_release(&p);
+				*msg = NULL;
+				return -1;
+			}
 			w = rune_width(value, m.vlen, search);
 			if (search + w > e)
 				search += w;
@@ -772,6 +785,7 @@ struct lexer {
 	unsigned flags;
 	bool raw_escapes;
 	int depth;
+	size_t produced;	/* bytes substitution put in so far, at most DF_EXPAND_MAX_LEN */
 	struct df_env matched;	/* used as ordered sets */
 	struct df_env unmatched;
 	char *errmsg;	/* set once on failure */
@@ -815,6 +829,18 @@ static int lex_fail(struct lexer *lx, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
+}
+
+/* Appends substituted text, held to DF_EXPAND_MAX_LEN over the whole word. */
+static int emit(struct lexer *lx, struct kn_buf *res, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > DF_EXPAND_MAX_LEN - lx->produced)
+		return lex_fail(lx, "expansion longer than %u bytes", DF_EXPAND_MAX_LEN);
+	lx->produced += n;
+	kn_buf_add(res, s, n);
+	return 0;
 }
 
 static const char *get_env(struct lexer *lx, const char *name)
@@ -943,8 +969,7 @@ static int dollar(struct lexer *lx, struct kn_buf *res)
 			kn_buf_addf(res, "$%s", name);
 			return 0;
 		}
-		kn_buf_adds(res, value ? value : "");
-		return 0;
+		return emit(lx, res, value ? value : "");
 	}
 	lx->pos++; /* '{' */
 	switch (peek(lx)) {
@@ -965,11 +990,11 @@ static int dollar(struct lexer *lx, struct kn_buf *res)
 	}
 	if (ch == '}') {
 		value = get_env(lx, name);
+		r = 0;
 		if (!value && (lx->flags & DF_LEX_SKIP_UNSET))
 			kn_buf_addf(res, "${%s}", name);
 		else
-			kn_buf_adds(res, value ? value : "");
-		r = 0;
+			r = emit(lx, res, value ? value : "");
 		goto out;
 	}
 	if (ch == SEM_EOF) {
@@ -1012,7 +1037,11 @@ static int dollar(struct lexer *lx, struct kn_buf *res)
 		}
 		switch (ch) {
 		case '-':
-			kn_buf_adds(res, (!value || (null_is_unset && !*value)) ? word : value);
+			/* the operand's own substitutions are already counted */
+			if (!value || (null_is_unset && !*value))
+				kn_buf_adds(res, word);
+			else
+				r = emit(lx, res, value);
 			break;
 		case '+':
 			if (!(!value || (null_is_unset && !*value)))
@@ -1024,7 +1053,7 @@ static int dollar(struct lexer *lx, struct kn_buf *res)
 			else if (null_is_unset && !*value)
 				r = lex_fail(lx, "%s: %s", name, *word ? word : "is not allowed to be empty");
 			else
-				kn_buf_adds(res, value);
+				r = emit(lx, res, value);
 			break;
 		case '%':
 		case '#': {
@@ -1046,7 +1075,7 @@ static int dollar(struct lexer *lx, struct kn_buf *res)
 				free(msg);
 				break;
 			}
-			kn_buf_adds(res, trimmed);
+			r = emit(lx, res, trimmed);
 			free(trimmed);
 			break;
 		}
@@ -1095,12 +1124,16 @@ static int dollar(struct lexer *lx, struct kn_buf *res)
 			kn_buf_addf(res, "${%s/%s/%s}", name, pattern, repl);
 			goto out;
 		}
-		if (replace(value ? value : "", pattern, repl, all, &replaced, &msg) < 0) {
-			r = lex_fail(lx, "invalid pattern (%s) in substitution: %s", pattern, msg);
+		if (replace(value ? value : "", pattern, repl, all, DF_EXPAND_MAX_LEN - lx->produced,
+			    &replaced, &msg) < 0) {
+			if (msg)
+				r = lex_fail(lx, "invalid pattern (%s) in substitution: %s", pattern, msg);
+			else
+				r = lex_fail(lx, "expansion longer than %u bytes", DF_EXPAND_MAX_LEN);
 			free(msg);
 			goto out;
 		}
-		kn_buf_adds(res, replaced);
+		r = emit(lx, res, replaced);
 		free(replaced);
 		goto out;
 	}
@@ -1238,6 +1271,7 @@ int df_expand(const char *word, const struct df_env *env, int escape, unsigned f
 		sem_add_goquoted(&q, word);
 		kn_error_set(err, 0, "failed to process %s: %s", q.buf, lx.errmsg);
 		kn_buf_release(&q);
+		ret->produced = lx.produced;
 		free(lx.errmsg);
 		df_env_release(&lx.matched);
 		df_env_release(&lx.unmatched);
@@ -1245,6 +1279,7 @@ int df_expand(const char *word, const struct df_env *env, int escape, unsigned f
 	}
 	ret->result = result;
 	ret->words = words;
+	ret->produced = lx.produced;
 	for (size_t i = 0; i < lx.matched.n; i++)
 		kn_strv_push(&ret->matched, lx.matched.keys[i]);
 	for (size_t i = 0; i < lx.unmatched.n; i++)
