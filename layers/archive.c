@@ -908,8 +908,11 @@ static int load_oci_manifest(struct loader *l, const struct store_desc *d, char 
 	if (!me)
 		return -1;
 	if (entry_read(me, "manifest", &b, err) < 0 ||
-	    image_manifest_parse(b.buf, b.len, &m, err) < 0)
+	    image_doc_check(b.buf, b.len, d->media_type, err) < 0 ||
+	    image_manifest_parse(b.buf, b.len, &m, err) < 0) {
+		kn_error_wrap(err, "manifest '%s'", d->digest);
 		goto out;
+	}
 	kn_buf_reset(&b);
 	ce = blob_entry(l, m.config.digest, err);
 	if (!ce)
@@ -994,7 +997,9 @@ static int load_oci(struct loader *l, json_t *index, kn_error **err)
 			if (!ie)
 				goto out;
 			if (entry_read(ie, "index", &b, err) < 0 ||
+			    image_doc_check(b.buf, b.len, d->media_type, err) < 0 ||
 			    image_index_parse(b.buf, b.len, &sub, err) < 0) {
+				kn_error_wrap(err, "index '%s'", d->digest);
 				kn_buf_release(&b);
 				goto out;
 			}

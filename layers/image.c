@@ -409,6 +409,83 @@ void image_manifest_release(struct image_manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static bool mt_is_index(const char *mt)
+{
+	return !strcmp(mt, STORE_MT_OCI_INDEX) || !strcmp(mt, STORE_MT_DOCKER_LIST);
+}
+
+static bool mt_is_manifest(const char *mt)
+{
+	return !strcmp(mt, STORE_MT_OCI_MANIFEST) || !strcmp(mt, STORE_MT_DOCKER_MANIFEST);
+}
+
+/* A declared type that says something: not absent and not one of the generic JSON types. The
+ * Content-Type's parameters ("; charset=utf-8") are dropped. Owned, NULL when it says nothing. */
+static char *mt_meaningful(const char *mt)
+{
+	size_t n;
+
+	if (!mt)
+		return NULL;
+	while (*mt == ' ' || *mt == '\t')
+		mt++;
+	n = strcspn(mt, "; \t");
+	if (!n || (n == 16 && !strncmp(mt, "application/json", n)) ||
+	    (n == 10 && !strncmp(mt, "text/plain", n)) ||
+	    (n == 24 && !strncmp(mt, "application/octet-stream", n)))
+		return NULL;
+	return xstrndup(mt, n);
+}
+
+static int doc_check(json_t *j, const char *declared, kn_error **err)
+{
+	_cleanup_free_ char *decl = mt_meaningful(declared);
+	json_t *mtj = json_object_get(j, "mediaType");
+	const char *field = json_is_string(mtj) ? json_string_value(mtj) : NULL;
+	bool has_manifests = json_object_get(j, "manifests") != NULL;
+	bool has_image = json_object_get(j, "layers") || json_object_get(j, "config");
+	const char *shape = has_manifests ? "an index" : "an image manifest";
+
+	if (!json_is_object(j))
+		return 0;
+	if (has_manifests && has_image)
+		return kn_error_set(err, EBADMSG,
+				    "ambiguous manifest: it has both 'manifests' and '%s', so it reads "
+				    "as an index and as an image manifest",
+				    json_object_get(j, "layers") ? "layers" : "config");
+	if (field && *field) {
+		if ((mt_is_index(field) && has_image) || (mt_is_manifest(field) && has_manifests))
+			return kn_error_set(err, EBADMSG,
+					    "ambiguous manifest: its mediaType is '%.100s' but it is "
+					    "shaped as %s",
+					    field, has_image ? "an image manifest" : "an index");
+		if (decl && strcmp(decl, field))
+			return kn_error_set(err, EBADMSG,
+					    "ambiguous manifest: its mediaType is '%.100s' but it was "
+					    "served or referenced as '%.100s'",
+					    field, decl);
+	} else if (decl && ((mt_is_index(decl) && !has_manifests) ||
+			    (mt_is_manifest(decl) && has_manifests))) {
+		return kn_error_set(err, EBADMSG,
+				    "ambiguous manifest: it was served or referenced as '%.100s' but "
+				    "it is shaped as %s",
+				    decl, shape);
+	}
+	return 0;
+}
+
+int image_doc_check(const char *json, size_t len, const char *declared, kn_error **err)
+{
+	json_t *j = store_json_parse(json, len, "manifest", err);
+	int r;
+
+	if (!j)
+		return -1;
+	r = doc_check(j, declared, err);
+	json_decref(j);
+	return r;
+}
+
 int image_manifest_parse(const char *json, size_t len, struct image_manifest *ret, kn_error **err)
 {
 	struct image_manifest m = { 0 };
@@ -420,6 +497,10 @@ int image_manifest_parse(const char *json, size_t len, struct image_manifest *re
 	if (!json_is_object(j) || json_integer_value(json_object_get(j, "schemaVersion")) != 2) {
 		json_decref(j);
 		return kn_error_set(err, EINVAL, "manifest is not an image manifest (schemaVersion 2)");
+	}
+	if (doc_check(j, NULL, err) < 0) {
+		json_decref(j);
+		return -1;
 	}
 	if (json_object_get(j, "manifests") || !json_object_get(j, "config")) {
 		json_decref(j);
@@ -504,6 +585,10 @@ int image_index_parse(const char *json, size_t len, struct image_index *ret, kn_
 	if (!json_is_object(j) || !json_is_array(arr)) {
 		json_decref(j);
 		return kn_error_set(err, EINVAL, "not an image index (no manifests array)");
+	}
+	if (doc_check(j, NULL, err) < 0) {
+		json_decref(j);
+		return -1;
 	}
 	ix.media_type = jdup(j, "mediaType");
 	if (!ix.media_type)

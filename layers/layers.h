@@ -278,6 +278,17 @@ struct image_index {
 };
 void image_index_release(struct image_index *ix);
 int image_index_parse(const char *json, size_t len, struct image_index *ret, kn_error **err);
+
+/**
+ * Refuses a manifest document that can be read two ways (the class of CVE-2021-41190), as
+ * containerd does: one with both 'manifests' and 'layers' or 'config'; one whose mediaType field
+ * says index but has 'layers'/'config', or says image manifest but has 'manifests'; and one whose
+ * mediaType field, or (when it has none) its shape, disagrees with declared, the type it was
+ * served or referenced as (HTTP Content-Type, the descriptor that points at it; NULL, "" and the
+ * generic application/json, text/plain and application/octet-stream declare nothing).
+ * image_manifest_parse() and image_index_parse() apply it with no declared type. EBADMSG.
+ */
+int image_doc_check(const char *json, size_t len, const char *declared, kn_error **err);
 char *image_index_dump(const struct image_index *ix, size_t *ret_len);
 /** Index of the manifest matching the host platform (or arch/os given), -1 with ENOENT. */
 int image_index_choose(const struct image_index *ix, const char *arch, const char *os,

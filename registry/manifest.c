@@ -310,6 +310,9 @@ int reg_manifest_parse(const void *data, size_t len, const char *content_type,
 		r = kn_error_set(err, EBADMSG, "malformed manifest: schemaVersion is not 2");
 		goto out;
 	}
+	/* one document, one reading: field, Content-Type and shape must agree (CVE-2021-41190) */
+	if (image_doc_check(data, len, content_type, err) < 0)
+		goto out;
 	mt = jstr(root, "mediaType");
 	if (!mt || !*mt)
 		mt = ct;

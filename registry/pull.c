@@ -348,6 +348,11 @@ int reg_pull(const char *refstr, const struct reg_pull_opts *opts, struct reg_pu
 		if (fetch_manifest(client, d->digest, d->digest, ref->string, &man_body, &man_digest,
 				   &platm, err) < 0)
 			goto out;
+		/* the index entry's media type is a third reading of the same document */
+		if (image_doc_check(man_body.buf, man_body.len, d->media_type, err) < 0) {
+			kn_error_wrap(err, "manifest '%s' of '%s'", d->digest, ref->string);
+			goto out;
+		}
 		if (platm->kind != REG_MANIFEST_IMAGE) {
 			r = kn_error_set(err, EBADMSG, "index entry '%s' is not an image manifest",
 					 d->digest);

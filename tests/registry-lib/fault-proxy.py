@@ -20,6 +20,9 @@ the path with its query. count=N applies the rule to the first N matching reques
                   307 to the "other host" server: http://127.0.0.2:PORT/blobs/ID (127.0.0.1
                   with another port when 127.0.0.2 cannot be bound)
   norange         forward, but strip the Range header (the server then answers 200 in full)
+  serve           answer 200 with the bytes of file=PATH as Content-Type ctype=TYPE (none when
+                  absent) and their Docker-Content-Digest: a hostile registry's own document
+  ctype           forward, with the Content-Type header replaced by type=TYPE
 
 Every request is logged as a JSON line to --log: method, path, action (or "forward"), status,
 and "auth" (whether an Authorization header came). The other host logs to --redirect-log the
@@ -167,12 +170,16 @@ def main():
             conn.request(self.command, self.path, body=body, headers=headers)
             return conn, conn.getresponse()
 
-        def send_head(self, resp, length):
+        def send_head(self, resp, length, ctype=None):
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
                 if k.lower() in HOP or k.lower() == "content-length":
                     continue
+                if ctype is not None and k.lower() == "content-type":
+                    continue
                 self.send_header(k, v)
+            if ctype is not None:
+                self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(length))
             self.end_headers()
 
@@ -198,6 +205,21 @@ def main():
             if action == "reset":
                 log(args.log, entry)
                 self.reset()
+                return
+            if action == "serve":
+                import hashlib
+                with open(rule.params["file"], "rb") as f:
+                    doc = f.read()
+                self.send_response(200)
+                if "ctype" in rule.params:
+                    self.send_header("Content-Type", rule.params["ctype"])
+                self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(doc).hexdigest())
+                self.send_header("Content-Length", str(len(doc)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(doc)
+                entry["status"] = 200
+                log(args.log, entry)
                 return
             try:
                 conn, resp = self.forward(body, strip_range=(action == "norange"))
@@ -230,7 +252,7 @@ def main():
                 data = bytearray(data)
                 data[len(data) // 2] ^= 0xFF
                 data = bytes(data)
-            self.send_head(resp, length)
+            self.send_head(resp, length, rule.params.get("type") if action == "ctype" else None)
             if self.command == "HEAD":
                 return
             if action in ("truncate", "stall") and ok and data:

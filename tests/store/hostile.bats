@@ -46,6 +46,14 @@ hostile() {
 	hostile oci-digest-mismatch "digest mismatch for 'blobs/sha256/"
 }
 
+@test "oci-archive index that also has layers and config (one document read two ways)" {
+	hostile oci-ambiguous-index "ambiguous manifest: it has both 'manifests' and 'layers'"
+}
+
+@test "oci-archive manifest whose mediaType disagrees with the descriptor pointing at it" {
+	hostile oci-type-mismatch "ambiguous manifest: its mediaType is 'application/vnd.oci.image.manifest.v1+json' but it was served or referenced as 'application/vnd.docker.distribution.manifest.v2+json'"
+}
+
 @test "manifest.json pointing outside the archive with ../" {
 	hostile outside "archive entry '../../../etc/passwd' points outside the archive"
 }

@@ -129,6 +129,34 @@ elif kind == "oci-digest-mismatch":
     write(out, [file_entry("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), file_entry("index.json", index),
                 file_entry("blobs/sha256/" + md, mani), file_entry("blobs/sha256/" + cd, cfg),
                 file_entry("blobs/sha256/" + ld, bytes(bad))])
+elif kind in ("oci-ambiguous-index", "oci-type-mismatch"):
+    # one document read two ways (CVE-2021-41190): an index that also has layers and config,
+    # or a manifest whose mediaType disagrees with the descriptor pointing at it.
+    MT_M = "application/vnd.oci.image.manifest.v1+json"
+    MT_I = "application/vnd.oci.image.index.v1+json"
+    layer = byname[layer_name][1]
+    cfg = byname[cfg_name][1]
+    ld = hashlib.sha256(layer).hexdigest()
+    cd = hashlib.sha256(cfg).hexdigest()
+    cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + cd, "size": len(cfg)}
+    ldesc = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": "sha256:" + ld, "size": len(layer)}
+    mani = json.dumps({"schemaVersion": 2, "mediaType": MT_M, "config": cdesc, "layers": [ldesc]}).encode()
+    md = hashlib.sha256(mani).hexdigest()
+    blobs = [file_entry("blobs/sha256/" + md, mani), file_entry("blobs/sha256/" + cd, cfg),
+             file_entry("blobs/sha256/" + ld, layer)]
+    ann = {"org.opencontainers.image.ref.name": "evil:1"}
+    if kind == "oci-ambiguous-index":
+        idx = json.dumps({"schemaVersion": 2, "mediaType": MT_I, "config": cdesc, "layers": [ldesc],
+                          "manifests": [{"mediaType": MT_M, "digest": "sha256:" + md, "size": len(mani),
+                                         "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+        xd = hashlib.sha256(idx).hexdigest()
+        blobs.append(file_entry("blobs/sha256/" + xd, idx))
+        top = {"mediaType": MT_I, "digest": "sha256:" + xd, "size": len(idx), "annotations": ann}
+    else:
+        top = {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+               "digest": "sha256:" + md, "size": len(mani), "annotations": ann}
+    index = json.dumps({"schemaVersion": 2, "manifests": [top]}).encode()
+    write(out, [file_entry("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), file_entry("index.json", index)] + blobs)
 elif kind == "not-tar":
     with open(out, "wb") as f:
         f.write(b"this is not an archive at all\n" * 100)
