@@ -850,8 +850,18 @@ static void format_registry_errors(const struct kn_buf *body, struct kn_buf *out
 	if (body->len == 0)
 		return;
 	root = json_loadb(body->buf, body->len, 0, &jerr);
-	if (!root)
+	if (!root) {
+		/* not JSON: quote the text itself, one line, printable bytes only */
+		kn_buf_adds(out, ": ");
+		for (size_t k = 0; k < body->len && k < 300; k++) {
+			unsigned char ch = (unsigned char)body->buf[k];
+
+			kn_buf_addch(out, ch >= 0x20 && ch < 0x7f ? (char)ch : ' ');
+		}
+		while (out->len && out->buf[out->len - 1] == ' ')
+			kn_buf_setlen(out, out->len - 1);
 		return;
+	}
 	errors = json_object_get(root, "errors");
 	if (json_is_array(errors)) {
 		json_array_foreach(errors, i, e) {
@@ -868,6 +878,15 @@ static void format_registry_errors(const struct kn_buf *body, struct kn_buf *out
 			}
 			if (msg)
 				kn_buf_addf(out, "%s%.300s", code ? ": " : "", msg);
+			/* distribution puts what is wrong in detail (MANIFEST_INVALID, ...) */
+			if (json_object_get(e, "detail") && !json_is_null(json_object_get(e, "detail"))) {
+				char *d = json_dumps(json_object_get(e, "detail"),
+						     JSON_COMPACT | JSON_ENCODE_ANY);
+
+				if (d && strcmp(d, "{}") && strcmp(d, "[]") && strcmp(d, "\"\""))
+					kn_buf_addf(out, " (detail: %.300s)", d);
+				free(d);
+			}
 		}
 	} else {
 		const char *d = json_string_value(json_object_get(root, "details"));
@@ -897,10 +916,14 @@ static int response_error_from(long status, const struct kn_buf *body, const cha
 	if (*status_reason(status))
 		kn_buf_addf(&msg, " %s", status_reason(status));
 	format_registry_errors(body, &msg, &code);
+	/* the errno tells callers what may be retried: EIO only (5xx, 408, 429); any other 4xx
+	 * is the registry's final answer (reg_error_final) */
 	if (status == 401 || status == 403)
 		e = EACCES;
 	else if (status == 404 || (code && strstr(code, "_UNKNOWN")))
 		e = ENOENT;
+	else if (status >= 400 && status < 500 && status != 408 && status != 429)
+		e = status == 400 ? EINVAL : status == 413 ? EFBIG : status == 416 ? ERANGE : EPROTO;
 	else
 		e = EIO;
 	kn_error_set(err, e, "%s", msg.buf);

@@ -109,6 +109,13 @@ static int upload_status(struct reg_client *c, char **location, int64_t *ret_nex
 	return 0;
 }
 
+/* Errors worth another try: transport failures and 5xx/408/429 (the transport's EIO). */
+static bool transient(int code)
+{
+	return code == EIO || code == ETIMEDOUT || code == ECONNRESET || code == ECONNREFUSED ||
+	       code == EAGAIN || code == EPIPE;
+}
+
 /* Uploads the blob file (fd) to an open upload session; consumes *location. */
 static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, char **location,
 		       const bool *stop, kn_error **err)
@@ -149,7 +156,7 @@ static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, 
 				 * PATCH is not idempotent, so the transport does not retry it: ask
 				 * the session what it has and continue from there (a few times).
 				 */
-				if (pe->code == EACCES || resumes >= 3 ||
+				if (!transient(pe->code) || resumes >= 3 ||
 				    upload_status(c, location, &next, &e) < 0 || next > off + n) {
 					kn_error_free(e);
 					kn_error_propagate(err, steal_ptr(&pe));
@@ -287,9 +294,10 @@ static int push_one(void *vctx, size_t i, kn_error **err)
 
 		if (push_one_attempt(p, b, fd, &e) == 0)
 			return 0;
-		/* Refusals and cancellation are final; anything else may be transient. */
-		if (attempt >= REG_PUSH_ATTEMPTS || e->code == EACCES || e->code == ECANCELED ||
-		    e->code == EBADMSG || __atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
+		/* Only transport failures and 5xx/408/429 (EIO, timeouts, resets) may pass: a 4xx
+		 * (DIGEST_INVALID, BLOB_UPLOAD_INVALID, ...) is the registry's final answer. */
+		if (attempt >= REG_PUSH_ATTEMPTS || !transient(e->code) ||
+		    __atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
 			kn_error_propagate(err, e);
 			return kn_error_wrap(err, "cannot push blob '%s'", b->digest);
 		}
@@ -383,7 +391,7 @@ int reg_manifest_put(struct reg_client *c, const char *reference, const char *mt
 	b.data = body->buf;
 	b.len = (int64_t)body->len;
 	if (reg_request(c, &req, &resp, err) < 0)
-		return kn_error_wrap(err, "cannot push manifest");
+		return kn_error_wrap(err, "cannot push manifest '%s' as '%s'", digest, reference);
 	got = reg_response_header(resp, "Docker-Content-Digest");
 	if (got && reg_digest_valid(got) && strcmp(got, digest))
 		return kn_error_set(err, EBADMSG,

@@ -10,7 +10,8 @@ METHOD is GET, HEAD, PUT, POST, PATCH, DELETE or * ; PATH_REGEX is matched (re.s
 the path with its query. count=N applies the rule to the first N matching requests only
 (default: all). ACTION is one of
   <status>        answer with that status (e.g. 500, 503, 429) and a registry JSON error body
-                  (retry_after=S adds a Retry-After header)
+                  (retry_after=S adds a Retry-After header; code=CODE and message=TEXT, %-encoded,
+                  set its error; text=TEXT, %-encoded, answers that text/plain body instead)
   reset           close the connection without an answer (TCP RST)
   truncate        forward, but send only the first half of the body (Content-Length stays)
   drip            forward, sending the body at rate=BYTES_PER_SECOND (default 64)
@@ -191,9 +192,14 @@ def main():
             entry = {"method": self.command, "path": self.path, "action": action, "auth": auth}
             if rule and action.isdigit():
                 code = int(action)
-                err = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected failure %d" % code}]}).encode()
+                ecode = rule.params.get("code", "UNKNOWN")
+                emsg = urllib.parse.unquote(rule.params.get("message", "injected failure %d" % code))
+                err = json.dumps({"errors": [{"code": ecode, "message": emsg}]}).encode()
+                ctype = "application/json"
+                if "text" in rule.params:
+                    err, ctype = urllib.parse.unquote(rule.params["text"]).encode(), "text/plain"
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 if "retry_after" in rule.params:
                     self.send_header("Retry-After", rule.params["retry_after"])
                 self.send_header("Content-Length", str(len(err)))

@@ -147,3 +147,56 @@ blob_gets() {
 	[ "$(jq '.manifests | length' "$KILN_TEST_ROOT/index.json")" -eq 0 ]
 	[ -z "$(ls "$KILN_TEST_ROOT/blobs/sha256")" ]
 }
+
+@test "push: a 400 DIGEST_INVALID on a blob's final PUT is final: not retried, blob and error named" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/src/app:1" --layers 1
+	run_kiln pull -q "$REGISTRY_HOST/src/app:1"
+	layer=$(remote_raw "$REGISTRY_HOST/src/app:1" | jq -r '.layers[0].digest')
+	registry_fault_proxy_start \
+		"PUT /blobs/uploads/.*digest=$layer 400 count=1 code=DIGEST_INVALID message=provided%20digest%20did%20not%20match%20uploaded%20content"
+	run_kiln 1 push "$REGISTRY_HOST/src/app:1" "$FAULT_PROXY_HOST/dst/app:1"
+	assert_contains "$output" "cannot push blob '$layer'"
+	assert_contains "$output" "400 Bad Request: DIGEST_INVALID: provided digest did not match uploaded content"
+	# one attempt: no second upload session for that blob, no second PUT
+	[ "$(jq -r 'select(.method == "PUT") | .path' "$FAULT_PROXY_LOG" | grep -c "digest=$layer")" -eq 1 ]
+	assert_contains "$(jq -r 'select(.method == "PUT") | .action' "$FAULT_PROXY_LOG")" "400"
+	# the next push, with the registry honest again, completes
+	run_kiln push "$REGISTRY_HOST/src/app:1" "$REGISTRY_HOST/dst/app:1"
+	[ "sha256:$(remote_raw "$REGISTRY_HOST/dst/app:1" | sha256sum | cut -d' ' -f1)" = "$SEED_DIGEST" ]
+}
+
+@test "push: a manifest PUT answered 400 shows the registry's error body, JSON or not" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/src/app:1" --layers 1
+	run_kiln pull -q "$REGISTRY_HOST/src/app:1"
+	registry_fault_proxy_start "PUT /manifests/ 400 code=MANIFEST_INVALID message=manifest%20invalid"
+	run_kiln 1 push "$REGISTRY_HOST/src/app:1" "$FAULT_PROXY_HOST/dst/app:1"
+	assert_contains "$output" "cannot push manifest '$SEED_DIGEST' as '1'"
+	assert_contains "$output" "400 Bad Request: MANIFEST_INVALID: manifest invalid"
+	[ "$(jq -r 'select(.method == "PUT" and (.path | test("/manifests/"))) | .action' "$FAULT_PROXY_LOG" | wc -l)" -eq 1 ]
+	registry_stop
+	registry_start open
+	seed_image "$REGISTRY_HOST/src/app:1" --layers 1
+	run_kiln pull -q "$REGISTRY_HOST/src/app:1"
+	registry_fault_proxy_start "PUT /manifests/ 400 text=Bad%20Request%3A%20unknown%20media%20type"
+	run_kiln 1 push "$REGISTRY_HOST/src/app:1" "$FAULT_PROXY_HOST/dst/app:1"
+	assert_contains "$output" "400 Bad Request: Bad Request: unknown media type"
+}
+
+@test "pull: a 4xx on a blob is final and names the blob; 429 and 408 are still retried" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 1
+	layer=$(remote_raw "$REGISTRY_HOST/team/base:1" | jq -r '.layers[0].digest')
+	registry_fault_proxy_start "GET /blobs/$layer 403 count=1 code=DENIED message=requested%20access%20to%20the%20resource%20is%20denied" \
+		"GET /blobs/$layer 408 count=1" "GET /blobs/$layer 429 count=1"
+	run_kiln 1 pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "$layer"
+	assert_contains "$output" "403 Forbidden: DENIED: requested access to the resource is denied"
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c '^403 ')" -eq 1 ]
+	run_kiln fsck
+	# the 408 and the 429 that follow are retried and the pull completes
+	run_kiln pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "Digest: $SEED_DIGEST"
+	run_kiln fsck
+}
