@@ -180,6 +180,14 @@ int reg_auth_fetch_token(struct reg_client *c, const struct reg_challenge *ch, c
 
 	if (!ch->realm || (strncmp(ch->realm, "https://", 8) && strncmp(ch->realm, "http://", 7)))
 		return kn_error_set(err, EPROTO, "registry '%s' sent an invalid token realm", reg_client_host(c));
+	if (creds && !reg_client_realm_trusted(c, ch->realm))
+		return kn_error_set(err, EACCES,
+				    "refusing to send the credentials for '%s' to the token realm '%s' "
+				    "over plain http: a realm on another host must be https",
+				    reg_client_host(c), ch->realm);
+	/* credentials never follow a redirect (a refresh token travels in the POST body) */
+	if (creds)
+		req.flags |= REG_REQ_NO_REDIRECT;
 
 	kn_buf_adds(&url, ch->realm);
 	if (oauth) {

@@ -305,6 +305,38 @@ const char *reg_client_base_url(const struct reg_client *c)
 	return c->base_url;
 }
 
+/* The host name of an absolute URL, lowercased, without port; NULL when invalid. */
+static char *url_hostname(const char *url)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *res = NULL;
+
+	if (!u)
+		abort();
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		for (char *p = host; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		res = xstrdup(host);
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return res;
+}
+
+bool reg_client_realm_trusted(const struct reg_client *c, const char *url)
+{
+	_cleanup_free_ char *a = NULL, *b = NULL;
+
+	if (!strncmp(url, "https://", 8))
+		return true;
+	if (strncmp(url, "http://", 7) || !c->base_url || strncmp(c->base_url, "http://", 7))
+		return false;
+	a = url_hostname(url);
+	b = url_hostname(c->base_url);
+	return a && b && !strcmp(a, b);
+}
+
 static CURL *handle_get(struct reg_client *c)
 {
 	CURL *h = NULL;

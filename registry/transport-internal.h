@@ -57,6 +57,13 @@ const char *reg_client_host(const struct reg_client *c);
 int reg_client_ping(struct reg_client *c, kn_error **err);
 /** The base URL after a ping ("https://registry-1.docker.io"), NULL before; borrowed. */
 const char *reg_client_base_url(const struct reg_client *c);
+/**
+ * Whether credentials (Basic, a refresh token) may go to url, a token realm: over https always;
+ * over plain http only to the registry's own host name when the registry itself is spoken over
+ * plain http (so nothing crosses the wire in clear that did not already); never to another host
+ * over http, whatever the registry's scheme.
+ */
+bool reg_client_realm_trusted(const struct reg_client *c, const char *url);
 
 /**
  * A request body. Exactly one source:

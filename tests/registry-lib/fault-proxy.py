@@ -24,6 +24,8 @@ the path with its query. count=N applies the rule to the first N matching reques
   serve           answer 200 with the bytes of file=PATH as Content-Type ctype=TYPE (none when
                   absent) and their Docker-Content-Digest: a hostile registry's own document
   ctype           forward, with the Content-Type header replaced by type=TYPE
+  realm           forward, with the realm of a WWW-Authenticate challenge replaced by url=URL
+                  (a registry sending clients' credentials to a token server elsewhere)
 
 Every request is logged as a JSON line to --log: method, path, action (or "forward"), status,
 and "auth" (whether an Authorization header came). The other host logs to --redirect-log the
@@ -171,13 +173,15 @@ def main():
             conn.request(self.command, self.path, body=body, headers=headers)
             return conn, conn.getresponse()
 
-        def send_head(self, resp, length, ctype=None):
+        def send_head(self, resp, length, ctype=None, realm=None):
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
                 if k.lower() in HOP or k.lower() == "content-length":
                     continue
                 if ctype is not None and k.lower() == "content-type":
                     continue
+                if realm is not None and k.lower() == "www-authenticate":
+                    v = re.sub(r'realm="[^"]*"', 'realm="%s"' % realm, v)
                 self.send_header(k, v)
             if ctype is not None:
                 self.send_header("Content-Type", ctype)
@@ -258,7 +262,8 @@ def main():
                 data = bytearray(data)
                 data[len(data) // 2] ^= 0xFF
                 data = bytes(data)
-            self.send_head(resp, length, rule.params.get("type") if action == "ctype" else None)
+            self.send_head(resp, length, rule.params.get("type") if action == "ctype" else None,
+                           rule.params.get("url") if action == "realm" else None)
             if self.command == "HEAD":
                 return
             if action in ("truncate", "stall") and ok and data:

@@ -65,3 +65,33 @@ run_kiln_stdin() {
 	run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY_HOST/team/app:1"
 	[ "$status" -ne 0 ]
 }
+
+@test "credentials go to a token realm on another host only over https, never over plain http" {
+	registry_start token
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 1
+	tport=${REGISTRY_TOKEN_URL##*:}
+	tport=${tport%%/*}
+	# the same token server named by another host name, over plain http
+	registry_fault_proxy_start "* /v2/ realm url=http://localhost:$tport/token"
+	# kiln login through that registry: refused before the password leaves
+	printf '%s' "$REGISTRY_PASS" >"$BATS_TEST_TMPDIR/pw"
+	run timeout 60 "$KILN" --root "$KILN_TEST_ROOT" login -u "$REGISTRY_USER" --password-stdin "$FAULT_PROXY_HOST" <"$BATS_TEST_TMPDIR/pw"
+	printf '%s\n' "$output" | sed 's/^/#   /' >&3
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "refusing to send the credentials for '$FAULT_PROXY_HOST' to the token realm 'http://localhost:$tport/token' over plain http"
+	# stored credentials (as a login at the registry itself leaves them) are not sent either
+	printf '%s' "$REGISTRY_PASS" | run_kiln_stdin login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST"
+	jq --arg p "$FAULT_PROXY_HOST" --arg r "$REGISTRY_HOST" '.auths[$p] = .auths[$r]' \
+		"$DOCKER_CONFIG/config.json" >"$BATS_TEST_TMPDIR/c" && mv "$BATS_TEST_TMPDIR/c" "$DOCKER_CONFIG/config.json"
+	: >"$REGISTRY_TOKEN_LOG"
+	run_kiln 1 pull "$FAULT_PROXY_HOST/team/base:1"
+	assert_contains "$output" "over plain http: a realm on another host must be https"
+	# the token server never saw the user
+	! grep -q '"user": "kiln-user"' "$REGISTRY_TOKEN_LOG"
+	[[ "$output" != *"$REGISTRY_PASS"* ]]
+	# anonymous, the same registry still works (nothing secret to protect)
+	DOCKER_CONFIG="$BATS_TEST_TMPDIR/empty" run_kiln pull -q "$FAULT_PROXY_HOST/team/base:1"
+	# and the registry's own host over plain http keeps working with credentials
+	run_kiln pull -q "$REGISTRY_HOST/team/base:1"
+	grep -q '"user": "kiln-user"' "$REGISTRY_TOKEN_LOG"
+}
