@@ -226,7 +226,7 @@ free_port() {
 	git -c user.name=t -c user.email=t@t commit -qm one
 	git tag v1
 	echo v2 >app/file
-	git -c user.name=t -c user.email=t@t commit -qam two
+	GIT_COMMITTER_DATE=@1700000000 git -c user.name=t -c user.email=t@t commit -qam two
 	git clone -q --bare "$srv/repo" "$srv/www/repo.git"
 	git -C "$srv/www/repo.git" update-server-info
 	cd "$BATS_TEST_TMPDIR"
@@ -246,6 +246,11 @@ free_port() {
 	run_kiln build -q -o "$BATS_TEST_TMPDIR/a" "git://127.0.0.1:$gport/repo#v1:app"
 	run_kiln build -q -o "$BATS_TEST_TMPDIR/b" "git://127.0.0.1:$gport/repo#main:app"
 	run_kiln build -q -o "$BATS_TEST_TMPDIR/c" "git://127.0.0.1:$gport/repo"
+	# the commit time is the image's time when SOURCE_DATE_EPOCH is unset
+	run_kiln build -q -t gitctx:1 "git://127.0.0.1:$gport/repo#main"
+	created=$(inspect gitctx:1 .Created)
+	SOURCE_DATE_EPOCH=1600000000 run_kiln build -q -t gitctx:2 "git://127.0.0.1:$gport/repo#main"
+	created2=$(inspect gitctx:2 .Created)
 	run_kiln build -q -o "$BATS_TEST_TMPDIR/d" --build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1 "git://127.0.0.1:$gport/repo#v1"
 	run_kiln build -q -o "$BATS_TEST_TMPDIR/h" "http://127.0.0.1:$hport/repo.git#v1:app"
 	run_kiln 1 build -q "git://127.0.0.1:$gport/repo#nosuchref"
@@ -257,6 +262,8 @@ free_port() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/a/src/file")" v1
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/b/src/file")" v2
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/c/src/app/file")" v2
+	assert_equal "$created" '"2023-11-14T22:13:20Z"'
+	assert_equal "$created2" '"2020-09-13T12:26:40Z"'
 	[ ! -e "$BATS_TEST_TMPDIR/c/src/.git" ]
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/d/src/app/file")" v1
 	[ -d "$BATS_TEST_TMPDIR/d/src/.git" ]
