@@ -23,6 +23,8 @@ struct subid_range {
 
 static uid_t host_uid = (uid_t)-1;
 static char *host_user;
+/* The user has subordinate IDs but newuidmap/newgidmap were not found. */
+static bool no_map_tools;
 
 uid_t kn_userns_host_uid(void)
 {
@@ -96,6 +98,11 @@ char *kn_userns_unmapped_hint(unsigned long id)
 	if (!kn_userns_active() || (id != KN_USERNS_SOME_ID && id < kn_userns_mapped_ids()))
 		return xstrdup("");
 	which = id == KN_USERNS_SOME_ID ? xstrdup("an ID") : xasprintf("ID %lu", id);
+	if (kn_userns_mapped_ids() <= 1 && no_map_tools)
+		return xasprintf(" (rootless kiln maps only uid and gid 0 here: user '%s' has "
+				 "subordinate IDs, but newuidmap and newgidmap are not installed; as "
+				 "root, run: apt-get install uidmap)",
+				 user);
 	if (kn_userns_mapped_ids() <= 1 && id == KN_USERNS_SOME_ID)
 		return xasprintf(
 		    " (rootless kiln has only uid and gid 0 here: user '%s' has no subordinate IDs in "
@@ -271,6 +278,7 @@ int kn_userns_enter(kn_error **err)
 	if (n_uids && n_gids) {
 		newuidmap = find_tool("newuidmap");
 		newgidmap = find_tool("newgidmap");
+		no_map_tools = !newuidmap || !newgidmap;
 	}
 	if (newuidmap && newgidmap) {
 		if (pipe2(go, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {

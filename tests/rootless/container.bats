@@ -108,3 +108,13 @@ kiln save -o /work/built.tar built:1'
 	[ "$status" -eq 1 ]
 	assert_contains "$output" "run: mount '/proc' (in a container, /proc must be unmasked: procMount: Unmasked in Kubernetes)"
 }
+
+@test "container: with subordinate IDs but no newuidmap, only root is mapped and the error says to install uidmap" {
+	mv "$CT_DIR/rootfs/usr/bin/newuidmap" "$CT_DIR/rootfs/usr/bin/newuidmap.off"
+	ct_run 'kiln --root /work/nomap import busybox.tar kiln-test/busybox:latest >/dev/null && kiln --root /work/nomap build ctx'
+	mv "$CT_DIR/rootfs/usr/bin/newuidmap.off" "$CT_DIR/rootfs/usr/bin/newuidmap"
+	[ "$status" -eq 1 ]
+	# The busybox base has /home/app owned by 1000, which does not exist with one ID mapped.
+	assert_contains "$output" "cannot change owner of 'home/app' to 1000:1000"
+	assert_contains "$output" "user 'builder' has subordinate IDs, but newuidmap and newgidmap are not installed; as root, run: apt-get install uidmap"
+}
