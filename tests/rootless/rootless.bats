@@ -245,3 +245,12 @@ EOF
 	run bash -c "ls $other/snapshots | wc -l"
 	assert_equal "$output" 0
 }
+
+@test "rootless: kiln run starts a container as root of the user's namespace, and as USER" {
+	run_as "$RL_USER" import base/rootfs.tar kiln-test/busybox:latest
+	run_as "$RL_USER" run --rm kiln-test/busybox:latest sh -c 'id -u; cat /proc/self/uid_map'
+	assert_equal "${lines[0]}" 0
+	assert_equal "$(printf '%s\n' "${lines[1]}" | tr -s ' ' | sed 's/^ //')" "0 $(id -u "$RL_USER") 1"
+	run_as "$RL_USER" run --rm --user app kiln-test/busybox:latest id
+	assert_contains "$output" "uid=1000(app) gid=1000(app)"
+}
