@@ -77,10 +77,11 @@ int run_env_file_read(const char *path, struct kn_strv *out, kn_error **err)
 			while (!eq && klen && (s[klen - 1] == ' ' || s[klen - 1] == '\t'))
 				klen--;
 			if (klen == 0 || memchr(s, ' ', klen) || memchr(s, '\t', klen)) {
+				kn_error_set_at(err, path, line, 0,
+						"variable '%.*s' has white spaces or no name", (int)klen,
+						s);
 				kn_buf_release(&b);
-				return kn_error_set_at(
-				    err, path, line, 0,
-				    "variable '%.*s' has white spaces or no name", (int)klen, s);
+				return -1;
 			}
 			kn_strv_pushf(out, "%.*s", (int)(eq ? n : klen), s);
 		}
