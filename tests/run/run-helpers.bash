@@ -20,6 +20,8 @@ kiln_bg() {
 	local log=$1
 	shift
 	echo "# kiln $* &" >&3
+	# emptied here, not by the background shell: a wait_for_line must not see a previous run's
+	: >"$log"
 	"$KILN" --root "$KILN_TEST_ROOT" "$@" >"$log" 2>&1 &
 	KILN_PID=$!
 }
