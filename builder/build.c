@@ -65,9 +65,10 @@ void bld_info(struct bld *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void st_event(struct bld_state *st, enum bld_event_kind kind, const char *text,
-		     unsigned long long dur)
+static void st_event_at(struct bld_state *st, enum bld_event_kind kind, const char *text,
+			unsigned long long dur, const struct df_instr *in, const kn_error *e)
 {
+	_cleanup_free_ char *msg = e ? kn_error_format(e) : NULL;
 	struct bld_event ev = {
 		.kind = kind,
 		.stage_index = st->stage_index,
@@ -77,9 +78,19 @@ static void st_event(struct bld_state *st, enum bld_event_kind kind, const char 
 		.step_count = st->step_count,
 		.text = text,
 		.duration_ns = dur,
+		.file = in ? in->file : NULL,
+		.line = in ? in->line : 0,
+		.source = in ? in->original : NULL,
+		.error = msg,
 	};
 
 	bld_emit(st->b, &ev);
+}
+
+static void st_event(struct bld_state *st, enum bld_event_kind kind, const char *text,
+		     unsigned long long dur)
+{
+	st_event_at(st, kind, text, dur, NULL, NULL);
 }
 
 void bld_step_output(const char *data, size_t len, void *userdata)
@@ -1395,7 +1406,7 @@ static int run_instr(struct bld_state *st, const struct df_instr *in, kn_error *
 		return -1;
 	text = cfg_step_text(x);
 	st->step_text = text;
-	st_event(st, BLD_EV_STEP_START, text, 0);
+	st_event_at(st, BLD_EV_STEP_START, text, 0, in, NULL);
 	switch (x->kind) {
 	case DF_INSTR_RUN:
 		r = step_run(st, x, err);
@@ -1427,9 +1438,12 @@ static int run_instr(struct bld_state *st, const struct df_instr *in, kn_error *
 		r = step_meta(st, x, err);
 		break;
 	}
-	st->step_text = NULL;
-	if (r < 0)
+	if (r < 0) {
+		st_event_at(st, BLD_EV_STEP_ERROR, text, mono_ns() - t0, in, err ? *err : NULL);
+		st->step_text = NULL;
 		return -1;
+	}
+	st->step_text = NULL;
 	if (x->kind == DF_INSTR_CMD)
 		st->cmd_set = true;
 	if (df_stage_env_apply(&st->se, x, err) < 0)

@@ -24,6 +24,7 @@ enum bld_event_kind {
 	BLD_EV_STEP_OUTPUT, /* bytes the step's process wrote (data/len; may hold partial lines) */
 	BLD_EV_STEP_CACHED, /* the step was a cache hit: nothing ran */
 	BLD_EV_STEP_DONE,   /* the step finished (duration_ns set) */
+	BLD_EV_STEP_ERROR,  /* the step failed: error is the message, source the instruction */
 	BLD_EV_WARNING,     /* a non-fatal warning (text) */
 	BLD_EV_INFO,        /* an informational line (text), e.g. "writing image sha256:..." */
 };
@@ -32,6 +33,8 @@ enum bld_event_kind {
  * One progress event. Every pointer is borrowed for the duration of the callback only.
  * stage_index/step_index are 1-based; stage_name may be NULL for an unnamed stage.
  * text is the step as shown to users ("RUN make", "COPY . /src"), or the warning/info line.
+ * file/line: the step's Dockerfile location (file NULL when unknown); source: the instruction as
+ * written there (STEP_START and STEP_ERROR); error: the failure (STEP_ERROR).
  */
 struct bld_event {
 	enum bld_event_kind kind;
@@ -42,6 +45,10 @@ struct bld_event {
 	const char *data;
 	size_t len;
 	unsigned long long duration_ns;
+	const char *file;
+	int line;
+	const char *source;
+	const char *error;
 };
 
 /** Receives progress events; called from the building thread(s), serialised by the engine. */

@@ -57,30 +57,29 @@ int cli_parse_bool(const char *v);
 const char *cli_short_digest(const char *digest);
 
 /*
- * Progress of a push in docker push's words ("The push refers to repository [...]", "<id>:
- * Pushed", "Layer already exists", "Mounted from ...") on the FILE * given as data (NULL: quiet);
- * retries are warnings on stderr either way. Used by kiln push and kiln build --push.
- */
-struct reg_transfer_event;
-void cli_push_progress(const struct reg_transfer_event *ev, void *data);
-
-/*
- * Progress display shared by build, pull, push, load and save. The mode is chosen with
- * --progress: auto (tty when the output is a terminal, else plain), plain, tty or quiet.
+ * Progress display shared by build, pull, push, load and save (cli/progress.c). The mode is
+ * chosen with --progress: auto (tty when the output is a terminal and TERM is not "dumb", else
+ * plain), plain, tty, quiet or rawjson (one JSON object per event; see kiln-build(1)).
  */
 enum cli_progress_mode {
 	CLI_PROGRESS_AUTO = 0,
 	CLI_PROGRESS_PLAIN,
 	CLI_PROGRESS_TTY,
 	CLI_PROGRESS_QUIET,
+	CLI_PROGRESS_RAWJSON,
 };
 struct cli_progress;
 struct bld_event;
+struct reg_transfer_event;
 
 /* Parses a --progress value; returns -1 (and leaves *ret_mode) when it names no mode. */
 int cli_progress_mode_parse(const char *s, enum cli_progress_mode *ret_mode);
-/* A display writing to out; AUTO is resolved here. Free with cli_progress_free(). */
-struct cli_progress *cli_progress_new(enum cli_progress_mode mode, FILE *out);
+/*
+ * A display writing to out; AUTO is resolved here. action names the work in the tty view's
+ * header ("Building", "Pulling"). The tty mode starts a redraw thread and a SIGWINCH handler;
+ * both end in cli_progress_finish() or cli_progress_free().
+ */
+struct cli_progress *cli_progress_new(enum cli_progress_mode mode, FILE *out, const char *action);
 void cli_progress_free(struct cli_progress *p);
 DEFINE_FREEP(struct cli_progress, cli_progress_free)
 /* The resolved mode (never AUTO). */
@@ -89,7 +88,15 @@ enum cli_progress_mode cli_progress_mode(const struct cli_progress *p);
 double cli_progress_elapsed(const struct cli_progress *p);
 /* A bld_progress_fn: userdata is the struct cli_progress. */
 void cli_progress_build_event(const struct bld_event *ev, void *userdata);
-/* Ends the display: the final screen (ok) or whatever is pending before an error (!ok). */
+/*
+ * reg_transfer_progress_fn for pulls and pushes: userdata is the struct cli_progress. The plain
+ * mode speaks docker's words ("<id>: Pull complete", "<id>: Pushed", "Layer already exists").
+ */
+void cli_progress_pull_event(const struct reg_transfer_event *ev, void *userdata);
+void cli_progress_push_event(const struct reg_transfer_event *ev, void *userdata);
+/* A line outside any step (warning: "WARNING: " in front), above the live view in tty mode. */
+void cli_progress_message(struct cli_progress *p, bool warning, const char *text);
+/* Ends the display: the final screen, or what is pending before an error (ok false). */
 void cli_progress_finish(struct cli_progress *p, bool ok);
 /* CLOCK_MONOTONIC in nanoseconds. */
 unsigned long long cli_now_ns(void);

@@ -33,7 +33,7 @@ static const char build_usage[] =
 	"      --pull[=POLICY]       pull base images: missing (default), always, never\n"
 	"      --iidfile FILE        write the image ID to FILE\n"
 	"  -q, --quiet               print only the image ID\n"
-	"      --progress MODE       auto, plain, tty or quiet (default auto)\n"
+	"      --progress MODE       auto, plain, tty, quiet or rawjson (default auto)\n"
 	"      --network MODE        RUN network: default, none or host\n"
 	"      --format FORMAT       oci (default) or docker\n"
 	"      --compression ALGO    gzip (default), zstd or none\n"
@@ -155,23 +155,29 @@ static int read_stdin_context(struct kn_buf *dockerfile, int *ret_fd, kn_error *
  * Pushes every name to its registry. A failure names the push and says the image stays in the
  * local store.
  */
-static int push_tags(const char *image_id, char *const *tags, int tls_verify, FILE *out, kn_error **err)
+static int push_tags(const char *image_id, char *const *tags, int tls_verify,
+		     enum cli_progress_mode mode, kn_error **err)
 {
 	struct reg_push_opts po;
 
 	reg_push_opts_init(&po);
 	po.root = cli_root();
 	po.tls_verify = tls_verify;
-	po.progress = cli_push_progress;
-	po.progress_data = out;
+	po.progress = cli_progress_push_event;
 	for (size_t i = 0; tags[i]; i++) {
+		_cleanup_(cli_progress_freep) struct cli_progress *prog =
+			cli_progress_new(mode, stderr, "Pushing");
 		struct reg_push_result res = { 0 };
 
-		if (reg_push(tags[i], NULL, &po, &res, err) < 0)
+		po.progress_data = prog;
+		if (reg_push(tags[i], NULL, &po, &res, err) < 0) {
+			cli_progress_finish(prog, false);
 			return kn_error_wrap(err, "push of '%s' failed (the image %s stays in the local store)",
 					     tags[i], image_id);
-		if (out)
-			fprintf(out, "%s: digest: %s size: %llu\n", res.tag ? res.tag : res.digest, res.digest,
+		}
+		cli_progress_finish(prog, true);
+		if (mode != CLI_PROGRESS_QUIET && mode != CLI_PROGRESS_RAWJSON)
+			fprintf(stderr, "%s: digest: %s size: %llu\n", res.tag ? res.tag : res.digest, res.digest,
 				(unsigned long long)res.size);
 		reg_push_result_release(&res);
 	}
@@ -343,7 +349,7 @@ int cmd_build(int argc, char **argv)
 	context = argv[optind];
 	if (quiet)
 		progress_mode = CLI_PROGRESS_QUIET;
-	prog = cli_progress_new(progress_mode, stderr);
+	prog = cli_progress_new(progress_mode, stderr, "Building");
 	o.progress = cli_progress_build_event;
 	o.progress_data = prog;
 
@@ -406,7 +412,7 @@ int cmd_build(int argc, char **argv)
 		goto out;
 	}
 	cli_progress_finish(prog, true);
-	if (cli_progress_mode(prog) != CLI_PROGRESS_QUIET) {
+	if (cli_progress_mode(prog) != CLI_PROGRESS_QUIET && cli_progress_mode(prog) != CLI_PROGRESS_RAWJSON) {
 		fprintf(stderr, "Built %s in %.2fs\n", image_id, cli_progress_elapsed(prog));
 		for (size_t i = 0; !o.no_store && i < tags.n; i++)
 			fprintf(stderr, "Tagged %s\n", tags.v[i]);
@@ -416,7 +422,7 @@ int cmd_build(int argc, char **argv)
 		ret = cli_fail(err);
 		goto out;
 	}
-	if (push && push_tags(image_id, tags.v, tls_verify, cli_progress_mode(prog) == CLI_PROGRESS_QUIET ? NULL : stderr, &err) < 0) {
+	if (push && push_tags(image_id, tags.v, tls_verify, cli_progress_mode(prog), &err) < 0) {
 		ret = cli_fail(err);
 		goto out;
 	}

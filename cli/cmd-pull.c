@@ -18,61 +18,30 @@ static const char pull_usage[] =
 	"                            plain HTTP)\n"
 	"  -j, --jobs N              blobs to download in parallel (default 3)\n"
 	"  -q, --quiet               print only the image's name\n"
+	"      --progress MODE       auto, plain, tty, quiet or rawjson (default auto)\n"
 	"      --root DIR            the local image store\n"
 	"  -h, --help                show this help\n";
 
-enum { OPT_PLATFORM = 0x100, OPT_TLS_VERIFY };
+enum { OPT_PLATFORM = 0x100, OPT_TLS_VERIFY, OPT_PROGRESS };
 
 static const struct option pull_options[] = {
 	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "tls-verify", optional_argument, NULL, OPT_TLS_VERIFY },
 	{ "jobs", required_argument, NULL, 'j' },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "progress", required_argument, NULL, OPT_PROGRESS },
 	{ "help", no_argument, NULL, 'h' },
 	CLI_OPT_ROOT_ENTRY,
 	{ NULL, 0, NULL, 0 },
 };
 
-struct pull_display {
-	bool quiet;
-	const char *tag_or_digest;
-	const char *repo;
-};
-
-static void pull_progress(const struct reg_transfer_event *ev, void *data)
-{
-	struct pull_display *d = data;
-
-	if (ev->kind == REG_XFER_RETRY) {
-		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
-			 ev->text ? ev->text : "transient failure");
-		return;
-	}
-	if (d->quiet || ev->is_config)
-		return;
-	switch (ev->kind) {
-	case REG_XFER_RESOLVED:
-		printf("%s: Pulling from %s\n", d->tag_or_digest, d->repo);
-		break;
-	case REG_XFER_BLOB_EXISTS:
-		printf("%s: Already exists\n", cli_short_digest(ev->digest));
-		break;
-	case REG_XFER_BLOB_DONE:
-		printf("%s: Pull complete\n", cli_short_digest(ev->digest));
-		break;
-	case REG_XFER_BLOB_START:
-	case REG_XFER_BLOB_MOUNTED:
-	case REG_XFER_RETRY:
-		break;
-	}
-	fflush(stdout);
-}
-
 int cmd_pull(int argc, char **argv)
 {
 	struct reg_pull_opts o;
 	struct reg_pull_result res = { 0 };
-	struct pull_display disp = { 0 };
+	_cleanup_(cli_progress_freep) struct cli_progress *prog = NULL;
+	enum cli_progress_mode mode = CLI_PROGRESS_AUTO;
+	bool quiet = false;
 	struct reg_ref *ref = NULL;
 	kn_error *err = NULL;
 	_cleanup_free_ char *familiar = NULL;
@@ -85,7 +54,7 @@ int cmd_pull(int argc, char **argv)
 			fputs(pull_usage, stdout);
 			return CLI_EXIT_OK;
 		case 'q':
-			disp.quiet = true;
+			quiet = true;
 			break;
 		case 'j': {
 			char *end = NULL;
@@ -97,6 +66,10 @@ int cmd_pull(int argc, char **argv)
 			o.jobs = (unsigned)n;
 			break;
 		}
+		case OPT_PROGRESS:
+			if (cli_progress_mode_parse(optarg, &mode) < 0)
+				return cli_usage_error("pull", "invalid --progress mode '%s'", optarg);
+			break;
 		case OPT_PLATFORM:
 			o.platform = optarg;
 			break;
@@ -117,16 +90,28 @@ int cmd_pull(int argc, char **argv)
 		return cli_usage_error("pull", "expected exactly one image reference");
 	if (reg_ref_parse(argv[optind], &ref, &err) < 0)
 		return cli_fail(err);
-	disp.tag_or_digest = ref->digest ? ref->digest : ref->tag;
-	disp.repo = ref->path;
+	if (quiet)
+		mode = CLI_PROGRESS_QUIET;
+	prog = cli_progress_new(mode, stdout, "Pulling");
+	mode = cli_progress_mode(prog);
+	if (mode == CLI_PROGRESS_PLAIN || mode == CLI_PROGRESS_TTY) {
+		_cleanup_free_ char *head = xasprintf("%s: Pulling from %s",
+						      ref->digest ? ref->digest : ref->tag, ref->path);
+
+		cli_progress_message(prog, false, head);
+	}
 	o.root = cli_root();
-	o.progress = pull_progress;
-	o.progress_data = &disp;
+	o.progress = cli_progress_pull_event;
+	o.progress_data = prog;
 	if (reg_pull(argv[optind], &o, &res, &err) < 0) {
+		cli_progress_finish(prog, false);
 		reg_ref_free(ref);
 		return cli_fail(err);
 	}
-	if (disp.quiet) {
+	cli_progress_finish(prog, true);
+	if (mode == CLI_PROGRESS_RAWJSON) {
+		/* nothing else on stdout: it holds the JSON stream */
+	} else if (quiet) {
 		printf("%s\n", res.name);
 	} else {
 		familiar = reg_ref_familiar(ref);

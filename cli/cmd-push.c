@@ -19,10 +19,11 @@ static const char push_usage[] =
 	"                            (default: push it as stored)\n"
 	"  -j, --jobs N              blobs to upload in parallel (default 3)\n"
 	"  -q, --quiet               print nothing but errors\n"
+	"      --progress MODE       auto, plain, tty, quiet or rawjson (default auto)\n"
 	"      --root DIR            the local image store\n"
 	"  -h, --help                show this help\n";
 
-enum { OPT_TLS_VERIFY = 0x100, OPT_DIGESTFILE, OPT_FORMAT };
+enum { OPT_TLS_VERIFY = 0x100, OPT_DIGESTFILE, OPT_FORMAT, OPT_PROGRESS };
 
 static const struct option push_options[] = {
 	{ "tls-verify", optional_argument, NULL, OPT_TLS_VERIFY },
@@ -30,44 +31,19 @@ static const struct option push_options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "jobs", required_argument, NULL, 'j' },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "progress", required_argument, NULL, OPT_PROGRESS },
 	{ "help", no_argument, NULL, 'h' },
 	CLI_OPT_ROOT_ENTRY,
 	{ NULL, 0, NULL, 0 },
 };
-
-void cli_push_progress(const struct reg_transfer_event *ev, void *data)
-{
-	FILE *out = data;
-	const char *what = NULL;
-
-	if (ev->kind == REG_XFER_RETRY) {
-		cli_warn("%s: retrying: %s", ev->digest ? cli_short_digest(ev->digest) : "registry",
-			 ev->text ? ev->text : "transient failure");
-		return;
-	}
-	if (!out)
-		return;
-	if (ev->kind == REG_XFER_RESOLVED) {
-		fprintf(out, "The push refers to repository [%s]\n", ev->text);
-	} else if (!ev->is_config) {
-		if (ev->kind == REG_XFER_BLOB_EXISTS)
-			what = "Layer already exists";
-		else if (ev->kind == REG_XFER_BLOB_DONE)
-			what = "Pushed";
-		else if (ev->kind == REG_XFER_BLOB_MOUNTED)
-			what = "Mounted from ";
-		if (what)
-			fprintf(out, "%s: %s%s\n", cli_short_digest(ev->digest), what,
-				ev->kind == REG_XFER_BLOB_MOUNTED ? ev->text : "");
-	}
-	fflush(out);
-}
 
 int cmd_push(int argc, char **argv)
 {
 	struct reg_push_opts o;
 	struct reg_push_result res = { 0 };
 	const char *digestfile = NULL;
+	_cleanup_(cli_progress_freep) struct cli_progress *prog = NULL;
+	enum cli_progress_mode mode = CLI_PROGRESS_AUTO;
 	kn_error *err = NULL;
 	bool quiet = false;
 	int c;
@@ -97,6 +73,10 @@ int cmd_push(int argc, char **argv)
 				return cli_usage_error("push", "invalid --tls-verify value '%s'",
 						       optarg);
 			break;
+		case OPT_PROGRESS:
+			if (cli_progress_mode_parse(optarg, &mode) < 0)
+				return cli_usage_error("push", "invalid --progress mode '%s'", optarg);
+			break;
 		case OPT_DIGESTFILE:
 			digestfile = optarg;
 			break;
@@ -119,11 +99,18 @@ int cmd_push(int argc, char **argv)
 	if (argc - optind < 1 || argc - optind > 2)
 		return cli_usage_error("push", "expected IMAGE and an optional DEST");
 	o.root = cli_root();
-	o.progress = cli_push_progress;
-	o.progress_data = quiet ? NULL : stdout;
-	if (reg_push(argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL, &o, &res, &err) < 0)
+	if (quiet)
+		mode = CLI_PROGRESS_QUIET;
+	prog = cli_progress_new(mode, stdout, "Pushing");
+	o.progress = cli_progress_push_event;
+	o.progress_data = prog;
+	if (reg_push(argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL, &o, &res, &err) < 0) {
+		cli_progress_finish(prog, false);
 		return cli_fail(err);
-	if (!quiet)
+	}
+	cli_progress_finish(prog, true);
+	mode = cli_progress_mode(prog);
+	if (mode != CLI_PROGRESS_QUIET && mode != CLI_PROGRESS_RAWJSON)
 		printf("%s: digest: %s size: %llu\n", res.tag ? res.tag : res.digest, res.digest,
 		       (unsigned long long)res.size);
 	if (digestfile &&

@@ -484,6 +484,21 @@ void reg_xfer_emit(const struct reg_xfer_progress *p, enum reg_transfer_event_ki
 	pthread_mutex_unlock(&emit_lock);
 }
 
+void reg_xfer_emit_progress(const struct reg_xfer_progress *p, const char *digest, bool is_config,
+			    uint64_t size, uint64_t current)
+{
+	struct reg_transfer_event ev = {
+		.kind = REG_XFER_BLOB_PROGRESS, .digest = digest, .is_config = is_config,
+		.size = size, .current = current,
+	};
+
+	if (!p || !p->fn)
+		return;
+	pthread_mutex_lock(&emit_lock);
+	p->fn(&ev, p->data);
+	pthread_mutex_unlock(&emit_lock);
+}
+
 struct pool {
 	pthread_mutex_t lock;
 	size_t next, n;

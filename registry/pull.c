@@ -49,7 +49,14 @@ struct blob_sink {
 	const bool *stop;
 	/* libcurl hands over ~16 KiB at a time: batch them into fewer, larger writes. */
 	struct kn_buf pending;
+	/* byte progress, reported at most every BLOB_SINK_REPORT bytes */
+	const struct reg_xfer_progress *progress;
+	const char *digest;
+	bool is_config;
+	uint64_t reported;
 };
+
+#define BLOB_SINK_REPORT (256u << 10)
 
 #define BLOB_SINK_BATCH (1u << 20)
 
@@ -87,6 +94,11 @@ static int blob_sink_write(void *ctx, const void *data, size_t len, kn_error **e
 				    "registry sent more than the %llu bytes the manifest declares",
 				    (unsigned long long)s->expected_size);
 	s->got += len;
+	if (s->got - s->reported >= BLOB_SINK_REPORT) {
+		s->reported = s->got;
+		reg_xfer_emit_progress(s->progress, s->digest, s->is_config,
+				       s->expected_size, s->got);
+	}
 	if (len >= BLOB_SINK_BATCH) {
 		if (blob_sink_flush(s, err) < 0)
 			return -1;
@@ -105,16 +117,20 @@ static int blob_sink_restart(void *ctx, kn_error **err)
 	store_blob_writer_abort(s->w);
 	s->w = NULL;
 	s->got = 0;
+	s->reported = 0;
 	kn_buf_reset(&s->pending);
 	return writer_new(s->store, &s->w, err);
 }
 
-int reg_blob_fetch(struct reg_client *client, struct store *store, const char *digest,
-		   uint64_t size, const bool *stop, kn_error **err)
+/* reg_blob_fetch() that also reports the bytes as they arrive to progress (may be NULL). */
+static int blob_fetch(struct reg_client *client, struct store *store, const char *digest,
+		      uint64_t size, const bool *stop, const struct reg_xfer_progress *progress,
+		      bool is_config, kn_error **err)
 {
 	static const bool never = false;
 	struct blob_sink s = { .store = store, .expected_size = size, .stop = stop ? stop : &never,
-			       .pending = KN_BUF_INIT };
+			       .pending = KN_BUF_INIT, .progress = progress, .digest = digest,
+			       .is_config = is_config };
 	struct reg_sink sink = {
 		.write = blob_sink_write, .restart = blob_sink_restart, .ctx = &s,
 	};
@@ -148,6 +164,12 @@ int reg_blob_fetch(struct reg_client *client, struct store *store, const char *d
 	return 0;
 }
 
+int reg_blob_fetch(struct reg_client *client, struct store *store, const char *digest,
+		   uint64_t size, const bool *stop, kn_error **err)
+{
+	return blob_fetch(client, store, digest, size, stop, NULL, false, err);
+}
+
 static int pull_one(void *vctx, size_t i, kn_error **err)
 {
 	struct pull_ctx *c = vctx;
@@ -155,7 +177,8 @@ static int pull_one(void *vctx, size_t i, kn_error **err)
 
 	reg_xfer_emit(&c->progress, REG_XFER_BLOB_START, b->desc->digest, b->is_config,
 		      b->desc->size, NULL);
-	if (reg_blob_fetch(c->client, c->store, b->desc->digest, b->desc->size, &c->stop, err) < 0)
+	if (blob_fetch(c->client, c->store, b->desc->digest, b->desc->size, &c->stop, &c->progress,
+		       b->is_config, err) < 0)
 		return -1;
 	reg_xfer_emit(&c->progress, REG_XFER_BLOB_DONE, b->desc->digest, b->is_config,
 		      b->desc->size, NULL);

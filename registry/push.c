@@ -118,7 +118,7 @@ static bool transient(int code)
 
 /* Uploads the blob file (fd) to an open upload session; consumes *location. */
 static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, char **location,
-		       const bool *stop, kn_error **err)
+		       const bool *stop, const struct reg_xfer_progress *progress, kn_error **err)
 {
 	static const char *const octet[] = { "Content-Type: application/octet-stream", NULL };
 	_cleanup_(reg_response_freep) struct reg_response *resp = NULL;
@@ -174,6 +174,8 @@ static int upload_blob(struct reg_client *c, int fd, const struct push_blob *b, 
 			if (need_location(resp, "PATCH", location, err) < 0)
 				return -1;
 			off += n;
+			reg_xfer_emit_progress(progress, b->digest, b->is_config, (uint64_t)b->size,
+					       (uint64_t)off);
 		}
 		/* Close the session with an empty PUT carrying the digest. */
 		body.fd = -1;
@@ -267,7 +269,7 @@ static int push_one_attempt(struct push_ctx *p, struct push_blob *b, int fd, kn_
 	}
 	if (!location && upload_start(p->client, &location, err) < 0)
 		return -1;
-	if (upload_blob(p->client, fd, b, &location, &p->stop, err) < 0)
+	if (upload_blob(p->client, fd, b, &location, &p->stop, &p->progress, err) < 0)
 		return -1;
 	__atomic_add_fetch(&p->uploaded, 1, __ATOMIC_RELAXED);
 	reg_xfer_emit(&p->progress, REG_XFER_BLOB_DONE, b->digest, b->is_config, b->size, NULL);

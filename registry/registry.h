@@ -170,6 +170,7 @@ enum reg_transfer_event_kind {
 	REG_XFER_RESOLVED,     /* the manifest was resolved: digest = manifest digest, text = name */
 	REG_XFER_BLOB_EXISTS,  /* pull: blob already in the store; push: already in the registry */
 	REG_XFER_BLOB_START,   /* a blob transfer starts */
+	REG_XFER_BLOB_PROGRESS, /* bytes moved so far: current of size (every MiB or so) */
 	REG_XFER_BLOB_DONE,    /* pull: "Pull complete"; push: "Pushed" */
 	REG_XFER_BLOB_MOUNTED, /* push: blob mounted from another repository (text = that repo) */
 	REG_XFER_RETRY,        /* a transient failure; text says what failed, the transfer retries */
@@ -184,6 +185,7 @@ struct reg_transfer_event {
 	const char *digest;
 	bool is_config;
 	uint64_t size;
+	uint64_t current;
 	const char *text;
 };
 

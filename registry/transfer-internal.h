@@ -130,5 +130,8 @@ struct reg_xfer_progress {
 };
 void reg_xfer_emit(const struct reg_xfer_progress *p, enum reg_transfer_event_kind kind,
 		   const char *digest, bool is_config, uint64_t size, const char *text);
+/** REG_XFER_BLOB_PROGRESS: current bytes of size moved. */
+void reg_xfer_emit_progress(const struct reg_xfer_progress *p, const char *digest, bool is_config,
+			    uint64_t size, uint64_t current);
 
 #endif
