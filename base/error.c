@@ -54,7 +54,21 @@ int kn_error_errno(kn_error **err, const char *fmt, ...)
 	va_start(ap, fmt);
 	kn_error_setv(err, saved, fmt, ap);
 	va_end(ap);
+	if (err && *err)
+		(*err)->os = saved > 0;
 	errno = saved;
+	return -1;
+}
+
+int kn_error_set_errno(kn_error **err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kn_error_setv(err, code, fmt, ap);
+	va_end(ap);
+	if (err && *err)
+		(*err)->os = code > 0;
 	return -1;
 }
 
@@ -100,7 +114,7 @@ char *kn_error_format(const kn_error *e)
 		kn_buf_addch(&b, ' ');
 	}
 	kn_buf_adds(&b, e->msg ? e->msg : "unknown error");
-	if (e->code > 0)
+	if (e->os && e->code > 0)
 		kn_buf_addf(&b, ": %s", strerror(e->code));
 	return kn_buf_detach(&b);
 }

@@ -444,8 +444,26 @@ static int resolve_from(struct bld_state *st, const char *ref, const struct bld_
 
 	*ret_stage = NULL;
 	*ret_img = NULL;
-	if (!fs)
-		return image_get(st->b, ref, ret_img, err);
+	if (!fs) {
+		struct kn_buf names = KN_BUF_INIT;
+
+		if (image_get(st->b, ref, ret_img, err) == 0)
+			return 0;
+		/* Most often a misspelt stage: say so first, and which stages there are. */
+		for (size_t i = 0; i < st->stage->index; i++) {
+			const char *n = st->b->plan->stages[i].name;
+
+			if (n)
+				kn_buf_addf(&names, "%s%s", i ? ", " : "", n);
+			else
+				kn_buf_addf(&names, "%s%zu", i ? ", " : "", i);
+		}
+		kn_error_wrap(err, "no stage named '%s' (%s%s), and not an image", ref,
+			      names.len ? "the stages before this one: " : "no stage comes before this one",
+			      names.buf);
+		kn_buf_release(&names);
+		return -1;
+	}
 	if (!st->b->stages[fs->index].built)
 		return kn_error_set(err, EINVAL, "stage '%s' was not built", ref);
 	*ret_stage = &st->b->stages[fs->index];

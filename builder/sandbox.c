@@ -1727,7 +1727,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 
 		free(p->state);
 		p->state = NULL;
-		return kn_error_set(err, e, "run: create state dir in '%s'", tmp);
+		return kn_error_set_errno(err, e, "run: create state dir in '%s'", tmp);
 	}
 	p->root = xasprintf("%s/root", p->state);
 	p->proc_path = xasprintf("%s/proc", p->root);
@@ -1839,7 +1839,7 @@ static int plan_build(struct sbx_plan *p, const struct sandbox_spec *s, kn_error
 				x->readonly = !m->discard_writes || m->readonly;
 				x->layers_ro = x->readonly && m->n_lowerdirs > 1;
 			} else if (!m->source || stat(m->source, &st) < 0) {
-				return kn_error_set(err, m->source ? errno : EINVAL,
+				return kn_error_set_errno(err, m->source ? errno : EINVAL,
 						    "run: mount source '%s'",
 						    m->source ? m->source : "");
 			} else {
@@ -2241,7 +2241,7 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 				      !strncmp(res.err_msg, "run: overlayfs is not", 21)))
 			hint = xstrdup(" (rootless: overlayfs in a user namespace needs Linux 5.11 or "
 				       "later; kiln has no fallback for older kernels yet)");
-		kn_error_set(err, res.err_code, "%s%s", res.err_msg, hint ? hint : "");
+		kn_error_set_errno(err, res.err_code, "%s%s", res.err_msg, hint ? hint : "");
 		goto out;
 	}
 	if (!WIFEXITED(status) && WIFSIGNALED(status) && spec->started) {

@@ -49,7 +49,7 @@ static int write_entry_header(struct archive *a, const char *path, int64_t size,
 	r = archive_write_header(a, e);
 	archive_entry_free(e);
 	if (r != ARCHIVE_OK)
-		return kn_error_set(err, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+		return kn_error_set_errno(err, archive_errno(a) > 0 ? archive_errno(a) : EIO,
 				    "write archive entry '%s': %s", path, archive_error_string(a));
 	return 0;
 }
@@ -60,7 +60,7 @@ static int write_data(struct archive *a, const void *data, size_t len, kn_error 
 		la_ssize_t n = archive_write_data(a, data, len);
 
 		if (n <= 0)
-			return kn_error_set(err, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+			return kn_error_set_errno(err, archive_errno(a) > 0 ? archive_errno(a) : EIO,
 					    "write archive: %s", archive_error_string(a));
 		data = (const char *)data + n;
 		len -= (size_t)n;
@@ -264,7 +264,7 @@ out_m:
 		}
 	}
 	if (archive_write_close(a) != ARCHIVE_OK) {
-		r = kn_error_set(err, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+		r = kn_error_set_errno(err, archive_errno(a) > 0 ? archive_errno(a) : EIO,
 				 "write archive: %s", archive_error_string(a));
 		goto out;
 	}

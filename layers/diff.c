@@ -217,7 +217,7 @@ static int archive_fail(struct dw *w, const char *what, kn_error **err)
 		kn_error_propagate(err, e);
 		return kn_error_wrap(err, "%s", what);
 	}
-	return kn_error_set(err, archive_errno(w->a) > 0 ? archive_errno(w->a) : EIO, "%s: %s", what,
+	return kn_error_set_errno(err, archive_errno(w->a) > 0 ? archive_errno(w->a) : EIO, "%s: %s", what,
 			    archive_error_string(w->a) ? archive_error_string(w->a) : "tar error");
 }
 

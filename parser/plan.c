@@ -591,7 +591,19 @@ static int plan_fill(struct builder *b, const struct df_node *root, const struct
 		    strlen(opts->target) < 10 && strtol(opts->target, NULL, 10) < (long)p->n_stages)
 			idx = strtol(opts->target, NULL, 10);
 		if (idx < 0) {
-			kn_error_set(b->err, 0, "target stage '%s' could not be found", opts->target);
+			struct kn_buf names = KN_BUF_INIT;
+
+			for (size_t i = 0; i < p->n_stages; i++) {
+				if (i)
+					kn_buf_adds(&names, ", ");
+				if (p->stages[i].name)
+					kn_buf_adds(&names, p->stages[i].name);
+				else
+					kn_buf_addf(&names, "%zu", i);
+			}
+			kn_error_set(b->err, 0, "target stage '%s' could not be found: the stages are %s",
+				     opts->target, names.buf);
+			kn_buf_release(&names);
 			return -1;
 		}
 		p->target = (size_t)idx;
