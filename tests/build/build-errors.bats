@@ -111,3 +111,30 @@ DF
 	assert_contains "$output" "not found"
 	[[ "$output" != *host-secret* ]]
 }
+
+@test "COPY --from= a name that is neither a stage nor an image says so and lists the stages" {
+	mkdir "$BATS_TEST_TMPDIR/ctx"
+	printf 'FROM kiln-test/busybox:latest AS base\nFROM kiln-test/busybox:latest AS build\nFROM kiln-test/busybox:latest\nCOPY --from=bulid /x /y\n' >"$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln 1 build --pull=never --progress plain "$BATS_TEST_TMPDIR/ctx"
+	assert_contains "$output" "kiln: Dockerfile:4: no stage named 'bulid' (the stages before this one: base, build), and not an image: image 'bulid' is not in the local store"
+}
+
+@test "--target of a missing stage lists the stages" {
+	mkdir "$BATS_TEST_TMPDIR/ctx"
+	printf 'FROM kiln-test/busybox:latest AS base\nFROM kiln-test/busybox:latest\n' >"$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln 1 build --target biuld "$BATS_TEST_TMPDIR/ctx"
+	assert_equal "$output" "kiln: target stage 'biuld' could not be found: the stages are base, 1"
+}
+
+@test "a missing image is 'not found', with no errno text after it" {
+	run_kiln 1 rmi no/such:image
+	assert_equal "$output" "kiln: image 'no/such:image' not found"
+	run_kiln 1 tag no/such:image other:1
+	assert_equal "$output" "kiln: image 'no/such:image' not found"
+	run_kiln 1 save -o "$BATS_TEST_TMPDIR/x.tar" no/such:image
+	assert_equal "$output" "kiln: image 'no/such:image' not found"
+	printf 'FROM no/such:image\n' >"$BATS_TEST_TMPDIR/Dockerfile"
+	run_kiln 1 build --pull=never -f "$BATS_TEST_TMPDIR/Dockerfile" "$BATS_TEST_TMPDIR"
+	assert_contains "$output" "not in the local store"
+	! grep -qE 'No such file or directory|Invalid argument' <<<"$output"
+}

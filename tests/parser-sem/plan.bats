@@ -56,7 +56,7 @@ golden() {
 @test "parser-sem: unknown target, cycles, duplicates and bad flags are located errors" {
 	printf 'FROM a AS x\nFROM b AS y\n' >"$BATS_TEST_TMPDIR/Dockerfile"
 	run_kiln 1 parse --plan -f "$BATS_TEST_TMPDIR/Dockerfile" --target nope
-	assert_equal "$output" "kiln: target stage 'nope' could not be found"
+	assert_equal "$output" "kiln: target stage 'nope' could not be found: the stages are x, y"
 
 	printf 'FROM a AS one\nCOPY --from=two /a /b\nFROM b AS two\nCOPY --from=one /a /b\n' >"$BATS_TEST_TMPDIR/Dockerfile"
 	run_kiln 1 parse --plan -f "$BATS_TEST_TMPDIR/Dockerfile"

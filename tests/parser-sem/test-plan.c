@@ -164,7 +164,8 @@ static void test_graph(void **state)
 static void test_errors(void **state)
 {
 	(void)state;
-	expect_plan_error("FROM a AS x\nFROM b AS y\n", "z", "target stage 'z' could not be found");
+	expect_plan_error("FROM a AS x\nFROM b AS y\n", "z",
+			  "target stage 'z' could not be found: the stages are x, y");
 	expect_plan_error("FROM a AS x\nRUN true\nFROM b AS X\n",
 			  NULL, "Dockerfile:3:1: duplicate stage name 'x' (first defined on line 1)");
 	expect_plan_error("FROM a AS one\nCOPY --from=two /a /b\nFROM b AS two\nCOPY --from=one /a /b\n",
