@@ -151,7 +151,7 @@ enum sbx_seccomp_abis sbx_seccomp_host_abis(void)
 
 static int scmp_fail(kn_error **err, int rc, const char *what, const char *name)
 {
-	return kn_error_set(err, -rc, "seccomp: %s '%s'", what, name);
+	return kn_error_set_errno(err, -rc, "seccomp: %s '%s'", what, name);
 }
 
 /*
