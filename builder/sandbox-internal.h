@@ -204,7 +204,11 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  * started, e.g. "run: exec '/bin/foo': No such file or directory", "run: exec 'foo': executable
  * file not found in $PATH" or "unable to find user foo: no matching entries in passwd file",
  * or when PID 1 itself was killed from outside ("run: the sandbox was killed by signal 9").
- * Needs root (CAP_SYS_ADMIN in the initial user namespace).
+ * Needs root: CAP_SYS_ADMIN in the initial user namespace, or root of a user namespace
+ * (rootless, base/userns.h: kn_userns_active()), where the overlays use userxattr, /dev holds
+ * binds of the host's nodes, /proc is mounted before pivot_root (the kernel wants a fully
+ * visible proc in the mount namespace), /sys is the host's (bound, host network) or made
+ * before pivot_root (SANDBOX_NET_NONE), and setgroups is skipped where it is denied.
  *
  * Thread-safe: the children never allocate, take locks or use glibc's set*id wrappers, so the
  * builder may run several sandboxes at once from different threads. The reaper dies with the
@@ -213,7 +217,7 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  *
  * Not done (yet): cgroups (no /sys/fs/cgroup, no resource limits), AppArmor/SELinux labels,
  * extended attributes (ACLs) of image directories copied into the stub layer,
- * user-namespace (rootless) operation, the compat ABIs of kernels other than x86_64 and
+ * a fallback for kernels that refuse overlayfs in a user namespace (before 5.11), the compat ABIs of kernels other than x86_64 and
  * aarch64 (their native ABI is filtered).
  */
 int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err);
