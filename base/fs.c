@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,66 @@ int kn_read_file(const char *path, size_t max, struct kn_buf *out, kn_error **er
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
+	if (fd < 0)
+		return kn_error_errno(err, "open '%s'", path);
+	if (kn_read_fd(fd, max, out, err) < 0)
+		return kn_error_wrap(err, "'%s'", path);
+	return 0;
+}
+
+int kn_openat_in_root(int rootfd, const char *rel, int flags)
+{
+	struct open_how how = { .flags = (unsigned long long)(flags | O_CLOEXEC),
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	_cleanup_free_ char *copy = NULL;
+	int fd, dfd;
+	char *p, *slash;
+
+	fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+		return fd;
+	/* no openat2 (or a seccomp filter refusing it): one component at a time, no symlinks */
+	copy = xstrdup(rel);
+	dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	for (p = copy; dfd >= 0;) {
+		int next;
+
+		while (*p == '/')
+			p++;
+		slash = strchr(p, '/');
+		if (slash)
+			*slash = 0;
+		if (!strcmp(p, "..")) {
+			close(dfd);
+			errno = EXDEV;
+			return -1;
+		}
+		next = openat(dfd, *p ? p : ".", slash ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+						 : flags | O_NOFOLLOW | O_CLOEXEC);
+		close(dfd);
+		if (!slash)
+			return next;
+		dfd = next;
+		p = slash + 1;
+	}
+	return -1;
+}
+
+int kn_read_file_in_root(const char *root, const char *path, size_t max, struct kn_buf *out,
+			 kn_error **err)
+{
+	_cleanup_free_ char *dir = xstrdup(path), *base = xstrdup(path), *real = NULL, *rel = NULL;
+	_cleanup_close_ int rootfd = -1, fd = -1;
+	size_t n = strlen(root);
+
+	real = realpath(dirname(dir), NULL);
+	if (!real || strncmp(real, root, n) || (real[n] && real[n] != '/'))
+		return kn_read_file(path, max, out, err);
+	rel = xasprintf("%s%s%s", real[n] ? real + n + 1 : "", real[n] ? "/" : "", basename(base));
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return kn_error_errno(err, "open '%s'", root);
+	fd = kn_openat_in_root(rootfd, rel, O_RDONLY);
 	if (fd < 0)
 		return kn_error_errno(err, "open '%s'", path);
 	if (kn_read_fd(fd, max, out, err) < 0)

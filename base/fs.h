@@ -11,6 +11,17 @@
 
 /* Reads a whole file into out (appending). Fails with EFBIG past max bytes (0 = no limit). */
 int kn_read_file(const char *path, size_t max, struct kn_buf *out, kn_error **err);
+/*
+ * kn_read_file for a file kiln picks from a directory it does not trust (a build context):
+ * when path lies under root (a realpath'd directory), it is opened relative to root with
+ * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so no symlink, absolute or with "..", leads
+ * outside root (without openat2, a symlink anywhere below root is refused with ELOOP). A path
+ * outside root (a file the user named) is read as it is.
+ */
+int kn_read_file_in_root(const char *root, const char *path, size_t max, struct kn_buf *out,
+			 kn_error **err);
+/* Opens rel below rootfd as kn_read_file_in_root does; returns the fd or -1 with errno set. */
+int kn_openat_in_root(int rootfd, const char *rel, int flags);
 /* Reads everything from fd into out (appending), with the same limit. */
 int kn_read_fd(int fd, size_t max, struct kn_buf *out, kn_error **err);
 /* Writes all of data to fd, retrying short writes and EINTR. */

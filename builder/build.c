@@ -1949,7 +1949,8 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 			df_path = kn_path_join(b.ctx_dir, o->dockerfile_path);
 		else
 			df_path = kn_path_join(b.ctx_dir, "Dockerfile");
-		if (kn_read_file(df_path, 16 << 20, &df, err) < 0) {
+		/* a Dockerfile in the context is opened inside it: a symlink cannot lead out */
+		if (kn_read_file_in_root(b.ctx_dir, df_path, 16 << 20, &df, err) < 0) {
 			kn_error_wrap(err, "failed to read dockerfile");
 			goto out;
 		}

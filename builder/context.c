@@ -186,8 +186,10 @@ int ctx_load_ignore(struct bld *b, const char *dockerfile_path, kn_error **err)
 		kn_error *e = NULL;
 		int r;
 
-		if (kn_read_file(cands[i], 16 << 20, &text, &e) < 0) {
-			bool missing = e->code == ENOENT || e->code == ENOTDIR;
+		/* a .dockerignore in the context never leads outside it, even as a symlink */
+		if (kn_read_file_in_root(b->ctx_dir, cands[i], 16 << 20, &text, &e) < 0) {
+			bool missing = e->code == ENOENT || e->code == ENOTDIR || e->code == ELOOP ||
+				       e->code == EXDEV;
 
 			kn_buf_release(&text);
 			if (missing) {
