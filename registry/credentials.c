@@ -274,9 +274,6 @@ static int helper_get(const char *name, const char *domain, struct reg_credentia
 {
 	struct kn_buf out = KN_BUF_INIT;
 	_cleanup_free_ char *input = xasprintf("%s\n", server_key(domain));
-	json_error_t jerr;
-	json_t *root;
-	const char *user, *secret;
 	int st;
 
 	*ret = NULL;
@@ -296,9 +293,21 @@ static int helper_get(const char *name, const char *domain, struct reg_credentia
 		return kn_error_set(err, EIO, "credential helper 'docker-credential-%s' failed (exit status %d)", name,
 				    st);
 	}
-	root = json_loadb(out.buf, out.len, 0, &jerr);
+	st = reg_helper_output_parse(name, out.buf, out.len, ret, err);
 	explicit_bzero(out.buf, out.len);
 	kn_buf_release(&out);
+	return st;
+}
+
+int reg_helper_output_parse(const char *name, const char *out, size_t len,
+			    struct reg_credentials **ret, kn_error **err)
+{
+	json_error_t jerr;
+	json_t *root;
+	const char *user, *secret;
+
+	*ret = NULL;
+	root = json_loadb(out, len, 0, &jerr);
 	if (!root || !json_is_object(root)) {
 		if (root)
 			json_decref(root);

@@ -199,6 +199,10 @@ struct reg_challenge {
 	char *scope;
 	char *error;
 };
+/* Parses what `docker-credential-NAME get` printed ({"Username", "Secret"}; "<token>" as the
+ * user makes Secret an identity token). *ret NULL when it holds no secret. */
+int reg_helper_output_parse(const char *name, const char *out, size_t len,
+			    struct reg_credentials **ret, kn_error **err);
 /* Parses a WWW-Authenticate value; returns -1 when it is not a Basic or Bearer challenge. */
 int reg_challenge_parse(const char *header, struct reg_challenge *ret);
 void reg_challenge_release(struct reg_challenge *ch);
