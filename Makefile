@@ -1,12 +1,15 @@
 # Thin wrapper around CMake: `make` builds, `make demo` runs the main job on an example,
-# `make check` runs every test normally, again under ASan/UBSan, then fuzzes the parser.
+# `make check` runs every test normally, again under ASan/UBSan, fuzzes the parser, then builds
+# for arm64 and runs the unit tests and the layer-digest comparison under QEMU.
+# `make cross-arm64` alone builds build-arm64/cli/kiln (scripts/install-deps.sh --cross arm64).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 # The plain build (and the demo) needs only the build dependencies; `make test` turns the tests on.
 TESTS ?= OFF
+CROSS_ARM64 ?= build-arm64
 
-.PHONY: all demo check test test-asan fuzz bench clean
+.PHONY: all demo check test test-asan fuzz cross-arm64 test-arm64 bench clean
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_TESTS=$(TESTS)
@@ -31,11 +34,24 @@ fuzz:
 	cmake --build build-fuzz -j$(JOBS) --target kiln-fuzz-targets
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-check: test test-asan fuzz
-	@./scripts/check-summary.sh $(BUILD)/junit.xml build-asan/junit.xml -- build-fuzz
+cross-arm64:
+	cmake -S . -B $(CROSS_ARM64) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WERROR=ON -DKILN_TESTS=$(TESTS) \
+		-DKILN_HOST_BUILD_DIR=$(abspath $(BUILD))
+	cmake --build $(CROSS_ARM64) -j$(JOBS)
+
+# The tests that need no namespaces, run by qemu-aarch64-static (label "emulated").
+test-arm64:
+	$(MAKE) cross-arm64 TESTS=ON
+	cd $(CROSS_ARM64) && KILN_TEST_MUST_RUN=1 ctest -L emulated --output-on-failure -j$(JOBS) \
+		--output-junit junit.xml
+
+check: test test-asan fuzz test-arm64
+	@./scripts/check-summary.sh $(BUILD)/junit.xml build-asan/junit.xml $(CROSS_ARM64)/junit.xml \
+		-- build-fuzz
 
 bench: all
 	./bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz $(CROSS_ARM64)

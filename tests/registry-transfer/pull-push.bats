@@ -72,10 +72,17 @@ teardown() {
 
 	run_kiln pull --platform linux/amd64 "$REGISTRY_HOST/team/multi:1"
 	[ "$(store_config "$REGISTRY_HOST/team/multi:1" | jq -r .architecture)" = amd64 ]
-	if [ "$(uname -m)" = x86_64 ]; then
+	# Without --platform, the host's: the machine kiln runs on (KILN_HOST_MACHINE when kiln
+	# runs under QEMU user emulation, which reports the emulated machine).
+	host=""
+	case "${KILN_HOST_MACHINE:-$(uname -m)}" in
+	x86_64) host=amd64 ;;
+	aarch64) host=arm64 ;;
+	esac
+	if [ -n "$host" ]; then
 		rm -rf "$KILN_TEST_ROOT"
 		run_kiln pull "$REGISTRY_HOST/team/multi:1"
-		[ "$(store_config "$REGISTRY_HOST/team/multi:1" | jq -r .architecture)" = amd64 ]
+		[ "$(store_config "$REGISTRY_HOST/team/multi:1" | jq -r .architecture)" = "$host" ]
 	fi
 	run_kiln 1 pull --platform linux/s390x "$REGISTRY_HOST/team/multi:1"
 	assert_contains "$output" "no manifest for platform 'linux/s390x'"
