@@ -55,6 +55,8 @@ struct bld {
 	bool have_ctx_time;
 	int64_t ctx_time;
 	char *extra_hosts; /* --add-host lines for /etc/hosts, NULL when none */
+	struct bld_ssh *ssh; /* --ssh ids (ssh.c) */
+	size_t n_ssh, alloc_ssh;
 	struct bld_secret *secrets;
 	size_t n_secrets, alloc_secrets;
 	struct bld_ext_image *ext;
@@ -126,6 +128,16 @@ int bld_export_run(struct bld *b, const struct image_config *config, const struc
 /** Whether an exporter needs the image's manifest and config blobs (oci, docker). */
 bool bld_export_needs_image(const struct bld_options *o);
 
+/* ---- --ssh (ssh.c) -------------------------------------------------------------------------------- */
+
+struct bld_ssh;
+/** Sets up b->o->ssh: sockets as given, key files in a private ssh-agent started here. */
+int bld_ssh_setup(struct bld *b, kn_error **err);
+/** The agent socket forwarded as id, or NULL. */
+const char *bld_ssh_socket(const struct bld *b, const char *id);
+/** Stops the private agents and frees everything. */
+void bld_ssh_release(struct bld *b);
+
 /* ---- named contexts (named-context.c) ------------------------------------------------------------ */
 
 /**
@@ -141,6 +153,13 @@ int bld_named_context(struct bld *b, const char *ref, struct store_image **ret_i
 
 /** Loads the context (directory, or tar on fd unpacked into the store's tmp dir). */
 int ctx_open(struct bld *b, kn_error **err);
+/**
+ * Runs argv (argv[0] searched in PATH) in dir (NULL: here) with stdin /dev/null and the
+ * environment plus extra_env ("K=V", replacing; may be NULL); waits for it. Its stdout (trailing
+ * newlines trimmed) goes to *ret_out when not NULL; a failure's error holds its stderr.
+ */
+int bld_exec(const char *dir, const char *const *argv, const char *const *extra_env, char **ret_out,
+	     kn_error **err);
 /** Whether a context argument is a git repository URL (git://, git@, ssh://, http(s)://...git). */
 bool ctx_is_git_url(const char *s);
 /**

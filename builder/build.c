@@ -1087,17 +1087,6 @@ static const struct bld_secret *find_secret(const struct bld *b, const char *id)
 	return NULL;
 }
 
-/* The ssh-agent socket forwarded as id (--ssh ID=SOCKET), or NULL. */
-static const char *find_ssh(const struct bld *b, const char *id)
-{
-	size_t n = strlen(id);
-
-	for (size_t i = 0; b->o->ssh && b->o->ssh[i]; i++)
-		if (!strncmp(b->o->ssh[i], id, n) && b->o->ssh[i][n] == '=')
-			return b->o->ssh[i] + n + 1;
-	return NULL;
-}
-
 static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **err)
 {
 	struct bld *b = st->b;
@@ -1281,7 +1270,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		}
 		case DF_MOUNT_SSH: {
 			const char *id = m->id ? m->id : "default";
-			const char *sock = find_ssh(b, id);
+			const char *sock = bld_ssh_socket(b, id);
 
 			if (!sock) {
 				if (m->required) {
@@ -1816,6 +1805,7 @@ static void bld_release(struct bld *b)
 	}
 	free(b->secrets);
 	free(b->extra_hosts);
+	bld_ssh_release(b);
 	for (size_t i = 0; i < b->n_ext; i++) {
 		free(b->ext[i].ref);
 		store_image_free(b->ext[i].img);
@@ -1911,7 +1901,7 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 			goto out;
 		}
 	}
-	if (parse_secrets(&b, err) < 0)
+	if (parse_secrets(&b, err) < 0 || bld_ssh_setup(&b, err) < 0)
 		goto out;
 	if (o->add_hosts) {
 		struct kn_buf h = KN_BUF_INIT;

@@ -126,7 +126,8 @@ struct bld_options {
 	char *const *no_cache_filter;
 	/* "NAME=SOURCE" named contexts: a directory, docker-image://REF or oci-layout://DIR[:TAG]. */
 	char *const *build_contexts;
-	/* "ID=SOCKET": ssh-agent sockets for RUN --mount=type=ssh. */
+	/* "ID=SOCKET|KEY[,KEY]" for RUN --mount=type=ssh: an ssh-agent socket, or key files that a
+	 * private ssh-agent serves for the build. */
 	char *const *ssh;
 };
 

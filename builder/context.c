@@ -221,23 +221,37 @@ bool ctx_is_git_url(const char *s)
 	return false;
 }
 
-/*
- * Runs git with argv (argv[0] "git") in the directory dir, stdin /dev/null. Its stdout (trimmed)
- * goes to *ret_out when not NULL; on failure its stderr is in the error.
- */
-static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_error **err)
+int bld_exec(const char *dir, const char *const *argv, const char *const *extra_env, char **ret_out,
+	     kn_error **err)
 {
 	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0;
 	struct kn_buf o = KN_BUF_INIT, e = KN_BUF_INIT;
+	struct kn_strv env = KN_STRV_INIT;
 	kn_error *ignored = NULL;
 	pid_t pid;
 
+	/* The environment is made here: the child of a threaded process only execs. */
+	for (char **v = environ; *v; v++) {
+		bool replaced = false;
+
+		for (size_t i = 0; extra_env && extra_env[i]; i++) {
+			size_t n = strcspn(extra_env[i], "=");
+
+			if (!strncmp(*v, extra_env[i], n + 1))
+				replaced = true;
+		}
+		if (!replaced)
+			kn_strv_push(&env, *v);
+	}
+	for (size_t i = 0; extra_env && extra_env[i]; i++)
+		kn_strv_push(&env, extra_env[i]);
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		if (out[0] >= 0) {
 			close(out[0]);
 			close(out[1]);
 		}
-		return kn_error_errno(err, "git: pipe");
+		kn_strv_release(&env);
+		return kn_error_errno(err, "%s: pipe", argv[0]);
 	}
 	pid = fork();
 	if (pid < 0) {
@@ -245,7 +259,8 @@ static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_
 		close(out[1]);
 		close(errp[0]);
 		close(errp[1]);
-		return kn_error_errno(err, "git: fork");
+		kn_strv_release(&env);
+		return kn_error_errno(err, "%s: fork", argv[0]);
 	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
@@ -253,14 +268,13 @@ static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_
 		if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0 ||
 		    (dir && chdir(dir) < 0))
 			_exit(127);
-		setenv("GIT_TERMINAL_PROMPT", "0", 1);
-		setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
-		execvp("git", (char *const *)argv);
+		execvpe(argv[0], (char *const *)argv, env.v);
 		_exit(127);
 	}
+	kn_strv_release(&env);
 	close(out[1]);
 	close(errp[1]);
-	/* stdout is small (a commit time); stderr is read after it (git writes little there). */
+	/* stdout is small (a commit time); stderr is read after it (these tools write little there). */
 	(void)kn_read_fd(out[0], 1 << 20, &o, &ignored);
 	kn_error_free(ignored);
 	ignored = NULL;
@@ -274,9 +288,10 @@ static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_
 		while (e.len && (e.buf[e.len - 1] == '\n' || e.buf[e.len - 1] == '\r'))
 			kn_buf_setlen(&e, e.len - 1);
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && !e.len)
-			kn_error_set(err, ENOENT, "git %s: cannot run git (is it installed?)", argv[1]);
+			kn_error_set(err, ENOENT, "%s %s: cannot run %s (is it installed?)", argv[0], argv[1] ? argv[1] : "",
+				     argv[0]);
 		else
-			kn_error_set(err, 0, "git %s failed: %s", argv[1], e.len ? e.buf : "no message");
+			kn_error_set(err, 0, "%s %s failed: %s", argv[0], argv[1] ? argv[1] : "", e.len ? e.buf : "no message");
 		kn_buf_release(&o);
 		kn_buf_release(&e);
 		return -1;
@@ -288,6 +303,14 @@ static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_
 		*ret_out = kn_buf_detach(&o);
 	kn_buf_release(&o);
 	return 0;
+}
+
+static const char *const git_env[] = { "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", NULL };
+
+/* git with argv (argv[0] "git") in dir; see bld_exec. */
+static int run_git(const char *dir, const char *const *argv, char **ret_out, kn_error **err)
+{
+	return bld_exec(dir, argv, git_env, ret_out, err);
 }
 
 static bool is_hex_commit(const char *s)

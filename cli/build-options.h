@@ -54,7 +54,8 @@ enum {
 	"      --no-cache-filter STAGE  do not use the build cache for these stages (repeatable)\n"       \
 	"      --build-context NAME=SRC  FROM NAME / COPY --from=NAME take SRC instead: a directory,\n"  \
 	"                            docker-image://REF or oci-layout://DIR[:TAG|@DIGEST]\n"             \
-	"      --ssh default|ID=SOCKET  forward an ssh-agent socket to RUN --mount=type=ssh\n"
+	"      --ssh default|ID[=SOCKET|KEY[,KEY]]  an ssh-agent socket (or keys, served by a\n"   \
+	"                            private agent) for RUN --mount=type=ssh (repeatable)\n"
 
 /* What the buildx flags asked for; the strings bld_options borrow live here. */
 struct build_flags {
@@ -71,7 +72,7 @@ struct build_flags {
 	unsigned long long shm_size;
 	struct kn_strv no_cache_filter;
 	struct kn_strv build_contexts; /* "NAME=SRC" */
-	struct kn_strv ssh;            /* "ID=PATH" */
+	struct kn_strv ssh;            /* "ID=SOCKET|KEY[,KEY]" */
 	struct bld_result result;
 };
 

@@ -174,7 +174,7 @@ index_entries() {
     DONE"
 }
 
-@test "--ssh forwards a real ssh-agent to RUN --mount=type=ssh (ssh-add -l inside the step)" {
+@test "--ssh forwards a real ssh-agent (or serves key files) to RUN --mount=type=ssh (ssh-add -l inside the step)" {
 	skip_unless ssh-agent
 	skip_unless ssh-add
 	ctx="$BATS_TEST_TMPDIR/ctx"
@@ -199,13 +199,23 @@ index_entries() {
 	FROM kiln-test/busybox:latest
 	RUN --mount=type=ssh,required=true true
 	EOF
+	noreq=$output
 	ssh-agent -k >/dev/null
+	# key files: served by a private agent for the build, gone afterwards
+	unset SSH_AUTH_SOCK SSH_AGENT_PID
+	run_kiln build -q --no-cache --ssh "default=$BATS_TEST_TMPDIR/key" -o "$BATS_TEST_TMPDIR/o4" "$ctx"
+	run_kiln 1 build -q --ssh "default=$BATS_TEST_TMPDIR/nokey" "$ctx"
+	nokey=$output
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/o4/keys")" "$want"
+	assert_contains "$nokey" "--ssh default: '$BATS_TEST_TMPDIR/nokey' is neither an ssh-agent socket nor a key file"
+	run_kiln 2 build --ssh default "$ctx"
+	assert_contains "$output" "SSH_AUTH_SOCK is not set"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/keys")" "$want"
 	assert_contains "$want" kiln-test-key
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/o/sock")" /run/buildkit/ssh_agent.0
 	[ ! -e "$BATS_TEST_TMPDIR/o/run/buildkit" ]
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/o2/keys")" ""
-	assert_contains "$output" 'no SSH key "default" forwarded from the client'
+	assert_contains "$noreq" 'no SSH key "default" forwarded from the client'
 }
 
 # free_port: a TCP port on 127.0.0.1 that was free a moment ago.
