@@ -125,9 +125,19 @@ int reg_repo_blob_read(struct reg_repo *r, const char *digest, size_t max, struc
 int reg_repo_blob_fetch(struct reg_repo *r, struct store *s, const char *digest, int64_t size,
 			kn_error **err)
 {
+	_cleanup_free_ char *source = NULL;
+	char *digests[2] = { (char *)digest, NULL };
+	kn_error *e = NULL;
+
 	if (!reg_digest_valid(digest) || size < 0)
 		return kn_error_set(err, EINVAL, "invalid blob descriptor '%s'", digest);
-	return reg_blob_fetch(r->client, s, digest, (uint64_t)size, NULL, err);
+	if (reg_blob_fetch(r->client, s, digest, (uint64_t)size, NULL, err) < 0)
+		return -1;
+	/* A later push to another repository of this registry can mount it from here. */
+	source = xasprintf("%s/%s", r->ref->domain, r->ref->path);
+	if (reg_sources_record(store_root(s), source, digests, &e) < 0)
+		kn_error_free(e);
+	return 0;
 }
 
 int reg_repo_blob_exists(struct reg_repo *r, const char *digest, bool *ret, kn_error **err)
