@@ -296,6 +296,14 @@ static int image_get_locked(struct bld *b, const char *ref, const struct store_i
 	e = NULL;
 	if (b->o->pull == BLD_PULL_NEVER)
 		return kn_error_set(err, 0, "image '%s' is not in the local store (and --pull=never)", ref);
+	switch (rcache_image(b, ref, &img, err)) {
+	case 1:
+		goto found;
+	case -1:
+		return kn_error_wrap(err, "failed to resolve source metadata for '%s'", ref);
+	default:
+		break;
+	}
 	{
 		struct reg_pull_opts po;
 		struct reg_pull_result pr = { 0 };
@@ -733,8 +741,9 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 						     from_stage->n_layers, &src_lowerdirs, NULL, err) < 0))
 					goto out_fail;
 			} else if (from_img->manifest.n_layers &&
-				   snapshot_prepare(st->store, from_img->manifest.layers, from_img->config->diff_ids,
-						    from_img->manifest.n_layers, &src_lowerdirs, NULL, err) < 0) {
+				   (rcache_fetch(b, st->store, from_img->manifest.layers, from_img->manifest.n_layers, err) < 0 ||
+				    snapshot_prepare(st->store, from_img->manifest.layers, from_img->config->diff_ids,
+						    from_img->manifest.n_layers, &src_lowerdirs, NULL, err) < 0)) {
 				goto out_fail;
 			}
 			job.src_lowerdirs = src_lowerdirs;
@@ -936,8 +945,9 @@ static int bind_from(struct bld_state *st, const char *tmp, size_t i, const stru
 	     snapshot_prepare(st->store, sr->layers, sr->config->diff_ids, sr->n_layers, &lowerdirs, NULL, err) < 0))
 		return -1;
 	if (img && img->manifest.n_layers &&
-	    snapshot_prepare(st->store, img->manifest.layers, img->config->diff_ids, img->manifest.n_layers,
-			     &lowerdirs, NULL, err) < 0)
+	    (rcache_fetch(st->b, st->store, img->manifest.layers, img->manifest.n_layers, err) < 0 ||
+	     snapshot_prepare(st->store, img->manifest.layers, img->config->diff_ids, img->manifest.n_layers,
+			      &lowerdirs, NULL, err) < 0))
 		return -1;
 	n = kn_strv_len(lowerdirs);
 	fds = xcalloc(n + 1, sizeof(*fds));

@@ -140,6 +140,10 @@ int cache_store(struct bld_state *st, const char *key, kn_error **err)
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	rcache_record(st, key);
+	/* After a hit on an imported cache, a layer may not be here yet: no local entry then. */
+	for (size_t i = 0; st->b->rcache && i < st->n_layers; i++)
+		if (!store_blob_exists(st->store, st->layers[i].digest))
+			return 0;
 	/* Started on the first miss: a fully cached build never pays for the second handle. */
 	pthread_mutex_lock(&st->b->mu);
 	if (!st->b->cache_writer) {

@@ -59,6 +59,8 @@ struct rcache {
 	struct rc_source *src;
 	size_t n_src;
 	json_t *entries; /* key -> {"s": source index, "c": config JSON, "l": [layer digests]} */
+	struct rc_source **bases; /* base images resolved without their layers (under mu) */
+	size_t n_bases, alloc_bases;
 	pthread_mutex_t mu;       /* records */
 	pthread_mutex_t fetch_mu; /* one download of a blob at a time */
 	struct rc_record *rec;
@@ -404,6 +406,15 @@ int rcache_open(struct bld *b, kn_error **err)
 	return 0;
 }
 
+static void source_release(struct rc_source *src)
+{
+	spec_release(&src->spec);
+	reg_repo_free(src->repo);
+	for (size_t k = 0; k < src->n_blobs; k++)
+		store_desc_release(&src->blobs[k]);
+	free(src->blobs);
+}
+
 void rcache_free(struct rcache *rc)
 {
 	if (!rc)
@@ -411,14 +422,14 @@ void rcache_free(struct rcache *rc)
 	for (size_t i = 0; i < rc->n_to; i++)
 		spec_release(&rc->to[i]);
 	free(rc->to);
-	for (size_t i = 0; i < rc->n_src; i++) {
-		spec_release(&rc->src[i].spec);
-		reg_repo_free(rc->src[i].repo);
-		for (size_t k = 0; k < rc->src[i].n_blobs; k++)
-			store_desc_release(&rc->src[i].blobs[k]);
-		free(rc->src[i].blobs);
-	}
+	for (size_t i = 0; i < rc->n_src; i++)
+		source_release(&rc->src[i]);
 	free(rc->src);
+	for (size_t i = 0; i < rc->n_bases; i++) {
+		source_release(rc->bases[i]);
+		free(rc->bases[i]);
+	}
+	free(rc->bases);
 	for (size_t i = 0; i < rc->n_rec; i++) {
 		free(rc->rec[i].key);
 		free(rc->rec[i].config);
@@ -522,6 +533,12 @@ int rcache_fetch(struct bld *b, struct store *s, const struct store_desc *layers
 			src = &rc->src[k];
 			d = source_blob(src, layers[i].digest);
 		}
+		pthread_mutex_lock(&rc->mu);
+		for (size_t k = 0; k < rc->n_bases && !d; k++) {
+			src = rc->bases[k];
+			d = source_blob(src, layers[i].digest);
+		}
+		pthread_mutex_unlock(&rc->mu);
 		if (!d)
 			return kn_error_set(err, ENOENT, "layer '%s' is neither in the store nor in an imported cache",
 					    layers[i].digest);
@@ -538,6 +555,52 @@ int rcache_fetch(struct bld *b, struct store *s, const struct store_desc *layers
 		}
 		pthread_mutex_unlock(&rc->fetch_mu);
 	}
+	return r;
+}
+
+int rcache_image(struct bld *b, const char *ref, struct store_image **ret, kn_error **err)
+{
+	struct rcache *rc = b->rcache;
+	_cleanup_(reg_repo_freep) struct reg_repo *repo = NULL;
+	_cleanup_(store_image_freep) struct store_image *img = NULL;
+	struct kn_buf body = KN_BUF_INIT, cfg = KN_BUF_INIT;
+	struct rc_source *src;
+	int r = -1;
+
+	if (!rc || !json_object_size(rc->entries))
+		return 0;
+	img = xcalloc(1, sizeof(*img));
+	if (reg_repo_open(ref, b->o->tls_verify, false, &repo, err) < 0 ||
+	    reg_repo_manifest_get(repo, &body, &img->manifest_desc.digest, err) < 0 ||
+	    image_manifest_parse(body.buf, body.len, &img->manifest, err) < 0 ||
+	    reg_repo_blob_read(repo, img->manifest.config.digest, STORE_JSON_MAX, &cfg, err) < 0 ||
+	    image_config_parse(cfg.buf, cfg.len, &img->config, err) < 0)
+		goto out;
+	img->name = xstrdup(reg_repo_name(repo));
+	img->manifest_desc.media_type = xstrdup(img->manifest.media_type);
+	img->manifest_desc.size = (int64_t)body.len;
+	store_desc_copy(&img->top, &img->manifest_desc);
+	img->config_len = cfg.len;
+	img->config_json = kn_buf_detach(&cfg);
+	img->id = xstrdup(img->manifest.config.digest);
+	src = xcalloc(1, sizeof(*src));
+	src->spec.type = RC_REGISTRY;
+	src->spec.text = xstrdup(ref);
+	src->repo = steal_ptr(&repo);
+	src->blobs = xcalloc(img->manifest.n_layers + 1, sizeof(*src->blobs));
+	for (size_t i = 0; i < img->manifest.n_layers; i++)
+		store_desc_copy(&src->blobs[i], &img->manifest.layers[i]);
+	src->n_blobs = img->manifest.n_layers;
+	pthread_mutex_lock(&rc->mu);
+	KN_GROW(rc->bases, rc->alloc_bases, rc->n_bases + 1);
+	rc->bases[rc->n_bases++] = src;
+	pthread_mutex_unlock(&rc->mu);
+	bld_info(b, "resolved %s to %s (its layers are fetched when a step needs them)", ref, img->id);
+	*ret = steal_ptr(&img);
+	r = 1;
+out:
+	kn_buf_release(&body);
+	kn_buf_release(&cfg);
 	return r;
 }
 

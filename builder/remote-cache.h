@@ -31,6 +31,13 @@ void rcache_record(struct bld_state *st, const char *key);
  */
 int rcache_fetch(struct bld *b, struct store *s, const struct store_desc *layers, size_t n,
 		 kn_error **err);
+/**
+ * With an imported cache, resolves a base image that is not in the store to its manifest and
+ * config only (*ret owned, not stored): rcache_fetch downloads its layers when something needs
+ * them, so a build whose steps are all cached never downloads a build stage's base. Returns 1
+ * when resolved, 0 when no cache was imported (pull it instead), -1 with an error.
+ */
+int rcache_image(struct bld *b, const char *ref, struct store_image **ret, kn_error **err);
 /** Drops an inherited inline cache from a base image's config (it describes another build). */
 void rcache_strip(struct image_config *c);
 /** With --cache-to type=inline: the cache of the final image's steps into its config. */

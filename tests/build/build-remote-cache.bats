@@ -113,6 +113,42 @@ cold_build() {
 	assert_equal "$(jq -r 'select(.method == "GET") | .path' "$FAULT_PROXY_LOG" | grep -c /manifests/)" 1
 }
 
+@test "a fully cached build never downloads a build stage's base image, only the final image's layers" {
+	skip_unless skopeo
+	registry_fault_proxy_start
+	# an "SDK" image the build stage starts from, with a big layer of its own
+	printf 'FROM kiln-test/busybox:latest\nRUN head -c 400000 /dev/urandom > /sdk\n' >"$BATS_TEST_TMPDIR/Dockerfile.sdk"
+	"$KILN" --root "$BATS_FILE_TMPDIR/root" build -q -t sdk:1 -f "$BATS_TEST_TMPDIR/Dockerfile.sdk" "$ctx" >/dev/null
+	"$KILN" --root "$BATS_FILE_TMPDIR/root" push sdk:1 "$REGISTRY_HOST/base/sdk:1" >/dev/null
+	P=$FAULT_PROXY_HOST
+	cat >"$ctx/Dockerfile" <<-EOF
+	FROM $P/base/sdk:1 AS build
+	RUN --mount=type=cache,target=/out,id=runlog echo build >> /out/log; cat /sdk /sdk > /b.txt
+	FROM $P/base/busybox:1
+	COPY --from=build /b.txt /b.txt
+	CMD ["ls", "-l", "/b.txt"]
+	EOF
+	new_store
+	build_ok -t app:1 --cache-to "type=registry,ref=$P/cache/app:sdk,mode=max" "$ctx"
+	ID=$(last_line "$output")
+	: >"$FAULT_PROXY_LOG"
+	new_store
+	build_ok -t app:1 --cache-from "type=registry,ref=$P/cache/app:sdk" "$ctx"
+	assert_equal "$(last_line "$output")" "$ID"
+	assert_equal "$(runs_in_store)" ""
+	assert_contains "$output" "resolved $P/base/sdk:1 to sha256:"
+	sdk_layer=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_HOST/base/sdk:1" | jq -r '.layers[-1].digest')
+	sdk_config=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_HOST/base/sdk:1" | jq -r '.config.digest')
+	base_config=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_HOST/base/busybox:1" | jq -r '.config.digest')
+	cfg=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_HOST/cache/app:sdk" | jq -r .config.digest)
+	# configs (for the cache keys), the cache metadata, and the final image's layers: no SDK layer
+	want=$( (echo "$cfg"; echo "$sdk_config"; echo "$base_config"; manifest_of app:1 | jq -r '.layers[].digest') | sort -u)
+	got=$(jq -r 'select(.method == "GET") | .path' "$FAULT_PROXY_LOG" | grep /blobs/ | sed 's|.*/blobs/||' | sort)
+	assert_equal "$got" "$want"
+	[[ "$got" != *"$sdk_layer"* ]]
+	run_kiln fsck
+}
+
 @test "registry cache, mode=min (the default): the final image's steps only" {
 	cold_build --cache-to "type=registry,ref=$REGISTRY_HOST/cache/app:min"
 	assert_contains "$output" ": 3 entries"
