@@ -216,9 +216,9 @@ void sandbox_spec_init(struct sandbox_spec *spec);
  * output_cb is called from the calling thread. Do not set SIGCHLD to SIG_IGN in the process.
  *
  * Not done (yet): cgroups (no /sys/fs/cgroup, no resource limits), AppArmor/SELinux labels,
- * extended attributes (ACLs) of image directories copied into the stub layer,
- * a fallback for kernels that refuse overlayfs in a user namespace (before 5.11), the compat ABIs of kernels other than x86_64 and
- * aarch64 (their native ABI is filtered).
+ * extended attributes (ACLs) of image directories copied into the stub layer, a fallback for
+ * kernels that refuse overlayfs in a user namespace (before 5.11), the compat ABIs of kernels
+ * other than x86_64 and aarch64 (their native ABI is filtered).
  */
 int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err);
 
