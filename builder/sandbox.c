@@ -1035,8 +1035,9 @@ static int resolve_user(struct sbx_plan *p, struct cmd_ids *ids)
 	if (read_root_file(p, "/etc/passwd", p->passwd, p->file_cap, &plen) < 0 ||
 	    read_root_file(p, "/etc/group", p->group, p->file_cap, &glen) < 0)
 		return -1;
-	r = sandbox_user_resolve_raw(p->spec->user, p->passwd, plen, p->group, glen, p->gids,
-				     SANDBOX_MAX_GROUPS, &raw);
+	/* gids[0] is kept for the primary group (below). */
+	r = sandbox_user_resolve_raw(p->spec->user, p->passwd, plen, p->group, glen, p->gids + 1,
+				     SANDBOX_MAX_GROUPS - 1, &raw);
 	if (r < 0) {
 		/* The name is a slice of the USER string or of passwd: copy it NUL-terminated. */
 		size_t n = raw.name_len < p->msgbuf_cap - 1 ? raw.name_len : p->msgbuf_cap - 1;
@@ -1047,7 +1048,19 @@ static int resolve_user(struct sbx_plan *p, struct cmd_ids *ids)
 	}
 	ids->uid = raw.uid;
 	ids->gid = raw.gid;
-	ids->n_gids = raw.n_gids;
+	/*
+	 * The primary group is a supplementary group too, as docker (moby's getUser), containerd
+	 * (EnsureAdditionalGids) and BuildKit's executors set it up: `id` shows it in groups=.
+	 */
+	ids->n_gids = raw.n_gids + 1;
+	p->gids[0] = raw.gid;
+	for (size_t i = 1; i <= raw.n_gids; i++) {
+		if (p->gids[i] == raw.gid) {
+			memmove(p->gids, p->gids + 1, raw.n_gids * sizeof(*p->gids));
+			ids->n_gids = raw.n_gids;
+			break;
+		}
+	}
 	if (p->home_slot >= 0) {
 		memcpy(p->home_env, "HOME=", 5);
 		memcpy(p->home_env + 5, raw.home, raw.home_len);

@@ -93,12 +93,15 @@ teardown() {
 }
 
 @test "-u USER[:GROUP] with names from the image's passwd and group, or numbers" {
+	# docker (moby's getUser) adds the primary group to the supplementary ones; the kernel sorts
 	run_kiln run -u app kiln-test/busybox id
-	assert_equal "$output" "uid=1000(app) gid=1000(app) groups=50(staff)"
+	assert_equal "$output" "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"
 	run_kiln run -u app:daemon kiln-test/busybox id
-	assert_equal "$output" "uid=1000(app) gid=1(daemon)"
+	assert_equal "$output" "uid=1000(app) gid=1(daemon) groups=1(daemon)"
 	run_kiln run -u 4242:4343 kiln-test/busybox id
-	assert_equal "$output" "uid=4242 gid=4343"
+	assert_equal "$output" "uid=4242 gid=4343 groups=4343"
+	run_kiln run kiln-test/busybox id
+	assert_equal "$output" "uid=0(root) gid=0(root) groups=0(root),10(wheel)"
 	run_kiln 125 run -u app:nogroupx kiln-test/busybox id
 	assert_contains "$output" "unable to find group nogroupx"
 }

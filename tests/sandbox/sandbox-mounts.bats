@@ -116,7 +116,7 @@ pw"
 	assert_equal "$output" "ls: /etc/group: No such file or directory
 uid=2000(extra) gid=2000 groups=2000"
 	sbx --user extra -- id
-	assert_equal "$output" "uid=2000(extra) gid=2000"
+	assert_equal "$output" "uid=2000(extra) gid=2000 groups=2000"
 	sbx 125 --user app:staff -- id
 	assert_equal "$output" "kiln-test-tool: unable to find group staff: no matching entries in group file"
 	run "$TOOL" user-lookup --lower "$l2" --lower "$SBX_BASE/rootfs" extra
@@ -238,7 +238,7 @@ resolv.conf"
 	# top first: l3 (group target), l2 (symlinks), l1 (passwd target), base
 	SBX_LAYERS=(--lower "$l3" --lower "$l2" --lower "$l1" --lower "$SBX_BASE/rootfs" --upper "$UP" --work "$WK")
 	sbx --user linked -- id
-	assert_equal "$output" "uid=4000(linked) gid=4000(linked) groups=4100(extra)"
+	assert_equal "$output" "uid=4000(linked) gid=4000(linked) groups=4000(linked),4100(extra)"
 	run "$TOOL" user-lookup --lower "$l3" --lower "$l2" --lower "$l1" --lower "$SBX_BASE/rootfs" linked
 	assert_equal "$output" "uid=4000 gid=4000 groups=4100 home=/home/linked"
 	# a symlink loop is no passwd at all, not a hang

@@ -140,21 +140,23 @@ NoNewPrivs:	1"
 }
 
 @test "sandbox: USER names, ids, user:group and supplementary groups" {
+	# the primary group is among the supplementary ones, as docker, containerd and BuildKit set
+	# them up (moby getUser, containerd EnsureAdditionalGids); the kernel sorts the list
 	sbx -- sh -c 'id; echo $HOME'
-	assert_equal "$output" "uid=0(root) gid=0(root) groups=10(wheel)
+	assert_equal "$output" "uid=0(root) gid=0(root) groups=0(root),10(wheel)
 /root"
 	sbx --user app -- sh -c 'id; echo $HOME; grep ^Groups /proc/self/status'
-	assert_equal "$output" "uid=1000(app) gid=1000(app) groups=50(staff)
+	assert_equal "$output" "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)
 /home/app
-Groups:	50 "
+Groups:	50 1000 "
 	sbx --user 1000 -- id
-	assert_equal "$output" "uid=1000(app) gid=1000(app) groups=50(staff)"
+	assert_equal "$output" "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"
 	sbx --user app:staff -- id
-	assert_equal "$output" "uid=1000(app) gid=50(staff)"
+	assert_equal "$output" "uid=1000(app) gid=50(staff) groups=50(staff)"
 	sbx --user 1000:10 -- id
-	assert_equal "$output" "uid=1000(app) gid=10(wheel)"
+	assert_equal "$output" "uid=1000(app) gid=10(wheel) groups=10(wheel)"
 	sbx --user 4242:4343 -- sh -c 'id; echo $HOME'
-	assert_equal "$output" "uid=4242 gid=4343
+	assert_equal "$output" "uid=4242 gid=4343 groups=4343
 /"
 	sbx --user daemon --env HOME=/custom --env PATH=/bin -- sh -c 'id -u; echo $HOME'
 	assert_equal "$output" "1
