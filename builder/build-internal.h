@@ -9,6 +9,10 @@
 
 #include "builder/builder.h"
 
+struct sandbox_rlimit;
+/* The limits of a RUN step: the defaults overlaid by o->ulimits; at most max, returns the count. */
+size_t bld_run_rlimits(const struct bld_options *o, struct sandbox_rlimit *out, size_t max);
+
 static inline void bld_strv_freep(char ***p)
 {
 	kn_strv_free(*p);

@@ -1341,6 +1341,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	{
 		_cleanup_free_ char *upper = kn_path_join(tmp, "upper"), *work = kn_path_join(tmp, "work");
 		struct sandbox_spec spec;
+		struct sandbox_rlimit rlimits[24];
 		enum df_network net = x->run.network;
 
 		if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
@@ -1366,6 +1367,9 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 		spec.output_cb = bld_step_output;
 		spec.output_data = st;
 		spec.tmpdir = tmp;
+		spec.rlimits = rlimits;
+		spec.n_rlimits = bld_run_rlimits(b->o, rlimits, KN_ARRAY_SIZE(rlimits));
+		spec.timeout_sec = b->o->run_timeout;
 		if (sandbox_run(&spec, &status, err) < 0)
 			goto fail;
 		if (status != 0) {

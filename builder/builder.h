@@ -129,7 +129,29 @@ struct bld_options {
 	/* "ID=SOCKET|KEY[,KEY]" for RUN --mount=type=ssh: an ssh-agent socket, or key files that a
 	 * private ssh-agent serves for the build. */
 	char *const *ssh;
+	/* RUN: resource limits over the defaults (BLD_DEFAULT_NOFILE, BLD_DEFAULT_NPROC), docker's
+	 * --ulimit; and a wall-clock limit per RUN step in seconds (0: none). */
+	const struct bld_ulimit *ulimits;
+	size_t n_ulimits;
+	unsigned run_timeout;
 };
+
+/** RUN's default limits: open files (as BuildKit) and processes of the step's user. */
+#define BLD_DEFAULT_NOFILE 1048576
+#define BLD_DEFAULT_NPROC 16384
+
+/** One --ulimit: resource an RLIMIT_* value, soft/hard (RLIM_INFINITY for -1). */
+struct bld_ulimit {
+	int resource;
+	unsigned long long soft, hard;
+};
+
+/**
+ * Parses docker's --ulimit "NAME=SOFT[:HARD]" (NAME: as core cpu data fsize locks memlock
+ * msgqueue nice nofile nproc rss rtprio rttime sigpending stack; -1 or "unlimited" for no
+ * limit; HARD defaults to SOFT). EINVAL with the reason.
+ */
+int bld_ulimit_parse(const char *s, struct bld_ulimit *ret, kn_error **err);
 
 /** Whether data starts like a tar archive (ustar) or a gzip, bzip2, xz or zstd stream. */
 bool bld_looks_like_archive(const void *data, size_t n);

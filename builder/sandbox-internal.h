@@ -174,6 +174,21 @@ struct sandbox_spec {
 	 */
 	void (*started)(pid_t pid, int tty_master, void *started_data);
 	void *started_data;
+	/* ---- resource limits (without cgroups) ---- */
+
+	/** setrlimit() on the command before it runs (RLIMIT_NOFILE, RLIMIT_NPROC, ...; docker's
+	 * --ulimit); none when n_rlimits is 0. */
+	const struct sandbox_rlimit *rlimits;
+	size_t n_rlimits;
+	/** Wall-clock limit in seconds (0: none): past it every process of the sandbox is killed and
+	 * sandbox_run() fails with ETIMEDOUT. */
+	unsigned timeout_sec;
+};
+
+/** One resource limit: resource is an RLIMIT_* value. */
+struct sandbox_rlimit {
+	int resource;
+	unsigned long long soft, hard;
 };
 
 /**

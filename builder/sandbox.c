@@ -32,7 +32,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1161,6 +1164,16 @@ static __attribute__((noreturn)) void command_main(struct sbx_plan *p, const str
 		_exit(EXIT_SETUP);
 	}
 	umask(022);
+	/* --ulimit: set while still privileged, so a hard limit may also be raised */
+	for (size_t i = 0; i < p->spec->n_rlimits; i++) {
+		const struct sandbox_rlimit *l = &p->spec->rlimits[i];
+		struct rlimit rl = { (rlim_t)l->soft, (rlim_t)l->hard };
+
+		if (setrlimit(l->resource, &rl) < 0) {
+			child_fail(p, errno, "run: set a resource limit (--ulimit)", NULL, NULL);
+			_exit(EXIT_SETUP);
+		}
+	}
 	if (drop_privileges(p, ids) < 0)
 		_exit(EXIT_SETUP);
 	/* As PID 1 the command stands in for the reaper: it too dies with the caller's thread
@@ -2151,6 +2164,72 @@ static int recv_fd(int sock)
 	return fd;
 }
 
+/* The wall-clock limit: a thread that kills the sandbox's PID 1 (and so every process of its
+ * PID namespace) when the limit passes before PID 1 exits. */
+struct watchdog {
+	pthread_t thread;
+	int pidfd;
+	pid_t pid;
+	unsigned timeout_sec;
+	bool fired;
+};
+
+static void *watchdog_main(void *data)
+{
+	struct watchdog *w = data;
+	struct pollfd pfd = { w->pidfd, POLLIN, 0 };
+	long long left = (long long)w->timeout_sec * 1000;
+	struct timespec t0, t1;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return NULL; /* PID 1 exited */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = (long long)w->timeout_sec * 1000 - ((t1.tv_sec - t0.tv_sec) * 1000LL +
+							   (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		if (n == 0 && left <= 0)
+			break;
+		if (n < 0 && errno != EINTR)
+			return NULL;
+		if (left <= 0)
+			break;
+	}
+	__atomic_store_n(&w->fired, true, __ATOMIC_SEQ_CST);
+	(void)syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+	return NULL;
+}
+
+static void watchdog_start(struct watchdog *w, pid_t pid, unsigned timeout_sec)
+{
+	w->pidfd = -1;
+	w->fired = false;
+	if (!timeout_sec)
+		return;
+	w->pid = pid;
+	w->timeout_sec = timeout_sec;
+	w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (w->pidfd < 0)
+		return;
+	if (pthread_create(&w->thread, NULL, watchdog_main, w) != 0) {
+		close(w->pidfd);
+		w->pidfd = -1;
+	}
+}
+
+/* Joins the watchdog (PID 1 has exited, so it returns); true when it killed the sandbox. */
+static bool watchdog_stop(struct watchdog *w)
+{
+	if (w->pidfd < 0)
+		return false;
+	pthread_join(w->thread, NULL);
+	close(w->pidfd);
+	w->pidfd = -1;
+	return w->fired;
+}
+
 int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error **err)
 {
 	struct sbx_plan p;
@@ -2163,6 +2242,8 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	    CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
 	kn_error *read_err = NULL;
 	int status = 0, r = -1;
+	struct watchdog wd = { .pidfd = -1 };
+	bool timed_out = false;
 	pid_t pid;
 
 	memset(&p, 0, sizeof(p));
@@ -2201,6 +2282,7 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	}
 	if (pid == 0)
 		reaper_main(&p);
+	watchdog_start(&wd, pid, spec->timeout_sec);
 
 	close(pipefd[1]);
 	pipefd[1] = -1;
@@ -2230,6 +2312,7 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 			goto out;
 		}
 	}
+	timed_out = watchdog_stop(&wd);
 	/* The state tmpfs lived in the child's namespace: the host sees an empty directory. */
 	(void)rmdir(p.state);
 	free(p.state);
@@ -2257,6 +2340,11 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 		kn_error_set_errno(err, res.err_code, "%s%s", res.err_msg, hint ? hint : "");
 		goto out;
 	}
+	if (timed_out) {
+		kn_error_set(err, ETIMEDOUT, "run: did not finish within %u seconds (--run-timeout): "
+			     "every process of the step was killed", spec->timeout_sec);
+		goto out;
+	}
 	if (!WIFEXITED(status) && WIFSIGNALED(status) && spec->started) {
 		*ret_exit_status = 128 + WTERMSIG(status);
 		r = 0;
@@ -2271,6 +2359,10 @@ int sandbox_run(const struct sandbox_spec *spec, int *ret_exit_status, kn_error 
 	*ret_exit_status = WEXITSTATUS(status);
 	r = 0;
 out:
+	if (wd.pidfd >= 0) {
+		(void)syscall(SYS_pidfd_send_signal, wd.pidfd, SIGKILL, NULL, 0);
+		(void)watchdog_stop(&wd);
+	}
 	if (p.state)
 		(void)rmdir(p.state);
 	for (int i = 0; i < 2; i++) {

@@ -37,6 +37,7 @@ void build_flags_release(struct build_flags *f)
 	kn_strv_release(&f->no_cache_filter);
 	kn_strv_release(&f->build_contexts);
 	kn_strv_release(&f->ssh);
+	free(f->ulimits);
 	bld_result_release(&f->result);
 }
 
@@ -390,6 +391,38 @@ int build_flags_parse(struct build_flags *f, int c, const char *arg)
 	}
 	case OPT_BX_SSH:
 		return parse_ssh(f, arg);
+	case OPT_BX_ULIMIT: {
+		struct bld_ulimit u;
+		kn_error *e = NULL;
+
+		if (bld_ulimit_parse(arg, &u, &e) < 0) {
+			int r = cli_usage_error("build", "%s", e->msg);
+
+			kn_error_free(e);
+			return r;
+		}
+		KN_GROW(f->ulimits, f->alloc_ulimits, f->n_ulimits + 1);
+		f->ulimits[f->n_ulimits++] = u;
+		return 0;
+	}
+	case OPT_BX_RUN_TIMEOUT: {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (*end == 'm' && !end[1])
+			v *= 60;
+		else if (*end == 'h' && !end[1])
+			v *= 3600;
+		else if (*end && strcmp(end, "s"))
+			v = 0;
+		if (errno || end == arg || *arg == '-' || v == 0 || v > 7 * 24 * 3600)
+			return cli_usage_error("build", "invalid --run-timeout '%s': expected a duration "
+					       "such as 30, 90s, 10m or 2h (at most 168h)", arg);
+		f->run_timeout = (unsigned)v;
+		return 0;
+	}
 	default:
 		return cli_usage_error("build", "internal: unknown option %d", c);
 	}
@@ -417,6 +450,9 @@ int build_flags_apply(struct build_flags *f, struct bld_options *o, struct kn_st
 	o->no_cache_filter = f->no_cache_filter.v;
 	o->build_contexts = f->build_contexts.v;
 	o->ssh = f->ssh.v;
+	o->ulimits = f->ulimits;
+	o->n_ulimits = f->n_ulimits;
+	o->run_timeout = f->run_timeout;
 	return 0;
 }
 

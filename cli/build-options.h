@@ -21,6 +21,8 @@ enum {
 	OPT_BX_NO_CACHE_FILTER,
 	OPT_BX_BUILD_CONTEXT,
 	OPT_BX_SSH,
+	OPT_BX_ULIMIT,
+	OPT_BX_RUN_TIMEOUT,
 	OPT_BX_LAST,
 };
 
@@ -36,7 +38,9 @@ enum {
 	{ "shm-size", required_argument, NULL, OPT_BX_SHM_SIZE },                  \
 	{ "no-cache-filter", required_argument, NULL, OPT_BX_NO_CACHE_FILTER },    \
 	{ "build-context", required_argument, NULL, OPT_BX_BUILD_CONTEXT },        \
-	{ "ssh", required_argument, NULL, OPT_BX_SSH }
+	{ "ssh", required_argument, NULL, OPT_BX_SSH },                            \
+	{ "ulimit", required_argument, NULL, OPT_BX_ULIMIT },                      \
+	{ "run-timeout", required_argument, NULL, OPT_BX_RUN_TIMEOUT }
 
 /* Help lines of those options (part of build_usage). */
 #define BUILD_FLAGS_USAGE                                                                          \
@@ -55,7 +59,10 @@ enum {
 	"      --build-context NAME=SRC  FROM NAME / COPY --from=NAME take SRC instead: a directory,\n"  \
 	"                            docker-image://REF or oci-layout://DIR[:TAG|@DIGEST]\n"             \
 	"      --ssh default|ID[=SOCKET|KEY[,KEY]]  an ssh-agent socket (or keys, served by a\n"   \
-	"                            private agent) for RUN --mount=type=ssh (repeatable)\n"
+	"                            private agent) for RUN --mount=type=ssh (repeatable)\n"   \
+	"      --ulimit NAME=SOFT[:HARD]  a resource limit for RUN (repeatable; nofile, nproc, ...;\n"    \
+	"                            defaults nofile=1048576, nproc=16384)\n"                           \
+	"      --run-timeout DURATION  kill a RUN step still running after DURATION (30, 90s, 10m, 2h)\n"
 
 /* What the buildx flags asked for; the strings bld_options borrow live here. */
 struct build_flags {
@@ -73,6 +80,9 @@ struct build_flags {
 	struct kn_strv no_cache_filter;
 	struct kn_strv build_contexts; /* "NAME=SRC" */
 	struct kn_strv ssh;            /* "ID=SOCKET|KEY[,KEY]" */
+	struct bld_ulimit *ulimits;    /* --ulimit, in order */
+	size_t n_ulimits, alloc_ulimits;
+	unsigned run_timeout;          /* --run-timeout, seconds */
 	struct bld_result result;
 };
 
