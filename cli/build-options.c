@@ -443,7 +443,8 @@ int build_flags_apply(struct build_flags *f, struct bld_options *o, struct kn_st
 	}
 	o->exports = f->exports;
 	o->n_exports = f->n_exports;
-	o->no_store = f->have_outputs && !f->store;
+	/* --push pushes from the store: the image goes there whatever -o says. */
+	o->no_store = f->have_outputs && !f->store && !*push;
 	o->result = &f->result;
 	o->add_hosts = f->add_hosts.v;
 	o->shm_size = f->shm_size;

@@ -108,6 +108,13 @@ index_entries() {
 	run_kiln build -q -t "$REGISTRY_HOST/x/img:2" -o type=image,push=true "$XCTX"
 	run skopeo inspect --tls-verify=false "docker://$REGISTRY_HOST/x/img:2"
 	[ "$status" -eq 0 ]
+	# --push with a file exporter: both happen
+	run_kiln build -q -t "$REGISTRY_HOST/x/both:3" --push -o "type=oci,dest=-" "$XCTX" >/dev/null
+	run skopeo inspect --tls-verify=false "docker://$REGISTRY_HOST/x/both:3"
+	[ "$status" -eq 0 ]
+	"$KILN" --root "$KILN_TEST_ROOT" build -q -o "type=oci,dest=-" "$XCTX" >"$BATS_TEST_TMPDIR/stdout-oci.tar"
+	run skopeo inspect "oci-archive:$BATS_TEST_TMPDIR/stdout-oci.tar"
+	[ "$status" -eq 0 ]
 	registry_stop
 }
 
