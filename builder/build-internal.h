@@ -271,6 +271,8 @@ int cp_run(const struct cp_job *job, kn_error **err);
 int copy_fd_data(int in, int out, const char *what, kn_error **err);
 
 /** ADD URL: downloads url into a temp file; checksum "sha256:..." verified when given. */
+/* ADD <url> downloads at most this many bytes (8 GiB). */
+#define CP_DOWNLOAD_MAX (8ull << 30)
 int cp_download(struct store *s, const char *url, const char *checksum, int *ret_fd,
 		char **ret_name, int64_t *ret_mtime, char **ret_digest, kn_error **err);
 

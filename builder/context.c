@@ -119,7 +119,7 @@ static int ctx_fetch_tarball(struct bld *b, const char *url, const char *dir, kn
 	unlink(path);
 	reg_opts_init(&ro);
 	ro.tls_verify = b->o->tls_verify;
-	if (reg_fetch_url(url, &ro, fd, NULL, err) < 0)
+	if (reg_fetch_url(url, &ro, fd, 0, NULL, NULL, err) < 0)
 		return kn_error_wrap(err, "unable to prepare context from '%s'", url);
 	n = pread(fd, head, sizeof(head), 0);
 	if (n < 0)

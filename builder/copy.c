@@ -4,7 +4,6 @@
  * so destination paths follow the image's own symlinks and never reach the host. */
 #include <archive.h>
 #include <archive_entry.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "builder/build-internal.h"
+#include "registry/registry.h"
 
 #define CP_MAX_ENTRIES (4u << 20)
 
@@ -1046,38 +1046,14 @@ int cp_run(const struct cp_job *job, kn_error **err)
 
 /* ---- ADD <url> ------------------------------------------------------------------------------- */
 
-struct dl {
-	int fd;
-	struct store_hash *h;
-	int64_t size;
-	bool failed;
-};
-
-static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct dl *d = userdata;
-	size_t n = size * nmemb;
-
-	if (kn_write_all(d->fd, ptr, n, NULL) < 0) {
-		d->failed = true;
-		return 0;
-	}
-	store_hash_update(d->h, ptr, n);
-	d->size += (int64_t)n;
-	return n;
-}
-
 int cp_download(struct store *s, const char *url, const char *checksum, int *ret_fd, char **ret_name,
 		int64_t *ret_mtime, char **ret_digest, kn_error **err)
 {
 	const char *tmp = store_tmpdir(s, err);
-	_cleanup_free_ char *path = NULL, *digest = NULL;
+	_cleanup_free_ char *path = NULL, *digest = NULL, *last_modified = NULL;
 	_cleanup_close_ int fd = -1;
-	struct dl d = { 0 };
-	CURL *c;
-	CURLcode rc;
-	long code = 0, filetime = -1;
-	char curlerr[CURL_ERROR_SIZE] = "";
+	struct reg_opts ro;
+	time_t filetime = -1;
 	const char *p, *q;
 
 	if (!tmp)
@@ -1087,34 +1063,21 @@ int cp_download(struct store *s, const char *url, const char *checksum, int *ret
 	if (fd < 0)
 		return kn_error_errno(err, "cannot create a download file");
 	unlink(path);
-	d.fd = fd;
-	d.h = store_hash_new("sha256", NULL);
-	c = curl_easy_init();
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_getinfo(c, CURLINFO_FILETIME, &filetime);
-	curl_easy_cleanup(c);
-	digest = store_hash_final(d.h);
-	store_hash_free(d.h);
-	if (rc != CURLE_OK)
-		return kn_error_set(err, EIO, "failed to download '%s': %s", url,
-				    curlerr[0] ? curlerr : curl_easy_strerror(rc));
-	if (code >= 400)
-		return kn_error_set(err, EIO, "failed to download '%s': HTTP status %ld", url, code);
+	/* the registry transport: timeouts, redirect limit, TLS and insecure rules, proxies,
+	 * retries and resumes; hashed while it streams, held to CP_DOWNLOAD_MAX */
+	reg_opts_init(&ro);
+	if (reg_fetch_url(url, &ro, fd, CP_DOWNLOAD_MAX, &digest, &last_modified, err) < 0)
+		return kn_error_wrap(err, "failed to download '%s'", url);
 	if (checksum && strcmp(checksum, digest))
 		return kn_error_set(err, EBADMSG, "digest mismatch for '%s': expected %s, got %s", url,
 				    checksum, digest);
+	if (last_modified) {
+		struct tm tm = { 0 };
+		const char *end = strptime(last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+
+		if (end && !*end)
+			filetime = timegm(&tm);
+	}
 	/* The file name: the last path segment of the URL (query and fragment dropped). */
 	p = strstr(url, "://");
 	p = p ? p + 3 : url;
@@ -1125,7 +1088,7 @@ int cp_download(struct store *s, const char *url, const char *checksum, int *ret
 
 		*ret_name = xstrdup(slash && slash[1] ? slash + 1 : "index.html");
 	}
-	*ret_mtime = filetime > 0 ? filetime : 0;
+	*ret_mtime = filetime > 0 ? (int64_t)filetime : 0;
 	*ret_fd = steal_fd(&fd);
 	*ret_digest = steal_ptr(&digest);
 	return 0;

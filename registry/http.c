@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "registry/transport-internal.h"
 
@@ -1569,16 +1570,23 @@ int reg_client_verify_login(struct reg_client *c, char **ret_identity_token, kn_
 
 struct fd_sink {
 	int fd;
-	int64_t written;
+	const char *url;
+	uint64_t written, max;
+	EVP_MD_CTX *md; /* sha256 of what was written, kept in step with the file */
 };
 
 static int fd_sink_write(void *ctx, const void *data, size_t len, kn_error **err)
 {
 	struct fd_sink *f = ctx;
 
+	if (f->max && len > f->max - f->written)
+		return kn_error_set(err, EFBIG, "'%s' is larger than the limit of %llu bytes", f->url,
+				    (unsigned long long)f->max);
 	if (kn_write_all(f->fd, data, len, err) < 0)
-		return -1;
-	f->written += (int64_t)len;
+		return kn_error_wrap(err, "cannot store the download of '%s'", f->url);
+	if (!EVP_DigestUpdate(f->md, data, len))
+		abort();
+	f->written += len;
 	return 0;
 }
 
@@ -1588,23 +1596,33 @@ static int fd_sink_restart(void *ctx, kn_error **err)
 
 	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
 		return kn_error_errno(err, "cannot restart the download");
+	if (!EVP_DigestInit_ex(f->md, EVP_sha256(), NULL))
+		abort();
 	f->written = 0;
 	return 0;
 }
 
-int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, char **ret_last_modified,
-		  kn_error **err)
+static void md_freep(EVP_MD_CTX **p)
+{
+	EVP_MD_CTX_free(*p);
+}
+
+int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, uint64_t max,
+		  char **ret_digest, char **ret_last_modified, kn_error **err)
 {
 	_cleanup_(reg_client_freep) struct reg_client *c = NULL;
 	_cleanup_(reg_response_freep) struct reg_response *resp = NULL;
 	_cleanup_free_ char *hostport = NULL;
+	_cleanup_(md_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
 	struct reg_ref ref = { 0 };
-	struct fd_sink fs = { .fd = fd };
+	struct fd_sink fs = { .fd = fd, .url = url, .max = max, .md = md };
 	struct reg_sink sink = { .write = fd_sink_write, .restart = fd_sink_restart, .ctx = &fs };
 	struct reg_request req = { .method = "GET", .url = url, .sink = &sink,
 				   .flags = REG_REQ_NO_AUTH | REG_REQ_RESUME };
 	const char *lm;
 
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		abort();
 	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
 		return kn_error_set(err, EINVAL, "'%s' is not an http(s) URL", url);
 	hostport = url_hostport(url);
@@ -1617,6 +1635,18 @@ int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, char **r
 		return -1;
 	if (reg_request(c, &req, &resp, err) < 0)
 		return -1;
+	if (ret_digest) {
+		unsigned char d[EVP_MAX_MD_SIZE];
+		unsigned int n = 0;
+		struct kn_buf b = KN_BUF_INIT;
+
+		if (!EVP_DigestFinal_ex(md, d, &n))
+			abort();
+		kn_buf_adds(&b, "sha256:");
+		for (unsigned int i = 0; i < n; i++)
+			kn_buf_addf(&b, "%02x", d[i]);
+		*ret_digest = kn_buf_detach(&b);
+	}
 	if (ret_last_modified) {
 		lm = reg_response_header(resp, "Last-Modified");
 		*ret_last_modified = lm ? xstrdup(lm) : NULL;

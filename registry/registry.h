@@ -138,11 +138,14 @@ int reg_logout(const char *registry, const struct reg_opts *opts, kn_error **err
 
 /**
  * Downloads an http(s) URL (a build context tarball, an ADD source) into fd through the registry
- * transport: the same TLS settings, certificates, proxies, retries with backoff and resumed
- * transfers, redirects followed, never any registry credentials. A status >= 400 fails naming
- * the URL. *ret_last_modified (may be NULL) receives the Last-Modified header or NULL. Owned.
+ * transport: the same TLS settings, certificates, proxies, connect and idle timeouts, retries with
+ * backoff and resumed transfers, at most 10 redirects, never any registry credentials. A status
+ * >= 400 fails naming the URL; more than max bytes (0: no limit) fails with EFBIG, a full disk
+ * with ENOSPC. *ret_digest (may be NULL) receives "sha256:..." of the bytes, hashed as they
+ * arrive; *ret_last_modified (may be NULL) the Last-Modified header or NULL. Both owned.
  */
-int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, char **ret_last_modified,
+int reg_fetch_url(const char *url, const struct reg_opts *opts, int fd, uint64_t max,
+		  char **ret_digest, char **ret_last_modified,
 		  kn_error **err);
 
 /* ==== pull and push (transfer helper) ========================================================== */

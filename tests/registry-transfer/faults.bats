@@ -200,3 +200,28 @@ blob_gets() {
 	assert_contains "$output" "Digest: $SEED_DIGEST"
 	run_kiln fsck
 }
+
+@test "ADD <url> goes through the registry transport: retried, resumed, checksum checked as it streams" {
+	registry_start open
+	seed_image "$REGISTRY_HOST/team/base:1" --layers 1 --big-mib 2
+	layer=$(remote_raw "$REGISTRY_HOST/team/base:1" | jq -r '.layers[-1].digest')
+	registry_fault_proxy_start "GET /blobs/$layer 500 count=1" "GET /blobs/$layer truncate count=1"
+	mkdir -p "$BATS_TEST_TMPDIR/ctx"
+	printf 'FROM scratch\nADD --checksum=%s http://%s/v2/team/base/blobs/%s /layer.bin\n' \
+		"$layer" "$FAULT_PROXY_HOST" "$layer" >"$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln build -q -t addurl:1 "$BATS_TEST_TMPDIR/ctx"
+	# the 500 was retried and the truncated answer resumed (or restarted), as for a blob pull
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c '^500 ')" -eq 1 ]
+	[ "$(blob_gets "$FAULT_PROXY_LOG" | grep -c ' truncate$')" -eq 1 ]
+	run_kiln fsck
+	# a wrong --checksum names the URL and both digests; nothing is built
+	printf 'FROM scratch\nADD --checksum=sha256:%064d http://%s/v2/team/base/blobs/%s /layer.bin\n' \
+		0 "$FAULT_PROXY_HOST" "$layer" >"$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln 1 build -q --no-cache -t addurl:2 "$BATS_TEST_TMPDIR/ctx"
+	assert_contains "$output" "digest mismatch for 'http://$FAULT_PROXY_HOST/v2/team/base/blobs/$layer': expected sha256:$(printf '%064d' 0), got $layer"
+	# a final 4xx is reported with the server's answer, not retried
+	printf 'FROM scratch\nADD http://%s/v2/team/base/blobs/sha256:%064d /x\n' "$FAULT_PROXY_HOST" 1 >"$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln 1 build -q --no-cache -t addurl:3 "$BATS_TEST_TMPDIR/ctx"
+	assert_contains "$output" "failed to download 'http://$FAULT_PROXY_HOST/v2/team/base/blobs/sha256:$(printf '%064d' 1)'"
+	assert_contains "$output" "404 Not Found: BLOB_UNKNOWN"
+}
