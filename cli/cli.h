@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "base/base.h"
 
 /** Exit codes: 0 success, 1 failure, 2 usage error (unknown command, flag or bad arguments). */
@@ -30,6 +32,18 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void cli_set_root(const char *dir);
 const char *cli_root(void);
+/*
+ * Opens the store for reading commands (images, inspect, save, fsck): a root that does not exist
+ * is an error saying so. Writing commands open it with STORE_WRITE, which creates it.
+ */
+struct store;
+int cli_store_open_read(struct store **ret, kn_error **err);
+/*
+ * Checks, before any work, that a file the command writes at the end (--iidfile, --digestfile)
+ * can be created: not a directory, in a directory that exists and is writable. what names the
+ * option in the message.
+ */
+int cli_check_writable(const char *path, const char *what, kn_error **err);
 
 /*
  * Every store-touching command adds CLI_OPT_ROOT_ENTRY to its long options and handles
@@ -100,6 +114,28 @@ void cli_progress_message(struct cli_progress *p, bool warning, const char *text
 void cli_progress_finish(struct cli_progress *p, bool ok);
 /* CLOCK_MONOTONIC in nanoseconds. */
 unsigned long long cli_now_ns(void);
+
+/*
+ * --format templates (cli/template.c): Go text/template syntax over a JSON object, as docker
+ * users write them: {{.Field}}, {{.A.B}}, {{.}}, {{json .X}}, {{upper .X}}, {{lower .X}},
+ * {{len .X}}, {{join .X "sep"}}, {{index .X "key"}}; "table" in front aligns tab-separated
+ * columns under a header; \t and \n are a tab and a newline. Parse errors are EINVAL with a
+ * message naming the action (a usage error for the caller).
+ */
+struct cli_template;
+int cli_template_parse(const char *format, struct cli_template **ret, kn_error **err);
+void cli_template_free(struct cli_template *t);
+DEFINE_FREEP(struct cli_template, cli_template_free)
+bool cli_template_is_table(const struct cli_template *t);
+/* True for "table" alone: the command's default columns. */
+bool cli_template_is_empty(const struct cli_template *t);
+/* Appends the expansion over data to out; an unknown field is an error. */
+int cli_template_exec(const struct cli_template *t, json_t *data, struct kn_buf *out, kn_error **err);
+/* The header line of a table: each action's last field name through name() (NULL: upper-cased). */
+void cli_template_header(const struct cli_template *t, const char *(*name)(const char *field),
+			 struct kn_buf *out);
+/* Prints lines of tab-separated cells as aligned columns (docker's tabwriter: min 10, padding 3). */
+void cli_print_columns(char *const *lines);
 
 /* The command table, defined in main.c. */
 extern const struct cli_cmd cli_commands[];

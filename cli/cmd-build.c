@@ -342,6 +342,12 @@ int cmd_build(int argc, char **argv)
 		ret = cli_usage_error("build", optind >= argc ? "missing CONTEXT" : "too many arguments");
 		goto out;
 	}
+	/* Files written at the end must be writable before hours of building, not after. */
+	if ((iidfile && cli_check_writable(iidfile, "--iidfile", &err) < 0) ||
+	    (bf.metadata_file && cli_check_writable(bf.metadata_file, "--metadata-file", &err) < 0)) {
+		ret = cli_fail(err);
+		goto out;
+	}
 	if (push && !tags.n) {
 		ret = cli_usage_error("build", "--push needs at least one -t NAME");
 		goto out;

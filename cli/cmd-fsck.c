@@ -43,7 +43,7 @@ int cmd_fsck(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("fsck", "unexpected argument '%s'", argv[optind]);
-	if (store_open(cli_root(), 0, &s, &err) < 0)
+	if (cli_store_open_read(&s, &err) < 0)
 		return cli_fail(err);
 	n = store_fsck(s, report, NULL, &err);
 	if (n < 0)

@@ -87,7 +87,7 @@ enum { COL_REPO, COL_TAG, COL_DIGEST, COL_ID, COL_SINCE, COL_SIZE, NCOLS };
 struct row {
 	char *cell[NCOLS]; /* repository, tag, manifest digest, shown image ID, "2 hours ago", "7.8MB" */
 	char *id, *created;
-	int64_t bytes;
+	int64_t bytes, compressed;
 	time_t t;
 };
 
@@ -137,6 +137,81 @@ static int cmp_row(const void *a, const void *b)
 	return c ? c : strcmp(x->cell[COL_TAG], y->cell[COL_TAG]);
 }
 
+static void free_rows(struct row *rows, size_t nrows)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		for (int col = 0; col < NCOLS; col++)
+			free(rows[i].cell[col]);
+		free(rows[i].id);
+		free(rows[i].created);
+	}
+	free(rows);
+}
+
+/* docker's table headers for the template fields whose upper-cased name is not the header. */
+static const char *field_header(const char *field)
+{
+	static const char *const map[][2] = {
+		{ "ID", "IMAGE ID" },		{ "CreatedSince", "CREATED" },
+		{ "CreatedAt", "CREATED AT" },	{ "VirtualSize", "VIRTUAL SIZE" },
+		{ "SharedSize", "SHARED SIZE" }, { "UniqueSize", "UNIQUE SIZE" },
+	};
+
+	for (size_t i = 0; i < KN_ARRAY_SIZE(map); i++)
+		if (!strcmp(field, map[i][0]))
+			return map[i][1];
+	return NULL;
+}
+
+/* The fields docker's images --format offers, one object per row. */
+static json_t *row_fields(const struct row *r)
+{
+	char at[64] = "";
+	struct tm tm;
+
+	if (r->t >= 0 && gmtime_r(&r->t, &tm))
+		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "Containers", "N/A",
+			 "CreatedAt", at, "CreatedSince", r->cell[COL_SINCE], "Digest", r->cell[COL_DIGEST],
+			 "ID", r->cell[COL_ID], "Repository", r->cell[COL_REPO], "SharedSize", "N/A",
+			 "Size", r->cell[COL_SIZE], "Tag", r->cell[COL_TAG], "UniqueSize", "N/A",
+			 "VirtualSize", r->cell[COL_SIZE]);
+}
+
+static int print_template(const struct cli_template *tpl, const struct row *rows, size_t nrows)
+{
+	struct kn_strv lines = KN_STRV_INIT;
+	struct kn_buf b = KN_BUF_INIT;
+	kn_error *err = NULL;
+	int r = 0;
+
+	if (cli_template_is_table(tpl)) {
+		cli_template_header(tpl, field_header, &b);
+		kn_strv_push(&lines, b.buf);
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		json_t *o = row_fields(&rows[i]);
+
+		kn_buf_reset(&b);
+		r = cli_template_exec(tpl, o, &b, &err);
+		json_decref(o);
+		if (r < 0)
+			break;
+		kn_strv_push(&lines, b.buf);
+	}
+	if (r < 0) {
+		cli_fail(err);
+	} else if (cli_template_is_table(tpl)) {
+		cli_print_columns(lines.v);
+	} else {
+		for (size_t i = 0; i < lines.n; i++)
+			puts(lines.v[i]);
+	}
+	kn_buf_release(&b);
+	kn_strv_release(&lines);
+	return r;
+}
+
 static void usage(FILE *out)
 {
 	fputs("Usage: kiln images [OPTIONS] [REPOSITORY[:TAG]]\n"
@@ -145,7 +220,9 @@ static void usage(FILE *out)
 	      "\n"
 	      "Options:\n"
 	      "      --digests        show manifest digests\n"
-	      "      --format FORMAT  'table' (default) or 'json'\n"
+	      "      --format FORMAT  'table' (default), 'json', or a Go template such as\n"
+	      "                       '{{.Repository}}:{{.Tag}} {{.ID}}' ('table TEMPLATE' aligns columns)\n"
+	      "      --compressed-size  SIZE is the compressed size (default: unpacked, as docker)\n"
 	      "  -q, --quiet          only show image IDs\n"
 	      "      --no-trunc       show full image IDs\n"
 	      "      --root DIR       local image store\n"
@@ -155,17 +232,19 @@ static void usage(FILE *out)
 
 int cmd_images(int argc, char **argv)
 {
-	enum { OPT_DIGESTS = 0x100, OPT_FORMAT, OPT_NOTRUNC };
+	enum { OPT_DIGESTS = 0x100, OPT_FORMAT, OPT_NOTRUNC, OPT_COMPRESSED };
 	static const struct option opts[] = {
 		{ "digests", no_argument, NULL, OPT_DIGESTS },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-trunc", no_argument, NULL, OPT_NOTRUNC },
+		{ "compressed-size", no_argument, NULL, OPT_COMPRESSED },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_OPT_ROOT_ENTRY,
 		{ NULL, 0, NULL, 0 },
 	};
-	bool digests = false, quiet = false, json = false, notrunc = false;
+	bool digests = false, quiet = false, json = false, notrunc = false, compressed = false;
+	_cleanup_(cli_template_freep) struct cli_template *tpl = NULL;
 	_cleanup_free_ char *filter_repo = NULL, *filter_tag = NULL;
 	_cleanup_(store_freep) struct store *s = NULL;
 	struct store_ref *refs = NULL;
@@ -189,10 +268,19 @@ int cmd_images(int argc, char **argv)
 			notrunc = true;
 			break;
 		case OPT_FORMAT:
-			if (!strcmp(optarg, "json"))
+			cli_template_free(steal_ptr(&tpl));
+			json = false;
+			if (!strcmp(optarg, "json")) {
 				json = true;
-			else if (strcmp(optarg, "table"))
-				return cli_usage_error("images", "unknown format '%s' (use 'table' or 'json')", optarg);
+			} else if (strcmp(optarg, "table") && cli_template_parse(optarg, &tpl, &err) < 0) {
+				_cleanup_free_ char *m = kn_error_format(err);
+
+				kn_error_free(err);
+				return cli_usage_error("images", "invalid --format: %s", m);
+			}
+			break;
+		case OPT_COMPRESSED:
+			compressed = true;
 			break;
 		case CLI_OPT_ROOT:
 			cli_set_root(optarg);
@@ -216,7 +304,7 @@ int cmd_images(int argc, char **argv)
 			filter_tag = NULL;
 		}
 	}
-	if (store_open(cli_root(), 0, &s, &err) < 0 || store_ref_list(s, &refs, &n, &err) < 0)
+	if (cli_store_open_read(&s, &err) < 0 || store_ref_list(s, &refs, &n, &err) < 0)
 		return cli_fail(err);
 	rows = xcalloc(n + 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
@@ -256,8 +344,18 @@ int cmd_images(int argc, char **argv)
 		r->cell[COL_SINCE] = created_since(img->config->created);
 		r->id = xstrdup(img->id);
 		r->created = xstrdup(img->config->created ? img->config->created : "");
-		r->bytes = store_image_size(img);
-		r->cell[COL_SIZE] = human_size(r->bytes);
+		r->compressed = store_image_size(img);
+		if (compressed) {
+			r->bytes = r->compressed;
+		} else if (store_image_unpacked_size(s, img, &r->bytes, &err) < 0) {
+			_cleanup_free_ char *m = kn_error_format(err);
+
+			cli_warn("'%s': unpacked size unknown: %s", key, m);
+			kn_error_free(err);
+			err = NULL;
+			r->bytes = -1;
+		}
+		r->cell[COL_SIZE] = r->bytes < 0 ? xstrdup("N/A") : human_size(r->bytes);
 		r->t = parse_rfc3339(img->config->created);
 		nrows++;
 		store_image_free(img);
@@ -278,26 +376,29 @@ int cmd_images(int argc, char **argv)
 		char *text;
 
 		for (size_t i = 0; i < nrows; i++)
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:I,s:s}",
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:I,s:s,s:I}",
 				"Repository", rows[i].cell[COL_REPO], "Tag", rows[i].cell[COL_TAG],
 				"Digest", rows[i].cell[COL_DIGEST], "ID", rows[i].id,
 				"ShortID", json_sprintf("%.12s", store_digest_hex(rows[i].id)),
 				"Created", rows[i].created, "CreatedSince", rows[i].cell[COL_SINCE],
-				"Size", (json_int_t)rows[i].bytes, "HumanSize", rows[i].cell[COL_SIZE]));
+				"Size", (json_int_t)rows[i].bytes, "HumanSize", rows[i].cell[COL_SIZE],
+				"CompressedSize", (json_int_t)rows[i].compressed));
 		text = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(text);
 		free(text);
 		json_decref(a);
+	} else if (tpl && !cli_template_is_empty(tpl)) {
+		if (print_template(tpl, rows, nrows) < 0) {
+			free_rows(rows, nrows);
+			store_refs_free(refs, n);
+			return CLI_EXIT_FAIL;
+		}
 	} else {
 		print_table(rows, nrows, digests);
 	}
-	for (size_t i = 0; i < nrows; i++) {
-		for (int col = 0; col < NCOLS; col++)
-			free(rows[i].cell[col]);
-		free(rows[i].id);
-		free(rows[i].created);
-	}
-	free(rows);
+	if (!nrows && !quiet && !filter_repo && !json && fflush(stdout) == 0)
+		fprintf(stderr, "kiln: the store at '%s' holds no images\n", cli_root());
+	free_rows(rows, nrows);
 	store_refs_free(refs, n);
 	return CLI_EXIT_OK;
 }

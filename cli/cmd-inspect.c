@@ -67,17 +67,21 @@ static json_t *inspect_one(struct store *s, const struct store_image *img, kn_er
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_OPT_ROOT_ENTRY,
 		{ NULL, 0, NULL, 0 },
 	};
 	_cleanup_(store_freep) struct store *s = NULL;
+	_cleanup_(cli_template_freep) struct cli_template *tpl = NULL;
 	kn_error *err = NULL;
+	bool quiet = false;
 	json_t *out;
 	char *text;
 	int c, rc = CLI_EXIT_OK;
 
-	while ((c = cli_getopt("inspect", argc, argv, ":h", opts)) != -1) {
+	while ((c = cli_getopt("inspect", argc, argv, ":hqf:", opts)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs("Usage: kiln inspect [OPTIONS] IMAGE...\n"
@@ -85,10 +89,25 @@ int cmd_inspect(int argc, char **argv)
 			      "Show images as a JSON array (like docker image inspect).\n"
 			      "\n"
 			      "Options:\n"
+			      "  -f, --format FMT  a Go template applied to each image, e.g. '{{.Id}}',\n"
+			      "                   '{{json .Config}}', '{{.Config.Env}}'\n"
+			      "  -q, --quiet      print only each image's ID\n"
 			      "      --root DIR   local image store\n"
 			      "  -h, --help       show this help\n",
 			      stdout);
 			return CLI_EXIT_OK;
+		case 'f':
+			cli_template_free(steal_ptr(&tpl));
+			if (cli_template_parse(optarg, &tpl, &err) < 0) {
+				_cleanup_free_ char *m = kn_error_format(err);
+
+				kn_error_free(err);
+				return cli_usage_error("inspect", "invalid --format: %s", m);
+			}
+			break;
+		case 'q':
+			quiet = true;
+			break;
 		case CLI_OPT_ROOT:
 			cli_set_root(optarg);
 			break;
@@ -98,7 +117,7 @@ int cmd_inspect(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_error("inspect", "expected at least one IMAGE");
-	if (store_open(cli_root(), 0, &s, &err) < 0)
+	if (cli_store_open_read(&s, &err) < 0)
 		return cli_fail(err);
 	out = json_array();
 	for (int i = optind; i < argc; i++) {
@@ -119,11 +138,30 @@ int cmd_inspect(int argc, char **argv)
 			rc = CLI_EXIT_FAIL;
 			continue;
 		}
-		json_array_append_new(out, o);
+		if (quiet) {
+			puts(json_string_value(json_object_get(o, "Id")));
+			json_decref(o);
+		} else if (tpl) {
+			struct kn_buf b = KN_BUF_INIT;
+
+			if (cli_template_exec(tpl, o, &b, &err) < 0) {
+				cli_fail(err);
+				err = NULL;
+				rc = CLI_EXIT_FAIL;
+			} else {
+				puts(b.buf);
+			}
+			kn_buf_release(&b);
+			json_decref(o);
+		} else {
+			json_array_append_new(out, o);
+		}
 	}
-	text = json_dumps(out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
-	puts(text);
-	free(text);
+	if (!quiet && !tpl) {
+		text = json_dumps(out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
+		puts(text);
+		free(text);
+	}
 	json_decref(out);
 	return rc;
 }

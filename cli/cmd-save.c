@@ -64,7 +64,7 @@ int cmd_save(int argc, char **argv)
 		output = NULL;
 	if (!output && isatty(STDOUT_FILENO))
 		return cli_usage_error("save", "refusing to write an archive to a terminal; use -o FILE");
-	if (store_open(cli_root(), 0, &s, &err) < 0)
+	if (cli_store_open_read(&s, &err) < 0)
 		return cli_fail(err);
 	if (output) {
 		/* Write beside the target and rename, so a failed save leaves no partial FILE. */

@@ -1,11 +1,14 @@
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/userns.h"
 #include "cli/cli.h"
+#include "layers/layers.h"
 
 static char *root_override;
 static char *root_default;
@@ -115,4 +118,37 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 		return '?';
 	}
 	return c;
+}
+
+int cli_store_open_read(struct store **ret, kn_error **err)
+{
+	struct stat st;
+
+	/* A typo in --root must not read as an empty store. */
+	if (stat(cli_root(), &st) < 0 && errno == ENOENT)
+		return kn_error_set(err, ENOENT,
+				    "no image store at '%s': the directory does not exist (kiln build, "
+				    "pull, load or import create it)", cli_root());
+	return store_open(cli_root(), 0, ret, err);
+}
+
+int cli_check_writable(const char *path, const char *what, kn_error **err)
+{
+	const char *slash = strrchr(path, '/');
+	_cleanup_free_ char *dir = NULL;
+	struct stat st;
+
+	if (!stat(path, &st) && S_ISDIR(st.st_mode))
+		return kn_error_set(err, EISDIR, "%s '%s' is a directory", what, path);
+	if (!slash)
+		dir = xstrdup(".");
+	else
+		dir = xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return kn_error_set(err, ENOENT, "%s '%s': the directory '%s' does not exist", what,
+				    path, dir);
+	if (access(dir, W_OK) < 0)
+		return kn_error_set(err, EACCES, "%s '%s': the directory '%s' is not writable", what,
+				    path, dir);
+	return 0;
 }

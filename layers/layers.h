@@ -358,8 +358,14 @@ int store_image_load(const struct store *s, const struct store_desc *top, const 
 int store_index_write(struct store *s, const struct store_desc *manifests, size_t n,
 		      enum image_format fmt, const char *name, struct store_desc *ret_index,
 		      kn_error **err);
-/** Total size of an image: config + manifest + compressed layers (docker "SIZE" shows this). */
+/** The compressed size of an image: config + compressed layers, as stored and pushed. */
 int64_t store_image_size(const struct store_image *img);
+/**
+ * The unpacked size, what docker shows as SIZE: the bytes of the layers' files (regular files'
+ * sizes, symlink target lengths, a hardlinked file once). Reads (decompresses) every layer.
+ */
+int store_image_unpacked_size(const struct store *s, const struct store_image *img, int64_t *ret,
+			      kn_error **err);
 
 /* ---- build cache --------------------------------------------------------------------------- */
 

@@ -138,3 +138,12 @@ DF
 	assert_contains "$output" "not in the local store"
 	! grep -qE 'No such file or directory|Invalid argument' <<<"$output"
 }
+
+@test "--iidfile and --metadata-file that cannot be written fail before the build starts" {
+	mkdir "$BATS_TEST_TMPDIR/ctx"
+	printf 'FROM kiln-test/busybox:latest\nRUN touch /ran\n' >"$BATS_TEST_TMPDIR/ctx/Dockerfile"
+	run_kiln 1 build --progress plain --iidfile "$BATS_TEST_TMPDIR/no/such/dir/iid" "$BATS_TEST_TMPDIR/ctx"
+	assert_equal "$output" "kiln: --iidfile '$BATS_TEST_TMPDIR/no/such/dir/iid': the directory '$BATS_TEST_TMPDIR/no/such/dir' does not exist"
+	run_kiln 1 build --progress plain --metadata-file "$BATS_TEST_TMPDIR" "$BATS_TEST_TMPDIR/ctx"
+	assert_equal "$output" "kiln: --metadata-file '$BATS_TEST_TMPDIR' is a directory"
+}

@@ -21,7 +21,8 @@ load_base() {
 
 @test "images on an empty store prints the header only" {
 	run_kiln images
-	assert_equal "$output" "REPOSITORY   TAG       IMAGE ID   CREATED   SIZE"
+	assert_equal "$output" "REPOSITORY   TAG       IMAGE ID   CREATED   SIZE
+kiln: the store at '$KILN_TEST_ROOT' holds no images"
 	run_kiln images -q
 	assert_equal "$output" ""
 	run_kiln images --format json
@@ -43,11 +44,11 @@ load_base() {
 	run_kiln images --format json
 	assert_equal "$(jq -r '.[0].Repository + " " + .[0].Tag + " " + .[0].ID' <<<"$output")" \
 		"kiln-test/busybox latest sha256:$BASE_ID"
-	size=$(jq -r '.[0].Size' <<<"$output")
+	size=$(jq -r '.[0].CompressedSize' <<<"$output")
 	want=$(( $(stat -c %s "$KILN_TEST_ROOT/blobs/sha256/$BASE_ID") + $(jq -r '.layers[0].size' "$KILN_TEST_ROOT/blobs/sha256/${man#sha256:}") ))
 	assert_equal "$size" "$want"
 	run_kiln 2 images --format yaml
-	assert_contains "$output" "unknown format 'yaml'"
+	assert_contains "$output" "'yaml' is not a format: use 'table', 'json' or a template"
 }
 
 # column_starts LINE: the offsets at which the cells of a table line start (after 3+ spaces).
