@@ -515,19 +515,85 @@ out_abort:
 	return -1;
 }
 
+/* One blob to download, and where from. */
+struct fetch_item {
+	const struct rc_source *src;
+	const struct store_desc *d;
+};
+
+struct fetch_batch {
+	struct bld *b;
+	struct store *s;
+	struct fetch_item *items;
+	size_t n, next;
+	pthread_mutex_t mu;
+	kn_error *error;
+};
+
+static int fetch_one(struct bld *b, struct store *s, const struct fetch_item *it, kn_error **err)
+{
+	int r;
+
+	bld_info(b, "fetching layer %s (%lld bytes) from cache %s", it->d->digest, (long long)it->d->size,
+		 it->src->spec.text);
+	if (it->src->repo)
+		r = reg_repo_blob_fetch(it->src->repo, s, it->d->digest, it->d->size, err);
+	else
+		r = local_fetch(it->src->spec.dir, s, it->d->digest, err);
+	if (r < 0)
+		kn_error_wrap(err, "cache '%s'", it->src->spec.text);
+	return r;
+}
+
+static void *fetch_worker(void *arg)
+{
+	struct fetch_batch *fb = arg;
+
+	for (;;) {
+		kn_error *e = NULL;
+		size_t i;
+
+		pthread_mutex_lock(&fb->mu);
+		i = fb->error ? fb->n : fb->next++;
+		pthread_mutex_unlock(&fb->mu);
+		if (i >= fb->n)
+			return NULL;
+		if (fetch_one(fb->b, fb->s, &fb->items[i], &e) < 0) {
+			pthread_mutex_lock(&fb->mu);
+			if (!fb->error)
+				fb->error = steal_ptr(&e);
+			pthread_mutex_unlock(&fb->mu);
+			kn_error_free(e);
+		}
+	}
+}
+
+/* Registry blobs come several at a time (as kiln pull fetches them); local ones in turn. */
+#define RCACHE_FETCH_JOBS 3
+
 int rcache_fetch(struct bld *b, struct store *s, const struct store_desc *layers, size_t n,
 		 kn_error **err)
 {
 	struct rcache *rc = b->rcache;
-	int r = 0;
+	_cleanup_free_ struct fetch_item *items = NULL;
+	struct fetch_batch fb = { 0 };
+	pthread_t th[RCACHE_FETCH_JOBS];
+	size_t n_items = 0, n_th = 0;
+	bool all_remote = true;
 
 	if (!rc)
 		return 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
+	items = xcalloc(n + 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
 		const struct rc_source *src = NULL;
 		const struct store_desc *d = NULL;
+		bool dup = false;
 
 		if (store_blob_exists(s, layers[i].digest))
+			continue;
+		for (size_t k = 0; k < n_items; k++)
+			dup = dup || !strcmp(items[k].d->digest, layers[i].digest);
+		if (dup)
 			continue;
 		for (size_t k = 0; k < rc->n_src && !d; k++) {
 			src = &rc->src[k];
@@ -542,20 +608,33 @@ int rcache_fetch(struct bld *b, struct store *s, const struct store_desc *layers
 		if (!d)
 			return kn_error_set(err, ENOENT, "layer '%s' is neither in the store nor in an imported cache",
 					    layers[i].digest);
-		pthread_mutex_lock(&rc->fetch_mu);
-		if (!store_blob_exists(s, d->digest)) {
-			bld_info(b, "fetching layer %s (%lld bytes) from cache %s", d->digest, (long long)d->size,
-				 src->spec.text);
-			if (src->repo)
-				r = reg_repo_blob_fetch(src->repo, s, d->digest, d->size, err);
-			else
-				r = local_fetch(src->spec.dir, s, d->digest, err);
-			if (r < 0)
-				kn_error_wrap(err, "cache '%s'", src->spec.text);
-		}
-		pthread_mutex_unlock(&rc->fetch_mu);
+		items[n_items++] = (struct fetch_item){ src, d };
+		all_remote = all_remote && src->repo;
 	}
-	return r;
+	if (!n_items)
+		return 0;
+	/* The handle's temp dir exists before the downloads race to make it. */
+	if (!store_tmpdir(s, err))
+		return -1;
+	fb.b = b;
+	fb.s = s;
+	fb.items = items;
+	fb.n = n_items;
+	pthread_mutex_init(&fb.mu, NULL);
+	pthread_mutex_lock(&rc->fetch_mu);
+	for (size_t i = 1; all_remote && i < n_items && n_th < RCACHE_FETCH_JOBS - 1; i++)
+		if (pthread_create(&th[n_th], NULL, fetch_worker, &fb) == 0)
+			n_th++;
+	fetch_worker(&fb);
+	for (size_t i = 0; i < n_th; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_unlock(&rc->fetch_mu);
+	pthread_mutex_destroy(&fb.mu);
+	if (fb.error) {
+		kn_error_propagate(err, fb.error);
+		return -1;
+	}
+	return 0;
 }
 
 int rcache_image(struct bld *b, const char *ref, struct store_image **ret, kn_error **err)
