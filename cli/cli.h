@@ -44,6 +44,11 @@ int cli_store_open_read(struct store **ret, kn_error **err);
  * option in the message.
  */
 int cli_check_writable(const char *path, const char *what, kn_error **err);
+/*
+ * When *err is a registry refusal (EACCES) for ref, adds what to do: "run 'kiln login HOST'
+ * first", or "again" when credentials for HOST are stored (they are stale). Returns -1.
+ */
+int cli_auth_hint(kn_error **err, const char *ref);
 
 /*
  * Every store-touching command adds CLI_OPT_ROOT_ENTRY to its long options and handles

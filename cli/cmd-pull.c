@@ -105,6 +105,7 @@ int cmd_pull(int argc, char **argv)
 	o.progress_data = prog;
 	if (reg_pull(argv[optind], &o, &res, &err) < 0) {
 		cli_progress_finish(prog, false);
+		cli_auth_hint(&err, argv[optind]);
 		reg_ref_free(ref);
 		return cli_fail(err);
 	}

@@ -106,6 +106,7 @@ int cmd_push(int argc, char **argv)
 	o.progress_data = prog;
 	if (reg_push(argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL, &o, &res, &err) < 0) {
 		cli_progress_finish(prog, false);
+		cli_auth_hint(&err, argc - optind == 2 ? argv[optind + 1] : argv[optind]);
 		return cli_fail(err);
 	}
 	cli_progress_finish(prog, true);

@@ -9,6 +9,7 @@
 #include "base/userns.h"
 #include "cli/cli.h"
 #include "layers/layers.h"
+#include "registry/registry.h"
 
 static char *root_override;
 static char *root_default;
@@ -151,4 +152,27 @@ int cli_check_writable(const char *path, const char *what, kn_error **err)
 		return kn_error_set(err, EACCES, "%s '%s': the directory '%s' is not writable", what,
 				    path, dir);
 	return 0;
+}
+
+int cli_auth_hint(kn_error **err, const char *ref)
+{
+	_cleanup_(reg_credentials_freep) struct reg_credentials *cred = NULL;
+	struct reg_ref *r = NULL;
+	kn_error *e = NULL;
+	char *msg;
+
+	if (!err || !*err || (*err)->code != EACCES || !ref || reg_ref_parse(ref, &r, NULL) < 0)
+		return -1;
+	/* A refusal despite stored credentials: they are stale (a new password, an expired token). */
+	if (reg_credentials_lookup(r->domain, NULL, &cred, &e) < 0)
+		kn_error_free(e);
+	if (cred)
+		msg = xasprintf("%s (the stored credentials for '%s' were refused: run 'kiln login %s' "
+				"again)", (*err)->msg, r->domain, r->domain);
+	else
+		msg = xasprintf("%s (run 'kiln login %s' first)", (*err)->msg, r->domain);
+	free((*err)->msg);
+	(*err)->msg = msg;
+	reg_ref_free(r);
+	return -1;
 }

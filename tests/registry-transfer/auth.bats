@@ -22,6 +22,13 @@ push_pull_after_login() {
 	run_kiln 1 pull "$REGISTRY_HOST/team/base:1"
 	assert_contains "$output" "cannot fetch manifest of '$REGISTRY_HOST/team/base:1'"
 	assert_contains "${output,,}" "unauthorized"
+	assert_contains "$output" "(run 'kiln login $REGISTRY_HOST' first)"
+	# Stale stored credentials: the same refusal says to log in again.
+	printf '{"auths":{"%s":{"auth":"%s"}}}' "$REGISTRY_HOST" "$(printf 'kiln-user:stale' | base64)" \
+		>"$DOCKER_CONFIG/config.json"
+	run_kiln 1 pull "$REGISTRY_HOST/team/base:1"
+	assert_contains "$output" "(the stored credentials for '$REGISTRY_HOST' were refused: run 'kiln login $REGISTRY_HOST' again)"
+	rm "$DOCKER_CONFIG/config.json"
 
 	printf '%s' "$REGISTRY_PASS" | run_kiln_stdin login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST"
 	run_kiln pull "$REGISTRY_HOST/team/base:1"
@@ -61,6 +68,7 @@ run_kiln_stdin() {
 	run_kiln pull -q "$REGISTRY_HOST/team/base:1"
 	run_kiln 1 push "$REGISTRY_HOST/team/base:1" "$REGISTRY_HOST/team/app:1"
 	assert_contains "$output" "401 Unauthorized"
+	assert_contains "$output" "(run 'kiln login $REGISTRY_HOST' first)"
 	# Nothing reached the registry under the new name.
 	run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY_HOST/team/app:1"
 	[ "$status" -ne 0 ]
