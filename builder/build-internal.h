@@ -29,6 +29,7 @@ struct bld_stage_result {
 	size_t n_layers;
 	char *key; /* cache key (hex) of the stage's last step: names its content */
 	char *base_id; /* ID of the store image the stage is built on (through FROM stages), or NULL */
+	struct df_env args; /* the ARG values declared by the end of the stage (a FROM stage inherits them) */
 };
 
 struct bld_secret {
@@ -54,7 +55,8 @@ struct bld {
 	struct bld_stage_result *stages;
 	struct layer_write_opts lopts;
 	bool have_epoch;
-	int64_t epoch;
+	int64_t epoch;     /* the build's timestamp (see build_epoch) */
+	char time_key[32]; /* its part of every cache key: "t=<epoch>" or "t=now" */
 	/* The git context's commit time (seconds since the epoch), for the timestamp rule. */
 	bool have_ctx_time;
 	int64_t ctx_time;
@@ -117,9 +119,9 @@ int bld_state_lowerdirs(struct bld_state *st, char ***ret, kn_error **err);
 
 /**
  * Commits the upper dir of a step (overlay form) as a layer: diffs it (against lowerdirs when
- * overlay is set, else as a plain dir), and when not empty adds the layer to the state's config
- * with a history entry created_by and makes upper the new snapshot. An empty diff adds only an
- * empty_layer history entry. upper is consumed (moved or removed).
+ * overlay is set, else as a plain dir), adds the layer to the state's config with a history entry
+ * created_by and makes upper the new snapshot. An empty diff is still a layer (an empty tar), as
+ * BuildKit writes one for every RUN, COPY and ADD. upper is consumed (moved or removed).
  */
 int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lowerdirs, bool overlay,
 		     const char *created_by, kn_error **err);
@@ -175,6 +177,8 @@ bool ctx_is_git_url(const char *s);
 int ctx_fetch_git(struct bld *b, const char *url, char **ret_dir, kn_error **err);
 /** Reads the .dockerignore that applies (dockerfile_path may be NULL). */
 int ctx_load_ignore(struct bld *b, const char *dockerfile_path, kn_error **err);
+/** The commit time of HEAD when the context directory is in a git work tree: 0, else -1. */
+int ctx_git_time(const struct bld *b, int64_t *ret);
 
 /* ---- COPY / ADD / WORKDIR file operations (copy.c) ------------------------------------------- */
 

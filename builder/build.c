@@ -3,7 +3,9 @@
  * build cache, and writes and tags the final image. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +181,35 @@ int bld_state_lowerdirs(struct bld_state *st, char ***ret, kn_error **err)
 	return snapshot_prepare(st->store, st->layers, st->config->diff_ids, st->n_layers, ret, NULL, err);
 }
 
+static int64_t clamp_epoch;
+
+static int clamp_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	struct timespec ts[2];
+
+	(void)type;
+	(void)ftw;
+	if (sb->st_mtim.tv_sec <= clamp_epoch && !sb->st_mtim.tv_nsec)
+		return 0;
+	/* as the layer stores it: whole seconds, none later than the build's timestamp */
+	ts[0] = (struct timespec){ .tv_nsec = UTIME_OMIT };
+	ts[1] = (struct timespec){ .tv_sec = sb->st_mtim.tv_sec < clamp_epoch ? sb->st_mtim.tv_sec : clamp_epoch };
+	(void)utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+/* Clamps the times in a step's upper dir as the layer will hold them, so that the snapshot later
+ * steps see and the layer a cached build unpacks are the same tree. */
+static void clamp_upper(const char *upper, int64_t epoch)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&mu);
+	clamp_epoch = epoch;
+	(void)nftw(upper, clamp_one, 64, FTW_PHYS | FTW_DEPTH | FTW_MOUNT);
+	pthread_mutex_unlock(&mu);
+}
+
 int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lowerdirs, bool overlay,
 		     const char *created_by, kn_error **err)
 {
@@ -186,18 +217,15 @@ int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lower
 	_cleanup_free_ char *chain = NULL;
 	int r;
 
+	if (st->b->lopts.clamp_mtime)
+		clamp_upper(upper, st->b->lopts.source_date_epoch);
 	if (overlay)
 		r = layer_diff_overlay(st->store, upper, lowerdirs, &st->b->lopts, &res, err);
 	else
 		r = layer_from_dir(st->store, upper, &st->b->lopts, &res, err);
 	if (r < 0)
 		return -1;
-	if (res.n_entries == 0) {
-		cfg_add_history(st, created_by, true);
-		layer_result_release(&res);
-		(void)kn_rm_rf(upper, NULL);
-		return 0;
-	}
+	/* A step that changes nothing still gets its (empty) layer, as BuildKit writes one. */
 	chain = store_chain_id(st->chain_id, res.diff_id);
 	if (snapshot_commit(st->store, chain, upper, err) < 0) {
 		layer_result_release(&res);
@@ -487,8 +515,9 @@ static int resolve_chown(const char *chown_spec, char *const *lowerdirs, uid_t *
 	char *colon = strchr(spec, ':');
 	size_t n = kn_strv_len(lowerdirs);
 
-	/* docker: a user without a group uses the same number for both */
-	if (!colon) {
+	/* BuildKit: a user number alone is also the group number; a user name alone brings its
+	 * primary group from the image's /etc/passwd. */
+	if (!colon && spec[0] && strspn(spec, "0123456789") == strlen(spec)) {
 		if (sandbox_user_lookup((const char *const *)lowerdirs, n, n ? NULL : "/nonexistent", spec,
 					&u, err) < 0)
 			return -1;
@@ -732,6 +761,7 @@ static int step_copy(struct bld_state *st, const struct df_instr *x, kn_error **
 			job.list = &list;
 			job.src_fd = b->ctx_fd;
 		} else {
+			job.list = &list; /* heredocs and URLs */
 			job.sources = srcs.v;
 			job.n_sources = srcs.n;
 			if (from_stage) {
@@ -799,6 +829,11 @@ static int step_workdir(struct bld_state *st, const struct df_instr *x, kn_error
 		return r;
 	}
 	created_by = cfg_created_by(st, x, NULL);
+	if (!strcmp(st->config->working_dir, "/")) { /* nothing to create: no layer, as in BuildKit */
+		cfg_add_history(st, created_by, true);
+		set_key(st, key);
+		return cache_store(st, key, err);
+	}
 	if (bld_state_lowerdirs(st, &lowerdirs, err) < 0)
 		goto fail;
 	tmp = bld_step_tmpdir(st, err);
@@ -813,10 +848,13 @@ static int step_workdir(struct bld_state *st, const struct df_instr *x, kn_error
 		struct cp_job job = { 0 };
 		int rr;
 
+		/* The directory belongs to USER; BuildKit makes it root's when the image does not
+		 * know that user. */
 		if (st->config->user && *st->config->user) {
-			if (resolve_chown(st->config->user, lowerdirs, &co.uid, &co.gid, err) < 0)
-				goto fail;
-			co.have_chown = true;
+			kn_error *uerr = NULL;
+
+			co.have_chown = resolve_chown(st->config->user, lowerdirs, &co.uid, &co.gid, &uerr) == 0;
+			kn_error_free(uerr);
 		}
 		if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(mnt, 0755) < 0) {
 			kn_error_errno(err, "cannot create step directories in '%s'", tmp);
@@ -1240,6 +1278,8 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 			const char *id = m->id ? m->id : "";
 			const struct bld_secret *s = find_secret(b, id);
 
+			/* whether the secret is there changes what the step sees (not its content) */
+			kn_buf_addf(&k, "secret %s %s\n", id, s ? "given" : "absent");
 			if (!s) {
 				if (m->required) {
 					kn_error_set(err, ENOENT, "secret %s: not provided (use --secret id=%s,src=PATH)", id, id);
@@ -1530,7 +1570,8 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 	switch (stage->base_kind) {
 	case DF_BASE_SCRATCH:
 		st.config = image_config_new();
-		st.key = xasprintf("scratch|%s", layer_compression_name(b->lopts.compression));
+		st.config->working_dir = xstrdup("/"); /* as BuildKit gives FROM scratch */
+		st.key = xasprintf("scratch|%s|%s", layer_compression_name(b->lopts.compression), b->time_key);
 		from_text = xstrdup("FROM scratch");
 		break;
 	case DF_BASE_STAGE: {
@@ -1567,7 +1608,8 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 		}
 		for (size_t i = 0; i < img->manifest.n_layers; i++)
 			bld_state_add_layer(&st, &img->manifest.layers[i], img->config->diff_ids[i]);
-		st.key = xasprintf("image:%s|%s", img->id, layer_compression_name(b->lopts.compression));
+		st.key = xasprintf("image:%s|%s|%s", img->id, layer_compression_name(b->lopts.compression),
+				   b->time_key);
 		st.base_id = xstrdup(img->id);
 		break;
 	}
@@ -1595,6 +1637,8 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 	st_event(&st, BLD_EV_STEP_DONE, from_text, mono_ns() - t0);
 	if (df_stage_env_init(&st.se, b->plan, stage, st.config->env, err) < 0)
 		goto out;
+	if (stage->base_kind == DF_BASE_STAGE)
+		df_stage_env_inherit_args(&st.se, &b->stages[stage->base_stage].args);
 	for (size_t i = 0; i < n_triggers; i++)
 		if (run_instr(&st, triggers[i], err) < 0)
 			goto out;
@@ -1611,6 +1655,8 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 		st.n_layers = 0;
 		sr->key = steal_ptr(&st.key);
 		sr->base_id = steal_ptr(&st.base_id);
+		df_env_init(&sr->args);
+		df_env_merge(&sr->args, &st.se.args);
 	}
 	ret = 0;
 out:
@@ -1809,6 +1855,7 @@ static void bld_release(struct bld *b)
 			free(sr->layers);
 			free(sr->key);
 			free(sr->base_id);
+			df_env_release(&sr->args);
 		}
 		free(b->stages);
 	}
@@ -1888,6 +1935,71 @@ static const char *path_base(const char *p)
 	return s && s[1] ? s + 1 : p;
 }
 
+/* Seconds since the epoch of an RFC 3339 time (fractions and zone Z), or -1. */
+static int64_t rfc3339_seconds(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	time_t t;
+
+	if (!p)
+		return -1;
+	t = timegm(&tm);
+	return t < 0 ? -1 : (int64_t)t;
+}
+
+/*
+ * The build's timestamp (configs' and history's created, the clamp of file times in layers):
+ * --timestamp, else SOURCE_DATE_EPOCH, else the commit time of the context's git HEAD, else the
+ * created time of the image the target stage is built on (0 for scratch). --timestamp now: the
+ * clock, nothing clamped (docker's old behaviour).
+ */
+static int build_epoch(struct bld *b, kn_error **err)
+{
+	const char *t = b->o->timestamp;
+	int64_t epoch = 0;
+
+	if (t && !strcmp(t, "now")) {
+		snprintf(b->time_key, sizeof(b->time_key), "t=now");
+		b->lopts.clamp_mtime = false;
+		b->have_epoch = false;
+		return 0;
+	}
+	if (t) {
+		char *end = NULL;
+		long long v;
+
+		errno = 0;
+		v = strtoll(t, &end, 10);
+		if (errno || !*t || *end || v < 0)
+			return kn_error_set(err, EINVAL, "invalid --timestamp '%s': expected now or seconds since 1970", t);
+		epoch = v;
+	} else if (b->lopts.clamp_mtime) {
+		epoch = b->lopts.source_date_epoch;
+	} else if (ctx_git_time(b, &epoch) < 0) {
+		const struct df_stage *s = &b->plan->stages[b->plan->target];
+
+		while (s->base_kind == DF_BASE_STAGE)
+			s = &b->plan->stages[s->base_stage];
+		epoch = 0;
+		if (s->base_kind == DF_BASE_IMAGE) {
+			const struct store_image *img = NULL;
+
+			if (image_get(b, s->base_image, &img, err) < 0)
+				return -1;
+			epoch = rfc3339_seconds(img->config->created);
+			if (epoch < 0)
+				epoch = 0;
+		}
+	}
+	b->have_epoch = true;
+	b->epoch = epoch;
+	snprintf(b->time_key, sizeof(b->time_key), "t=%lld", (long long)epoch);
+	b->lopts.clamp_mtime = true;
+	b->lopts.source_date_epoch = epoch;
+	return 0;
+}
+
 int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 {
 	struct bld b = { 0 };
@@ -1931,8 +2043,6 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 								    : LAYER_COMPRESSION_GZIP;
 	if (layer_write_opts_from_env(&b.lopts, err) < 0)
 		goto out;
-	b.have_epoch = b.lopts.clamp_mtime;
-	b.epoch = b.lopts.source_date_epoch;
 	if (ctx_open(&b, err) < 0)
 		goto out;
 	/* A git context's commit time is the build's time when SOURCE_DATE_EPOCH is unset. */
@@ -1979,6 +2089,8 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 		kn_buf_release(&w);
 	}
 	if (ctx_load_ignore(&b, df_path, err) < 0)
+		goto out;
+	if (build_epoch(&b, err) < 0)
 		goto out;
 	b.stages = xcalloc(b.plan->n_stages ? b.plan->n_stages : 1, sizeof(*b.stages));
 	if (rcache_open(&b, err) < 0 || run_stages(&b, err) < 0)

@@ -111,6 +111,10 @@ struct bld_options {
 	enum bld_network network;
 	enum bld_format format;
 	enum bld_compression compression;
+	/* NULL: the reproducible rule (SOURCE_DATE_EPOCH, else the context's git HEAD commit time,
+	 * else the base image's created); "now": the build time, file times unclamped; digits: that
+	 * Unix time. See kiln-build(1). */
+	const char *timestamp;
 	bld_progress_fn progress;
 	void *progress_data;
 	/* Exporters run after the build, in order; with no_store the image is not written to the

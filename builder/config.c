@@ -420,6 +420,8 @@ int cfg_apply(struct bld_state *st, const struct df_instr *x, kn_error **err)
 	}
 	if (x->kind == DF_INSTR_WORKDIR)
 		return 0; /* the caller creates the directory and adds the history entry */
+	if (x->kind == DF_INSTR_ONBUILD)
+		return 0; /* BuildKit records no history entry for ONBUILD */
 	created_by = cfg_created_by(st, x, NULL);
 	cfg_add_history(st, created_by, true);
 	return 0;

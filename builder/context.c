@@ -419,3 +419,29 @@ int ctx_fetch_git(struct bld *b, const char *url, char **ret_dir, kn_error **err
 	*ret_dir = steal_ptr(&real);
 	return 0;
 }
+
+int ctx_git_time(const struct bld *b, int64_t *ret)
+{
+	/* the context's own git settings run nothing: no fsmonitor; its ownership is not asked */
+	const char *argv[] = { "git", "-c", "core.fsmonitor=false", "-c", "safe.directory=*", "--no-pager",
+			       "log", "-1", "--format=%ct", "HEAD", NULL };
+	_cleanup_free_ char *out = NULL;
+	kn_error *e = NULL;
+	char *end = NULL;
+	long long t;
+
+	if (b->have_ctx_time) {
+		*ret = b->ctx_time;
+		return 0;
+	}
+	if (!b->o->context_dir || run_git(b->ctx_dir, argv, &out, &e) < 0) {
+		kn_error_free(e);
+		return -1;
+	}
+	errno = 0;
+	t = strtoll(out, &end, 10);
+	if (errno || end == out || *end || t < 0)
+		return -1;
+	*ret = t;
+	return 0;
+}

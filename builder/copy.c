@@ -205,6 +205,14 @@ static bool exists_in(int root_fd, const char *rel, unsigned long long resolve)
 	return true;
 }
 
+static bool is_dir_in(int root_fd, const char *rel, unsigned long long resolve)
+{
+	_cleanup_close_ int fd = xopenat2(root_fd, rel, O_PATH | O_NOFOLLOW, resolve);
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /*
  * The path of the object open on fd relative to the root open on root_fd, with every symlink
  * resolved (from /proc/self/fd): what later string-based operations use, so they never follow a
@@ -409,9 +417,12 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 			glob_expand(root_fd, c, cp_resolve_flags(co), &matches, err);
 		else if (!strcmp(c, ".") || exists_in(root_fd, c, cp_resolve_flags(co)))
 			kn_strv_push(&matches, c);
-		/* .dockerignore'd and --exclude'd sources do not exist for the build. */
+		/* .dockerignore'd and --exclude'd sources do not exist for the build, except an
+		 * excluded directory holding files re-included by a `!` pattern: it holds those. */
 		for (size_t j = before; j < matches.n;) {
-			if ((co->ctx_strict && df_ignore_matches(co->ignore, matches.v[j])) ||
+			if ((co->ctx_strict && df_ignore_matches(co->ignore, matches.v[j]) &&
+			     (df_ignore_dir_skippable(co->ignore, matches.v[j]) ||
+			      !is_dir_in(root_fd, matches.v[j], cp_resolve_flags(co)))) ||
 			    excluded(ex, matches.v[j])) {
 				free(matches.v[j]);
 				memmove(&matches.v[j], &matches.v[j + 1], (matches.n - j) * sizeof(char *));
@@ -420,6 +431,8 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 				j++;
 			}
 		}
+		if (matches.n == before && has_glob(c))
+			continue; /* BuildKit: a wildcard that matches nothing copies nothing */
 		if (matches.n == before) {
 			if (co->ctx_strict)
 				ret = kn_error_set(err, 0, "\"/%s\": not found in the build context (or excluded by .dockerignore)",
@@ -460,11 +473,17 @@ int cp_resolve(int root_fd, char *const *sources, size_t n_sources, const char *
 			struct walk w = { root_fd, co, ex, out };
 			char *d = co->parents ? dst_join(dest, m) : dst_join(dest, ".");
 
+			size_t mark = out->n;
+
 			e = cp_add(out, CP_MKDIR, canon, d);
 			e->st = st;
 			ret = walk_dir(&w, canon, ".", e->dst, err);
 			if (ret < 0)
 				goto out;
+			if (out->n == mark + 1 && co->ctx_strict && df_ignore_matches(co->ignore, m)) {
+				ret = kn_error_set(err, 0, "\"/%s\": not found in the build context (or excluded by .dockerignore)", m);
+				goto out;
+			}
 			continue;
 		}
 		if (co->add && S_ISREG(st.st_mode)) {
@@ -653,6 +672,9 @@ int cp_digest(int root_fd, const struct cp_list *l, struct bld_statcache *sc, st
 
 /* ---- the child ------------------------------------------------------------------------------- */
 
+/* Dangling symlinks mkdir_parents followed in this copy child (bounds symlink loops). */
+static int links_followed;
+
 static int mkdir_parents(const char *path, const struct cp_opts *co, bool self, kn_error **err)
 {
 	_cleanup_free_ char *p = xstrdup(path);
@@ -667,8 +689,30 @@ static int mkdir_parents(const char *path, const struct cp_opts *co, bool self, 
 			break;
 		p[i] = 0;
 		if (stat(p, &st) < 0) {
+			_cleanup_free_ char *target = NULL;
+
 			if (errno != ENOENT)
 				return kn_error_errno(err, "cannot stat '%s'", p);
+			/* a dangling symlink on the way: its target is made (BuildKit follows it) */
+			target = read_link(AT_FDCWD, p);
+			if (target) {
+				_cleanup_free_ char *abs = NULL;
+				char *slash = strrchr(p, '/');
+
+				if (target[0] == '/')
+					abs = xstrdup(target);
+				else if (slash && slash != p)
+					abs = xasprintf("%.*s/%s", (int)(slash - p), p, target);
+				else
+					abs = xasprintf("/%s", target);
+				if (++links_followed > 40)
+					return kn_error_set(err, ELOOP, "cannot create '%s': too many symlinks", path);
+				if (mkdir_parents(abs, co, true, err) < 0)
+					return -1;
+				if (i < n)
+					p[i] = '/';
+				continue;
+			}
 			if (mkdir(p, 0755) < 0)
 				return kn_error_errno(err, "cannot create directory '%s'", p);
 			if (co->have_chown && lchown(p, co->uid, co->gid) < 0)
@@ -769,6 +813,37 @@ static int write_file(int in, const char *dst, mode_t mode, uid_t uid, gid_t gid
 	return 0;
 }
 
+/* Creates the missing parents of archive member path (relative to the cwd) 0755, root-owned. */
+static int archive_parents(const char *path, kn_error **err)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+	char *slash = p;
+
+	while ((slash = strchr(slash, '/'))) {
+		struct stat st;
+
+		*slash = 0;
+		if (*p && strcmp(p, ".") && stat(p, &st) < 0) {
+			if (errno != ENOENT || mkdir(p, 0755) < 0 || lchown(p, 0, 0) < 0)
+				return kn_error_errno(err, "cannot create directory '%s'", p);
+		}
+		*slash++ = '/';
+		while (*slash == '/')
+			slash++;
+	}
+	return 0;
+}
+
+/* Removes what is at path unless it and the member are both directories. */
+static int archive_replace(const char *path, bool is_dir, kn_error **err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || (is_dir && S_ISDIR(st.st_mode)) || !S_ISDIR(st.st_mode))
+		return 0;
+	return kn_rm_rf(path, err);
+}
+
 static int extract_archive(int fd, const char *dst, const struct cp_opts *co, kn_error **err)
 {
 	struct archive *a = archive_read_new(), *w = archive_write_disk_new();
@@ -778,9 +853,9 @@ static int extract_archive(int fd, const char *dst, const struct cp_opts *co, kn
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
+	/* The child is chrooted into the image: symlinks on the way are followed and stay inside it. */
 	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
-						  ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-						  ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+						  ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 						  ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
 	if (chdir(dst) < 0) {
 		ret = kn_error_errno(err, "cannot enter '%s'", dst);
@@ -799,9 +874,18 @@ static int extract_archive(int fd, const char *dst, const struct cp_opts *co, kn
 			ret = kn_error_set(err, EINVAL, "cannot read archive: %s", archive_error_string(a));
 			goto out;
 		}
+		if (!*archive_entry_pathname(e) && archive_entry_filetype(e) != AE_IFDIR)
+			continue; /* a nameless member names nothing to write (docker skips it too) */
 		if (co->have_chown) {
 			archive_entry_set_uid(e, co->uid);
 			archive_entry_set_gid(e, co->gid);
+		}
+		/* As docker's untar: parents the archive implies are 0755 root, and a member replaces
+		 * whatever is in its place unless both are directories. */
+		if (archive_parents(archive_entry_pathname(e), err) < 0 ||
+		    archive_replace(archive_entry_pathname(e), archive_entry_filetype(e) == AE_IFDIR, err) < 0) {
+			ret = -1;
+			goto out;
 		}
 		if (archive_write_header(w, e) < ARCHIVE_WARN) {
 			ret = kn_error_set(err, EPERM, "cannot extract '%s': %s", archive_entry_pathname(e),
@@ -834,14 +918,97 @@ out:
 	return ret;
 }
 
-static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry *e, kn_error **err)
+/* Files copied so far that have other names (st_nlink > 1): the copies keep the links. */
+struct cp_links {
+	struct cp_link {
+		dev_t dev;
+		ino_t ino;
+		char *dst;
+	} *v;
+	size_t n, alloc;
+};
+
+static const char *cp_links_find(const struct cp_links *l, const struct stat *st)
 {
-	uid_t uid = co->have_chown ? co->uid : 0;
-	gid_t gid = co->have_chown ? co->gid : 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].dev == st->st_dev && l->v[i].ino == st->st_ino)
+			return l->v[i].dst;
+	return NULL;
+}
+
+static void cp_links_release(struct cp_links *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].dst);
+	free(l->v);
+}
+
+/* Extracts the archive with dst as the root, as docker's untar scopes the archive's own symlinks
+ * to the destination directory (in a child: the chroot cannot be undone). */
+static int extract_in_scope(int fd, const char *dst, const struct cp_opts *co, kn_error **err)
+{
+	struct kn_buf msg = KN_BUF_INIT;
+	kn_error *e = NULL;
+	int pfd[2], status = 0, r;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return kn_error_errno(err, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return kn_error_errno(err, "fork");
+	}
+	if (pid == 0) {
+		kn_error *ce = NULL;
+
+		close(pfd[0]);
+		if (chdir(dst) < 0 || chroot(".") < 0)
+			kn_error_errno(&ce, "cannot enter '%s'", dst);
+		else if (extract_archive(fd, "/", co, &ce) == 0)
+			_exit(0);
+		{
+			char *m = kn_error_format(ce);
+
+			(void)kn_write_all(pfd[1], m, strlen(m), NULL);
+		}
+		_exit(1);
+	}
+	close(pfd[1]);
+	(void)kn_read_fd(pfd[0], 1 << 16, &msg, &e);
+	kn_error_free(e);
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	r = WIFEXITED(status) && WEXITSTATUS(status) == 0
+		    ? 0
+		    : kn_error_set(err, 0, "%s", msg.len ? msg.buf : "the archive extraction failed");
+	kn_buf_release(&msg);
+	return r;
+}
+
+static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry *e, struct cp_links *links,
+			  kn_error **err)
+{
+	/* Context files become root's; files of another stage or image keep their owners. */
+	bool keep = !co->have_chown && !co->ctx_strict && e->kind != CP_DATA && e->kind != CP_FD;
+	uid_t uid = co->have_chown ? co->uid : keep ? e->st.st_uid : 0;
+	gid_t gid = co->have_chown ? co->gid : keep ? e->st.st_gid : 0;
 	unsigned long long rf = cp_resolve_flags(co);
 	_cleanup_free_ char *dst = xstrdup(e->dst);
 	struct stat dst_st;
 
+	/* A destination that is a symlink is followed (the child is chrooted in the image), as
+	 * BuildKit resolves the destination path in the image root. */
+	if (e->dst_maybe_dir && !lstat(dst, &dst_st) && S_ISLNK(dst_st.st_mode)) {
+		char *real = realpath(dst, NULL);
+
+		if (real) {
+			free(dst);
+			dst = real;
+		}
+	}
 	if (e->dst_maybe_dir && !stat(dst, &dst_st) && S_ISDIR(dst_st.st_mode)) {
 		char *d = dst_join(dst, e->kind == CP_DATA || e->kind == CP_FD ? base_name(e->src)
 										 : base_name(e->src));
@@ -857,8 +1024,9 @@ static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry 
 	case CP_DIR: {
 		struct stat st;
 
-		if (lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode) && remove_existing(dst, err) < 0)
-			return -1;
+		/* BuildKit refuses to put a directory where a file or a symlink is */
+		if (lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode))
+			return kn_error_set(err, ENOTDIR, "cannot copy to non-directory: %s", dst);
 		if (mkdir(dst, 0700) < 0 && errno != EEXIST)
 			return kn_error_errno(err, "cannot create directory '%s'", dst);
 		if (lchown(dst, uid, gid) < 0 || chmod(dst, final_mode(co, e->st.st_mode)) < 0)
@@ -866,11 +1034,26 @@ static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry 
 		return 0;
 	}
 	case CP_FILE: {
-		_cleanup_close_ int in = xopenat2(src_fd, e->src, O_RDONLY, rf);
+		_cleanup_close_ int in = -1;
+		const char *first = e->st.st_nlink > 1 ? cp_links_find(links, &e->st) : NULL;
 
+		if (first) {
+			if (remove_existing(dst, err) < 0)
+				return -1;
+			if (link(first, dst) < 0)
+				return kn_error_errno(err, "cannot link '%s' to '%s'", dst, first);
+			return 0;
+		}
+		in = xopenat2(src_fd, e->src, O_RDONLY, rf);
 		if (in < 0)
 			return kn_error_errno(err, "cannot open source '%s'", e->src);
-		return write_file(in, dst, final_mode(co, e->st.st_mode), uid, gid, &e->st.st_mtim, err);
+		if (write_file(in, dst, final_mode(co, e->st.st_mode), uid, gid, &e->st.st_mtim, err) < 0)
+			return -1;
+		if (e->st.st_nlink > 1) {
+			KN_GROW(links->v, links->alloc, links->n + 1);
+			links->v[links->n++] = (struct cp_link){ e->st.st_dev, e->st.st_ino, xstrdup(dst) };
+		}
+		return 0;
 	}
 	case CP_FD: {
 		struct timespec ts = { .tv_sec = e->mtime };
@@ -926,7 +1109,7 @@ static int cp_entry_write(int src_fd, const struct cp_opts *co, struct cp_entry 
 			return kn_error_errno(err, "cannot open source '%s'", e->src);
 		if (mkdir_parents(dst, co, true, err) < 0)
 			return -1;
-		return extract_archive(in, dst, co, err);
+		return extract_in_scope(in, dst, co, err);
 	}
 	}
 	return 0;
@@ -953,6 +1136,7 @@ static int cp_child(const struct cp_job *job, kn_error **err)
 	_cleanup_close_ int root_fd = -1, src_fd = -1;
 	struct cp_list local = { 0 };
 	struct cp_list *list = job->list;
+	struct cp_links links = { 0 };
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return kn_error_errno(err, "cannot create a mount namespace");
@@ -978,20 +1162,26 @@ static int cp_child(const struct cp_job *job, kn_error **err)
 	}
 	if (src_fd < 0)
 		return kn_error_errno(err, "cannot open the copy source");
-	if (!list) {
-		if (cp_resolve(src_fd, job->sources, job->n_sources, job->dest, job->co, &local, err) < 0)
-			return -1;
-		list = &local;
-	}
+	/* sources in another stage or image are resolved here; heredocs and URLs come listed */
+	if (job->n_sources &&
+	    cp_resolve(src_fd, job->sources, job->n_sources, job->dest, job->co, &local, err) < 0)
+		return -1;
 	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0 || fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		return kn_error_errno(err, "cannot enter the image root");
 	umask(0);
-	for (size_t i = 0; i < list->n; i++) {
-		if (cp_entry_write(src_fd, job->co, &list->v[i], err) < 0)
+	for (size_t i = 0; i < local.n + (list ? list->n : 0); i++) {
+		struct cp_entry *e = i < local.n ? &local.v[i] : &list->v[i - local.n];
+
+		if (cp_entry_write(src_fd, job->co, e, &links, err) < 0) {
+			cp_links_release(&links);
 			return -1;
+		}
 	}
-	cp_fix_dir_times(list);
+	cp_fix_dir_times(&local);
+	if (list)
+		cp_fix_dir_times(list);
+	cp_links_release(&links);
 	cp_list_release(&local);
 	return 0;
 }

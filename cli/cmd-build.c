@@ -37,6 +37,9 @@ static const char build_usage[] =
 	"      --network MODE        RUN network: default, none or host\n"
 	"      --format FORMAT       oci (default) or docker\n"
 	"      --compression ALGO    gzip (default), zstd or none\n"
+	"      --timestamp T         now (the clock, file times unclamped) or seconds since\n"
+	"                            1970 (default: SOURCE_DATE_EPOCH, the context's git HEAD\n"
+	"                            commit time, else the base image's created)\n"
 	"      --secret id=ID,src=PATH  expose a secret to RUN --mount=type=secret (repeatable)\n"
 	"      --push                push every -t name to its registry after the build\n"
 	"      --tls-verify[=BOOL]   with --push and registry caches: verify TLS certificates\n"
@@ -56,6 +59,7 @@ enum {
 	OPT_NETWORK,
 	OPT_FORMAT,
 	OPT_COMPRESSION,
+	OPT_TIMESTAMP,
 	OPT_SECRET,
 	OPT_PUSH,
 	OPT_TLS_VERIFY,
@@ -77,6 +81,7 @@ static const struct option build_options[] = {
 	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "compression", required_argument, NULL, OPT_COMPRESSION },
+	{ "timestamp", required_argument, NULL, OPT_TIMESTAMP },
 	{ "secret", required_argument, NULL, OPT_SECRET },
 	{ "push", no_argument, NULL, OPT_PUSH },
 	{ "tls-verify", optional_argument, NULL, OPT_TLS_VERIFY },
@@ -212,9 +217,18 @@ int cmd_build(int argc, char **argv)
 	ret = CLI_EXIT_FAIL;
 	while ((c = cli_getopt("build", argc, argv, ":t:f:o:qh", build_options)) != -1) {
 		switch (c) {
-		case 't':
+		case 't': {
+			_cleanup_free_ char *norm = NULL;
+			kn_error *terr = NULL;
+
+			if (store_ref_normalize(optarg, &norm, &terr) < 0) {
+				ret = cli_usage_error("build", "invalid tag '%s': %s", optarg, terr->msg);
+				kn_error_free(terr);
+				goto out;
+			}
 			kn_strv_push(&tags, optarg);
 			break;
+		}
 		case 'f':
 			file = optarg;
 			break;
@@ -222,7 +236,11 @@ int cmd_build(int argc, char **argv)
 			o.target = optarg;
 			break;
 		case OPT_BUILD_ARG:
-			kn_strv_push(&build_args, optarg);
+			/* docker: NAME alone takes $NAME; unset, the ARG keeps its default */
+			if (strchr(optarg, '='))
+				kn_strv_push(&build_args, optarg);
+			else if (getenv(optarg))
+				kn_strv_pushf(&build_args, "%s=%s", optarg, getenv(optarg));
 			break;
 		case OPT_LABEL:
 			if (!strchr(optarg, '=')) {
@@ -291,6 +309,14 @@ int cmd_build(int argc, char **argv)
 				ret = cli_usage_error("build", "invalid --compression '%s'", optarg);
 				goto out;
 			}
+			break;
+		case OPT_TIMESTAMP:
+			if (strcmp(optarg, "now") && (!*optarg || strspn(optarg, "0123456789") != strlen(optarg))) {
+				ret = cli_usage_error("build", "invalid --timestamp '%s': expected now or seconds since 1970",
+						      optarg);
+				goto out;
+			}
+			o.timestamp = optarg;
 			break;
 		case OPT_SECRET:
 			if (strncmp(optarg, "id=", 3) && !strstr(optarg, ",id=")) {

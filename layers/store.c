@@ -1,4 +1,5 @@
 /* kiln layers: the local content store (OCI image layout): handle, locks, blobs, references. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -751,10 +752,21 @@ int store_ref_normalize(const char *name, char **ret, kn_error **err)
 		free(host);
 		host = xstrdup("docker.io");
 	}
-	if (!valid_repo_path(path, strlen(path)))
+	if (!valid_repo_path(path, strlen(path))) {
+		_cleanup_free_ char *lower = xstrdup(path);
+
+		for (char *c = lower; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (valid_repo_path(lower, strlen(lower)))
+			return kn_error_set(err, EINVAL,
+					    "invalid reference format '%.200s': repository name must be lowercase",
+					    name);
 		return kn_error_set(err, EINVAL,
-				    "invalid reference format '%.200s': repository name must be lowercase",
-				    name);
+				    "invalid reference format '%.200s': repository name '%.200s' may hold only "
+				    "lowercase letters, digits and the separators '.', '_', '__', '-' and '/' "
+				    "between them",
+				    name, path);
+	}
 	if (!strcmp(host, "docker.io") && !strchr(path, '/')) {
 		char *p = xasprintf("library/%s", path);
 

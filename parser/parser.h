@@ -655,6 +655,8 @@ struct df_stage_env {
 };
 int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 		      const struct df_stage *stage, char *const *base_env, kn_error **err);
+/* A stage FROM another stage starts with the ARG values that stage had declared (BuildKit). */
+void df_stage_env_inherit_args(struct df_stage_env *se, const struct df_env *args);
 void df_stage_env_release(struct df_stage_env *se);
 /* The expansion environment: declared args overlaid by env (ENV wins over ARG); undeclared
  * proxy args are in args (for RUN) but not here. Owned by the caller. */

@@ -683,6 +683,15 @@ int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 	return 0;
 }
 
+void df_stage_env_inherit_args(struct df_stage_env *se, const struct df_env *args)
+{
+	for (size_t i = 0; i < args->n; i++) {
+		df_env_set(&se->args, args->keys[i], args->values[i]);
+		if (!df_env_get(&se->env, args->keys[i]))
+			df_env_set(&se->lookup, args->keys[i], args->values[i]);
+	}
+}
+
 void df_stage_env_release(struct df_stage_env *se)
 {
 	if (!se)

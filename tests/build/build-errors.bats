@@ -63,10 +63,18 @@ setup_file() {
 	assert_contains "$output" "kiln-test/nope:1"
 }
 
-@test "an invalid -t name fails before anything is built" {
-	run_kiln 1 build --progress plain -t Bad:Tag "$KILN_TESTDATA/daemon"
+@test "an invalid -t name is a usage error (exit 2) naming the real problem, before anything is built" {
+	run_kiln 2 build --progress plain -t Bad:Tag "$KILN_TESTDATA/daemon"
 	assert_contains "$output" "invalid tag 'Bad:Tag'"
+	assert_contains "$output" "repository name must be lowercase"
 	[[ "$output" != *"[stage"* ]]
+	# not a case problem: docker says "invalid reference format" without blaming the case
+	run_kiln 2 build -t app::1 "$KILN_TESTDATA/daemon"
+	assert_contains "$output" "invalid tag 'app::1'"
+	assert_contains "$output" "repository name 'app:' may hold only lowercase letters, digits"
+	[[ "$output" != *"must be lowercase"* ]]
+	run_kiln 2 build -t 'a b' "$KILN_TESTDATA/daemon"
+	[[ "$output" != *"must be lowercase"* ]]
 }
 
 @test "usage errors exit 2" {
