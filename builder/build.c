@@ -1143,6 +1143,7 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	_cleanup_strv_ char **lowerdirs = NULL;
 	_cleanup_free_ char *tmp = NULL, *created_by = NULL;
 	struct kn_strv envv = KN_STRV_INIT;
+	struct df_env lookup;
 	struct kn_strv owned = KN_STRV_INIT; /* paths kept alive for the mounts */
 	struct kn_buf k = KN_BUF_INIT;
 	struct sandbox_mount *mounts = NULL;
@@ -1157,11 +1158,20 @@ static int step_run(struct bld_state *st, const struct df_instr *x, kn_error **e
 	char *key = NULL;
 	int status = 0, r, ret = -1;
 
-	for (size_t i = 0; i < st->se.env.n; i++)
-		kn_strv_pushf(&envv, "%s=%s", st->se.env.keys[i], st->se.env.values[i]);
-	for (size_t i = 0; i < st->se.args.n; i++)
+	/* ENV and declared ARGs, the later declaration winning; then undeclared proxy args */
+	df_stage_env_lookup_env(&st->se, &lookup);
+	for (size_t i = 0; i < st->se.env.n; i++) {
+		const char *v = df_env_get(&lookup, st->se.env.keys[i]);
+
+		kn_strv_pushf(&envv, "%s=%s", st->se.env.keys[i], v ? v : st->se.env.values[i]);
+	}
+	for (size_t i = 0; i < st->se.args.n; i++) {
+		const char *v = df_env_get(&lookup, st->se.args.keys[i]);
+
 		if (!df_env_get(&st->se.env, st->se.args.keys[i]))
-			kn_strv_pushf(&envv, "%s=%s", st->se.args.keys[i], st->se.args.values[i]);
+			kn_strv_pushf(&envv, "%s=%s", st->se.args.keys[i], v ? v : st->se.args.values[i]);
+	}
+	df_env_release(&lookup);
 	/* As BuildKit: SSH_AUTH_SOCK names the first ssh mount unless the stage sets it. */
 	for (size_t i = 0; i < x->run.n_mounts; i++) {
 		if (x->run.mounts[i].type != DF_MOUNT_SSH)

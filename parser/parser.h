@@ -655,10 +655,11 @@ struct df_stage_env {
 };
 int df_stage_env_init(struct df_stage_env *se, const struct df_plan *plan,
 		      const struct df_stage *stage, char *const *base_env, kn_error **err);
-/* A stage FROM another stage starts with the ARG values that stage had declared (BuildKit). */
+/* A stage FROM another stage starts with the ARG values that stage had declared (BuildKit);
+ * there the image's ENV wins over them. */
 void df_stage_env_inherit_args(struct df_stage_env *se, const struct df_env *args);
 void df_stage_env_release(struct df_stage_env *se);
-/* The expansion environment: declared args overlaid by env (ENV wins over ARG); undeclared
+/* The expansion environment: declared args and env, the later declaration winning; undeclared
  * proxy args are in args (for RUN) but not here. Owned by the caller. */
 void df_stage_env_lookup_env(const struct df_stage_env *se, struct df_env *ret);
 int df_stage_env_expand(const struct df_stage_env *se, const struct df_instr *in,

@@ -747,9 +747,10 @@ int df_stage_env_apply(struct df_stage_env *se, const struct df_instr *expanded,
 
 			if (!v)
 				continue;
+			/* BuildKit: an ARG sets the variable in the build's environment like ENV does
+			 * (not in the image's config), so the later of the two wins */
 			df_env_set(&se->args, kv->key, v);
-			if (!df_env_get(&se->env, kv->key))
-				df_env_set(&se->lookup, kv->key, v);
+			df_env_set(&se->lookup, kv->key, v);
 		}
 	}
 	return 0;
@@ -1050,6 +1051,7 @@ int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **er
 {
 	/* final env of each stage, so that FROM <stage> inherits it */
 	struct df_env *final = xcalloc(plan->n_stages + 1, sizeof(*final));
+	struct df_env *final_args = xcalloc(plan->n_stages + 1, sizeof(*final_args));
 	int r = -1;
 
 	if (plan->n_global_args) {
@@ -1126,6 +1128,8 @@ int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **er
 		if (s->base_kind == DF_BASE_STAGE)
 			base_env = df_env_to_strv(&final[s->base_stage]);
 		df_stage_env_init(&se, plan, s, base_env, NULL);
+		if (s->base_kind == DF_BASE_STAGE)
+			df_stage_env_inherit_args(&se, &final_args[s->base_stage]);
 		kn_strv_free(base_env);
 		for (size_t ii = 0; ii < s->n_instrs; ii++) {
 			const struct df_instr *in = s->instrs[ii];
@@ -1151,6 +1155,8 @@ int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **er
 		}
 		final[si] = se.env;
 		memset(&se.env, 0, sizeof(se.env));
+		final_args[si] = se.args;
+		memset(&se.args, 0, sizeof(se.args));
 		df_stage_env_release(&se);
 		kn_buf_addch(out, '\n');
 	}
@@ -1165,8 +1171,11 @@ int df_plan_format(const struct df_plan *plan, struct kn_buf *out, kn_error **er
 	}
 	r = 0;
 out:
-	for (size_t i = 0; i < plan->n_stages; i++)
+	for (size_t i = 0; i < plan->n_stages; i++) {
 		df_env_release(&final[i]);
+		df_env_release(&final_args[i]);
+	}
 	free(final);
+	free(final_args);
 	return r;
 }

@@ -122,7 +122,7 @@ warm_then() {
 	echo secret >"$BATS_TEST_TMPDIR/tok"
 	# the timestamp rule
 	SOURCE_DATE_EPOCH=86400 warm_then -- --timestamp 172800
-	warm_then --timestamp 86400 -- --timestamp now
+	warm_then --timestamp now -- --timestamp 86400
 	# compression
 	warm_then --compression gzip -- --compression zstd
 	# network mode
