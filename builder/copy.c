@@ -834,12 +834,15 @@ static int archive_parents(const char *path, kn_error **err)
 	return 0;
 }
 
-/* Removes what is at path unless it and the member are both directories. */
+/* Removes what is at path unless it and the member are both directories (a symlink listed as a
+ * directory in the archive is replaced, as docker's untar does). */
 static int archive_replace(const char *path, bool is_dir, kn_error **err)
 {
 	struct stat st;
 
-	if (lstat(path, &st) < 0 || (is_dir && S_ISDIR(st.st_mode)) || !S_ISDIR(st.st_mode))
+	if (lstat(path, &st) < 0 || (is_dir && S_ISDIR(st.st_mode)))
+		return 0;
+	if (!strcmp(path, ".") || !strcmp(path, "./"))
 		return 0;
 	return kn_rm_rf(path, err);
 }
