@@ -838,13 +838,15 @@ static int archive_parents(const char *path, kn_error **err)
  * directory in the archive is replaced, as docker's untar does). */
 static int archive_replace(const char *path, bool is_dir, kn_error **err)
 {
+	_cleanup_free_ char *p = xstrdup(path);
+	size_t n = strlen(p);
 	struct stat st;
 
-	if (lstat(path, &st) < 0 || (is_dir && S_ISDIR(st.st_mode)))
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = 0; /* "lib/" would follow a symlink named lib */
+	if (!strcmp(p, ".") || lstat(p, &st) < 0 || (is_dir && S_ISDIR(st.st_mode)))
 		return 0;
-	if (!strcmp(path, ".") || !strcmp(path, "./"))
-		return 0;
-	return kn_rm_rf(path, err);
+	return kn_rm_rf(p, err);
 }
 
 static int extract_archive(int fd, const char *dst, const struct cp_opts *co, kn_error **err)
