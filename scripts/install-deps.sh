@@ -11,7 +11,7 @@ build_pkgs="build-essential cmake pkg-config libarchive-dev libssl-dev libcurl4-
   libzstd-dev libjansson-dev zlib1g-dev libdeflate-dev libseccomp-dev busybox-static ca-certificates"
 test_pkgs="bats libcmocka-dev clang libclang-rt-14-dev libfuzzer-14-dev skopeo umoci buildah
   docker-registry apache2-utils pigz zstd hyperfine jq python3 python3-cryptography python3-jwt
-  tar gzip bzip2 xz-utils file uidmap libcap2-bin runc iproute2 procps curl time openssl bc tmux bsdutils"
+  tar gzip bzip2 xz-utils file uidmap libcap2-bin runc git iproute2 procps curl time openssl bc tmux bsdutils"
 # The libraries kiln links (and cmocka for its unit tests), for the cross architecture.
 cross_libs="libarchive-dev libssl-dev libcurl4-openssl-dev libzstd-dev libjansson-dev zlib1g-dev
   libdeflate-dev libseccomp-dev libcmocka-dev"
