@@ -813,6 +813,20 @@ static int write_file(int in, const char *dst, mode_t mode, uid_t uid, gid_t gid
 	return 0;
 }
 
+static bool has_dotdot_or_abs(const char *path)
+{
+	const char *p = path;
+
+	if (*path == '/')
+		return true;
+	while ((p = strstr(p, ".."))) {
+		if ((p == path || p[-1] == '/') && (p[2] == 0 || p[2] == '/'))
+			return true;
+		p += 2;
+	}
+	return false;
+}
+
 /* Creates the missing parents of archive member path (relative to the cwd) 0755, root-owned. */
 static int archive_parents(const char *path, kn_error **err)
 {
@@ -886,9 +900,11 @@ static int extract_archive(int fd, const char *dst, const struct cp_opts *co, kn
 			archive_entry_set_gid(e, co->gid);
 		}
 		/* As docker's untar: parents the archive implies are 0755 root, and a member replaces
-		 * whatever is in its place unless both are directories. */
-		if (archive_parents(archive_entry_pathname(e), err) < 0 ||
-		    archive_replace(archive_entry_pathname(e), archive_entry_filetype(e) == AE_IFDIR, err) < 0) {
+		 * whatever is in its place unless both are directories (names with `..` or a leading
+		 * '/' are left for libarchive to refuse). */
+		if (!has_dotdot_or_abs(archive_entry_pathname(e)) &&
+		    (archive_parents(archive_entry_pathname(e), err) < 0 ||
+		     archive_replace(archive_entry_pathname(e), archive_entry_filetype(e) == AE_IFDIR, err) < 0)) {
 			ret = -1;
 			goto out;
 		}
