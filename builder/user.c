@@ -118,17 +118,6 @@ static bool is_member(struct span members, struct span name)
 	return false;
 }
 
-/* BuildKit (runc) lists the primary group among the supplementary ones too, last. */
-static int add_primary_gid(struct sandbox_user_raw *ret, gid_t *gids, size_t max_gids)
-{
-	for (size_t i = 0; i < ret->n_gids; i++)
-		if (gids[i] == ret->gid)
-			return 0;
-	if (ret->n_gids < max_gids)
-		gids[ret->n_gids++] = ret->gid;
-	return 0;
-}
-
 int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd_len,
 			     const char *group, size_t group_len, gid_t *gids, size_t max_gids,
 			     struct sandbox_user_raw *ret)
@@ -224,10 +213,10 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
 			}
 			ret->gid = gid_arg;
 		}
-		return add_primary_gid(ret, gids, max_gids);
+		return 0;
 	}
 	if (!name.n)
-		return add_primary_gid(ret, gids, max_gids);
+		return 0;
 	/* Supplementary groups: every group that lists the user's name as a member. */
 	while (next_line(&p, end, &line)) {
 		bool dup = false;
@@ -250,7 +239,7 @@ int sandbox_user_resolve_raw(const char *user, const char *passwd, size_t passwd
 		}
 		gids[ret->n_gids++] = v;
 	}
-	return add_primary_gid(ret, gids, max_gids);
+	return 0;
 }
 
 void sandbox_user_release(struct sandbox_user *u)
