@@ -99,6 +99,25 @@ static const struct option build_options[] = {
  * Reads stdin: a bare Dockerfile lands in *dockerfile; an archive is spooled to an unlinked temp
  * file whose fd is returned in *ret_fd (libarchive needs to re-read from the start).
  */
+/* A NUL byte or bytes that are not UTF-8: no Dockerfile looks like that. */
+static bool looks_binary(const char *data, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)data[i];
+		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+
+		if (!c || !n)
+			return true;
+		if (i + n > len)
+			break; /* a sequence cut by the end of what was read */
+		for (size_t k = 1; k < n; k++)
+			if (((unsigned char)data[i + k] >> 6) != 2)
+				return true;
+		i += n;
+	}
+	return false;
+}
+
 static int read_stdin_context(struct kn_buf *dockerfile, int *ret_fd, kn_error **err)
 {
 	struct kn_buf head = KN_BUF_INIT;
@@ -119,6 +138,12 @@ static int read_stdin_context(struct kn_buf *dockerfile, int *ret_fd, kn_error *
 		if (n == 0)
 			break;
 		kn_buf_add(&head, chunk, (size_t)n);
+	}
+	if (!bld_looks_like_archive(head.buf, head.len) && looks_binary(head.buf, head.len)) {
+		kn_buf_release(&head);
+		return kn_error_set(err, EINVAL,
+				    "the context on stdin is neither a tar archive (plain, gzip, bzip2, xz "
+				    "or zstd) nor a Dockerfile (text): it holds binary data");
 	}
 	if (!bld_looks_like_archive(head.buf, head.len)) {
 		kn_buf_add(dockerfile, head.buf, head.len);

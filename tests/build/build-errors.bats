@@ -155,3 +155,12 @@ DF
 	run_kiln 1 build --progress plain --metadata-file "$BATS_TEST_TMPDIR" "$BATS_TEST_TMPDIR/ctx"
 	assert_equal "$output" "kiln: --metadata-file '$BATS_TEST_TMPDIR' is a directory"
 }
+
+@test "random bytes as the context on stdin say which formats were expected" {
+	head -c 4096 /dev/urandom >"$BATS_TEST_TMPDIR/random.bin"
+	# a NUL byte up front, so the bytes are binary whatever the random draw
+	printf '\0' | cat - "$BATS_TEST_TMPDIR/random.bin" >"$BATS_TEST_TMPDIR/ctx.bin"
+	run bash -c "'$KILN' --root '$KILN_TEST_ROOT' build - <'$BATS_TEST_TMPDIR/ctx.bin'"
+	[ "$status" -eq 1 ]
+	assert_equal "$output" "kiln: the context on stdin is neither a tar archive (plain, gzip, bzip2, xz or zstd) nor a Dockerfile (text): it holds binary data"
+}
