@@ -271,3 +271,20 @@ teardown() {
 	assert_contains "$output" "digest: $SEED_DIGEST"
 	[ "sha256:$(remote_raw "$REGISTRY_HOST/dst/app@$SEED_DIGEST" | sha256sum | cut -d' ' -f1)" = "$SEED_DIGEST" ]
 }
+
+@test "pull and push --progress rawjson: a vertex per layer, byte progress up to the size" {
+	seed_image "$REGISTRY_HOST/team/big:1" --layers 1 --big-mib 3
+	run timeout 300 "$KILN" --root "$KILN_TEST_ROOT" pull --progress rawjson "$REGISTRY_HOST/team/big:1"
+	[ "$status" -eq 0 ]
+	while IFS= read -r l; do jq -e . >/dev/null <<<"$l"; done <<<"$output"
+	layers=$(remote_raw "$REGISTRY_HOST/team/big:1" | jq -r '.layers[].digest' | sort)
+	assert_equal "$(jq -r 'select(.type == "vertex" and .status == "completed") | .id' <<<"$output" | sort)" "$layers"
+	big=$(remote_raw "$REGISTRY_HOST/team/big:1" | jq -r '.layers | max_by(.size) | .digest + " " + (.size | tostring)')
+	# progress of the big layer climbs, and never past its size
+	jq -se --arg d "${big% *}" --argjson n "${big#* }" \
+		'[.[] | select(.type == "progress" and .id == $d)] | length >= 2 and all(.total == $n and .current <= $n) and (map(.current) == (map(.current) | sort))' <<<"$output"
+	jq -se '.[-1].type == "end" and .[-1].ok' <<<"$output"
+	run timeout 300 "$KILN" --root "$KILN_TEST_ROOT" push --progress rawjson "$REGISTRY_HOST/team/big:1" "$REGISTRY_HOST/team/copy:1"
+	[ "$status" -eq 0 ]
+	assert_equal "$(jq -r 'select(.type == "vertex" and (.status == "completed" or .status == "cached")) | .id' <<<"$output" | sort)" "$layers"
+}
