@@ -225,7 +225,7 @@ int bld_commit_upper(struct bld_state *st, const char *upper, char *const *lower
 		r = layer_from_dir(st->store, upper, &st->b->lopts, &res, err);
 	if (r < 0)
 		return -1;
-	/* A step that changes nothing still gets its (empty) layer, as BuildKit writes one. */
+	/* A step that changes nothing still has its (empty) layer, as BuildKit writes one. */
 	chain = store_chain_id(st->chain_id, res.diff_id);
 	if (snapshot_commit(st->store, chain, upper, err) < 0) {
 		layer_result_release(&res);
@@ -1578,12 +1578,18 @@ static int build_stage(struct bld *b, size_t idx, int k, int total, struct store
 	st.stage_name = stage->name;
 	st.file = b->plan->file;
 	switch (stage->base_kind) {
-	case DF_BASE_SCRATCH:
+	case DF_BASE_SCRATCH: {
+		const char *os, *arch, *variant;
+
+		/* an image base is keyed by its ID, which holds its platform; scratch needs it said */
+		kn_platform_host(&os, &arch, &variant);
 		st.config = image_config_new();
 		st.config->working_dir = xstrdup("/"); /* as BuildKit gives FROM scratch */
-		st.key = xasprintf("scratch|%s|%s", layer_compression_name(b->lopts.compression), b->time_key);
+		st.key = xasprintf("scratch|%s/%s%s%s|%s|%s", os, arch, variant ? "/" : "", variant ? variant : "",
+				   layer_compression_name(b->lopts.compression), b->time_key);
 		from_text = xstrdup("FROM scratch");
 		break;
+	}
 	case DF_BASE_STAGE: {
 		const struct bld_stage_result *sr = &b->stages[stage->base_stage];
 

@@ -105,9 +105,10 @@ cold_build() {
 	build_ok -t app:1 --cache-from "type=registry,ref=$FAULT_PROXY_HOST/cache/app:main" "$ctx"
 	assert_equal "$(last_line "$output")" "$ID"
 	cfg=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_HOST/cache/app:main" | jq -r .config.digest)
-	# the cache metadata and the final image's layers came through the proxy, and nothing else
-	# (not the build stage's 300 kB /big); FROM only resolved the base (its config, directly)
-	want=$( (echo "$cfg"; manifest_of app:1 | jq -r '.layers[].digest') | sort)
+	base=$(skopeo inspect --tls-verify=false --raw "docker://$BASE" | jq -r '.layers[].digest')
+	# the cache metadata and the final image's own layers came through the proxy, and nothing else
+	# (not the build stage's 300 kB /big); the base's layers come from the base's registry
+	want=$( (echo "$cfg"; manifest_of app:1 | jq -r '.layers[].digest' | grep -vxF "$base") | sort)
 	got=$(jq -r 'select(.method == "GET") | .path' "$FAULT_PROXY_LOG" | grep /blobs/ | sed 's|.*/blobs/||' | sort)
 	assert_equal "$got" "$want"
 	assert_equal "$(jq -r 'select(.method == "GET") | .path' "$FAULT_PROXY_LOG" | grep -c /manifests/)" 1
@@ -144,6 +145,7 @@ cold_build() {
 	# configs (for the cache keys), the cache metadata, and the final image's layers: no SDK layer
 	want=$( (echo "$cfg"; echo "$sdk_config"; echo "$base_config"; manifest_of app:1 | jq -r '.layers[].digest') | sort -u)
 	got=$(jq -r 'select(.method == "GET") | .path' "$FAULT_PROXY_LOG" | grep /blobs/ | sed 's|.*/blobs/||' | sort)
+	manifest_of app:1 | jq -c . >&3; jq -c . "$FAULT_PROXY_LOG" | grep blobs >&3
 	assert_equal "$got" "$want"
 	[[ "$got" != *"$sdk_layer"* ]]
 	run_kiln fsck
@@ -236,6 +238,22 @@ cold_build() {
 	build_ok -t app:1 --cache-from "$cache" "$ctx"
 	assert_equal "$(runs_in_store | sort | tr '\n' ' ')" "build plain final pre "
 	[ "$(last_line "$output")" != "$ID" ]
+}
+
+@test "the build's timestamp (SOURCE_DATE_EPOCH) is part of what a cached step depends on" {
+	cache="type=registry,ref=$REGISTRY_HOST/cache/app:epoch"
+	SOURCE_DATE_EPOCH=1000000000 cold_build --cache-to "$cache,mode=max"
+	new_store
+	SOURCE_DATE_EPOCH=1000000000 build_ok -t app:1 --cache-from "$cache" "$ctx"
+	assert_equal "$(last_line "$output")" "$ID"
+	assert_equal "$(runs_in_store)" ""
+	new_store
+	SOURCE_DATE_EPOCH=1700000000 build_ok -t app:1 --cache-from "$cache" "$ctx"
+	[ "$(last_line "$output")" != "$ID" ]
+	assert_equal "$(runs_in_store | sort | tr '\n' ' ')" "build plain final pre "
+	# 1700000000 is 2023-11-14T22:13:20Z (date -u -d @1700000000)
+	assert_equal "$(inspect app:1 .Created)" '"2023-11-14T22:13:20Z"'
+	assert_equal "$(inspect app:1 '.History[-1].created')" '"2023-11-14T22:13:20Z"'
 }
 
 @test "a missing, unreachable or corrupt cache is a warning, never a failed build" {
