@@ -2061,11 +2061,6 @@ int bld_build(const struct bld_options *o, char **ret_image_id, kn_error **err)
 		goto out;
 	if (ctx_open(&b, err) < 0)
 		goto out;
-	/* A git context's commit time is the build's time when SOURCE_DATE_EPOCH is unset. */
-	if (!b.have_epoch && b.have_ctx_time) {
-		b.have_epoch = b.lopts.clamp_mtime = true;
-		b.epoch = b.lopts.source_date_epoch = b.ctx_time;
-	}
 	if (o->context_dir)
 		b.statcache = statcache_load(b.store, b.ctx_dir);
 
