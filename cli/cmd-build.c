@@ -428,20 +428,12 @@ int cmd_build(int argc, char **argv)
 		} else {
 			o.dockerfile_path = file; /* relative to the unpacked context */
 		}
-	} else if (strstr(context, "://") || !strncmp(context, "git@", 4)) {
-		o.context_url = context;
-		if (df_from_stdin) {
-			if (kn_read_fd(STDIN_FILENO, 16 << 20, &dockerfile, &err) < 0) {
-				ret = cli_fail(err);
-				goto out;
-			}
-			o.dockerfile_data = dockerfile.buf;
-			o.dockerfile_len = dockerfile.len;
-		} else {
-			o.dockerfile_path = file; /* inside the repository */
-		}
 	} else {
-		o.context_dir = context;
+		/* a URL (git repository or tarball) or a directory; -f is a path inside it */
+		if (strstr(context, "://") || !strncmp(context, "git@", 4))
+			o.context_url = context;
+		else
+			o.context_dir = context;
 		if (df_from_stdin) {
 			if (kn_read_fd(STDIN_FILENO, 16 << 20, &dockerfile, &err) < 0) {
 				ret = cli_fail(err);
